@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import type { AuditAction, AuditRow, Store, StoreReads, StoreTx } from '../store/types.js';
+
+/**
+ * The audit journal: append-only, each record carries the SHA-256 of the previous one, so changing,
+ * removing or reordering any record breaks every hash after it. Records say who did what to which object
+ * with which outcome; they never hold message content.
+ */
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export interface AuditEvent {
+  actor: string;
+  action: AuditAction;
+  object: string;
+  outcome: string;
+  detail?: Record<string, string | number | boolean | null>;
+}
+
+function canonicalDetail(detail: AuditEvent['detail']): string {
+  const entries = Object.entries(detail ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify(Object.fromEntries(entries));
+}
+
+export function hashRecord(row: Omit<AuditRow, 'hash'>): string {
+  const canonical = JSON.stringify([row.seq, row.time, row.actor, row.action, row.object, row.outcome, row.detail, row.prevHash]);
+  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+}
+
+/** Appends inside the caller's unit of work, so the record commits with the change it describes. */
+export async function appendAudit(tx: StoreTx, event: AuditEvent, now = new Date()): Promise<AuditRow> {
+  await tx.lockAuditChain();
+  const last = await tx.lastAudit();
+  const partial = {
+    seq: (last?.seq ?? 0) + 1,
+    time: now.toISOString(),
+    actor: event.actor,
+    action: event.action,
+    object: event.object,
+    outcome: event.outcome,
+    detail: canonicalDetail(event.detail),
+    prevHash: last?.hash ?? GENESIS_HASH,
+  };
+  const row: AuditRow = { ...partial, hash: hashRecord(partial) };
+  await tx.insertAudit(row);
+  return row;
+}
+
+/** Appends in a unit of work of its own (for events that change nothing else, such as a failed login). */
+export function audit(store: Store, event: AuditEvent): Promise<AuditRow> {
+  return store.transaction((tx) => appendAudit(tx, event));
+}
+
+export type VerifyResult = { ok: true; records: number } | { ok: false; records: number; brokenSeq: number; reason: string };
+
+export async function verifyJournal(store: StoreReads, batch = 1000): Promise<VerifyResult> {
+  let prevHash = GENESIS_HASH;
+  let expectedSeq = 1;
+  let count = 0;
+  for (;;) {
+    const rows = await store.readAudit(expectedSeq - 1, batch);
+    if (rows.length === 0) return { ok: true, records: count };
+    for (const row of rows) {
+      const fail = (reason: string): VerifyResult => ({ ok: false, records: count, brokenSeq: row.seq, reason });
+      if (row.seq !== expectedSeq) return fail(`expected record ${expectedSeq}, found ${row.seq} (a record was removed)`);
+      if (row.prevHash !== prevHash) return fail('previous-hash link does not match the record before it');
+      const { hash, ...rest } = row;
+      if (hashRecord(rest) !== hash) return fail('record content does not match its hash (altered)');
+      prevHash = hash;
+      expectedSeq++;
+      count++;
+    }
+  }
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env node
+import 'reflect-metadata';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createMailbox, MailboxError, setMailboxPassword } from './accounts/mailboxes.js';
+import { generatePassword } from './accounts/password.js';
+import { verifyJournal } from './audit/journal.js';
+import { ConfigError, loadConfig, sqlitePath } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { initOperator, isInitialised, openKeyring } from './init.js';
+import { createLogger } from './log.js';
+import { startServer } from './server.js';
+import { openSqliteStore } from './store/sqlite/index.js';
+import { MAILBOX_TYPES, type MailboxType, type Store } from './store/types.js';
+
+class UsageError extends Error {}
+
+function configOf(cmd: Command): Config {
+  const opts = cmd.optsWithGlobals<{ config?: string }>();
+  return loadConfig(opts.config);
+}
+
+function withConfig(cmd: Command): Command {
+  return cmd.option('-c, --config <file>', 'configuration file (default ./config.json, else built-in defaults)');
+}
+
+async function withStore<T>(config: Config, work: (store: Store) => Promise<T>): Promise<T> {
+  if (!isInitialised(config)) throw new UsageError(`no operator in ${config.dataDir}: run "mss init" first`);
+  const store = await openSqliteStore(sqlitePath(config));
+  try {
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new UsageError('--password-stdin expects the password on standard input (e.g. a pipe)');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  if (password.length < 8) throw new UsageError('the password must have at least 8 characters');
+  if (/[\r\n]/.test(password)) throw new UsageError('the password must be one line');
+  return password;
+}
+
+function printAccounts(accounts: { address: string; password: string }[]): void {
+  for (const a of accounts) console.log(`${a.address}  password: ${a.password}`);
+}
+
+const program = new Command('mss')
+  .description('Secure health messaging server (MSSanté model): SMTP submission, IMAP, S/MIME, audit')
+  .showHelpAfterError();
+withConfig(program);
+
+withConfig(program.command('init'))
+  .description('create the data dir, master key, dev PKI, database and (first run) the demo operator')
+  .action(async (_opts, cmd: Command) => {
+    const report = await initOperator(configOf(cmd));
+    if (!report.changed) {
+      console.log('already initialised: nothing changed');
+      return;
+    }
+    for (const line of report.lines) console.log(line);
+    printAccounts(report.accounts);
+  });
+
+withConfig(program.command('start'))
+  .description('initialise if needed, then serve SMTP submission and IMAP')
+  .action(async (_opts, cmd: Command) => {
+    const config = configOf(cmd);
+    if (!isInitialised(config)) {
+      const report = await initOperator(config);
+      for (const line of report.lines) console.log(line);
+      printAccounts(report.accounts);
+    }
+    const log = createLogger(config.log.level);
+    const server = await startServer(config, log);
+    for (const l of server.listeners) console.log(`listening  ${l.protocol.padEnd(27)} ${l.host}:${l.port}`);
+    console.log(
+      `log in with a mailbox address and its password (printed by "mss init"; reset with "mss mailbox passwd <address> --password-stdin");` +
+        ` TLS certificates chain to ${config.certsDir}/ca/root.pem`,
+    );
+    console.log('ready');
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`${signal}: stopping (finishing transactions in flight)`);
+      server.close().then(
+        () => {
+          console.log('stopped');
+          log.flush();
+          process.exit(0);
+        },
+        (err: unknown) => {
+          console.error(`error while stopping: ${(err as Error).message}`);
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+const mailbox = program.command('mailbox').description('manage mailboxes');
+
+withConfig(mailbox.command('add <address>'))
+  .description('create a mailbox; prints a generated password unless --password-stdin is given')
+  .addOption(
+    new Option('--type <type>', 'mailbox type').choices([...MAILBOX_TYPES]).makeOptionMandatory(),
+  )
+  .option('--owner <id>', 'national identifier of the owner (8+RPPS, 1+FINESS, INS...)')
+  .option('--name <displayName>', 'display name')
+  .option('--password-stdin', 'read the password from standard input')
+  .action(async (address: string, opts: { type: MailboxType; owner?: string; name?: string; passwordStdin?: boolean }, cmd: Command) => {
+    const config = configOf(cmd);
+    const password = opts.passwordStdin ? await readStdin() : generatePassword();
+    await withStore(config, async (store) => {
+      const row = await createMailbox(store, openKeyring(config), {
+        address,
+        type: opts.type,
+        ownerId: opts.owner ?? null,
+        displayName: opts.name ?? null,
+        password,
+      });
+      if (opts.passwordStdin) console.log(`created ${row.address} (${row.type})`);
+      else printAccounts([{ address: row.address, password }]);
+    });
+  });
+
+withConfig(mailbox.command('list'))
+  .description('list mailboxes')
+  .action(async (_opts, cmd: Command) => {
+    await withStore(configOf(cmd), async (store) => {
+      const rows = await store.listMailboxes();
+      for (const m of rows) console.log([m.address, m.type, m.state, m.ownerId ?? '-', m.displayName ?? ''].join('\t').trimEnd());
+      console.log(`${rows.length} mailbox${rows.length === 1 ? '' : 'es'}`);
+    });
+  });
+
+withConfig(mailbox.command('passwd <address>'))
+  .description('set a mailbox password (read from standard input) and clear its lockout')
+  .requiredOption('--password-stdin', 'read the password from standard input')
+  .action(async (address: string, _opts, cmd: Command) => {
+    const config = configOf(cmd);
+    const password = await readStdin();
+    await withStore(config, (store) => setMailboxPassword(store, address, password));
+    console.log(`password changed for ${address.toLowerCase()}`);
+  });
+
+const auditCmd = program.command('audit').description('the audit journal');
+
+withConfig(auditCmd.command('verify'))
+  .description('check the hash chain of the audit journal')
+  .action(async (_opts, cmd: Command) => {
+    await withStore(configOf(cmd), async (store) => {
+      const result = await verifyJournal(store);
+      if (result.ok) {
+        console.log(`ok ${result.records} records`);
+      } else {
+        console.log(`broken at record ${result.brokenSeq}: ${result.reason} (${result.records} records verified before it)`);
+        process.exitCode = 1;
+      }
+    });
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof UsageError || err instanceof MailboxError || err instanceof InvalidArgumentError) {
+    console.error(`mss: ${err.message}`);
+  } else {
+    console.error(`mss: unexpected error: ${(err as Error).stack ?? String(err)}`);
+  }
+  process.exit(2);
+});

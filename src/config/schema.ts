@@ -1,0 +1,100 @@
+import { z } from 'zod';
+
+/**
+ * The single source of truth for the configuration's shape. `config.example.json` documents every key and
+ * is validated against this schema by a test. Every limit of the house rules lives here.
+ */
+
+const port = z.number().int().min(0).max(65535);
+const host = z.string().min(1);
+
+const listener = (defaultPort: number) =>
+  z
+    .object({
+      host: host.default('127.0.0.1').describe('address to listen on'),
+      port: port.default(defaultPort).describe('TCP port; 0 picks a free port (tests)'),
+    })
+    .strict()
+    .prefault({});
+
+export const configSchema = z
+  .object({
+    dataDir: z.string().min(1).default('./data').describe('database, master key and blobs live here'),
+    certsDir: z.string().min(1).default('./certs').describe('dev PKI: CA certificates, CRLs, server and user certificates'),
+    hostname: z.string().min(1).default('localhost').describe('name used in greetings, Received headers and the server certificate'),
+    serverNames: z
+      .array(z.string().min(1))
+      .default(['localhost'])
+      .describe('extra DNS names put in the server TLS certificate (localhost is always added)'),
+    localDomains: z
+      .array(z.string().min(1))
+      .default(['hopital-demo.mssante.test', 'patient.mssante.test'])
+      .describe('mail domains served by this operator; mail for any other domain is remote'),
+    store: z
+      .object({
+        engine: z.literal('sqlite').default('sqlite'),
+        path: z.string().optional().describe('SQLite file; default <dataDir>/mss.sqlite'),
+      })
+      .strict()
+      .prefault({}),
+    smtp: z
+      .object({
+        submission: listener(2587).describe('SMTP submission with STARTTLS (the 587 role)'),
+        submissionTls: listener(2465).describe('SMTP submission over implicit TLS (the 465 role)'),
+        maxMessageSize: z.number().int().positive().default(25 * 1024 * 1024).describe('bytes; advertised with SIZE, 552 5.3.4 beyond'),
+        maxRecipients: z.number().int().positive().default(100).describe('RCPT TO per transaction; 452 4.5.3 beyond'),
+        maxClients: z.number().int().positive().default(500).describe('concurrent SMTP connections per listener'),
+        maxUnauthenticatedCommands: z.number().int().positive().default(10).describe('commands allowed before a successful AUTH; the connection is closed beyond'),
+        shutdownGraceMs: z.number().int().min(0).default(10_000).describe('on shutdown, how long open sessions may finish their transaction before they are closed'),
+        socketTimeoutMs: z.number().int().positive().default(5 * 60_000).describe('idle SMTP connection timeout'),
+      })
+      .strict()
+      .prefault({}),
+    imap: z
+      .object({
+        plain: listener(2143).describe('IMAP with STARTTLS (the 143 role)'),
+        tls: listener(2993).describe('IMAP over implicit TLS (the 993 role)'),
+        maxLineLength: z.number().int().min(1024).default(64 * 1024).describe('bytes of one command line outside literals'),
+        maxLiteralSize: z.number().int().positive().default(50 * 1024 * 1024).describe('bytes of one literal (APPEND size limit)'),
+        idleTimeoutMs: z.number().int().min(1000).default(30 * 60_000).describe('authenticated idle timeout (RFC 9051: at least 30 minutes)'),
+        preauthTimeoutMs: z.number().int().min(1000).default(60_000).describe('time allowed to log in after connecting'),
+        maxBadCommands: z.number().int().positive().default(10).describe('BAD replies before the connection is closed'),
+        maxConnections: z.number().int().positive().default(1000).describe('concurrent IMAP connections per listener'),
+      })
+      .strict()
+      .prefault({}),
+    auth: z
+      .object({
+        maxFailures: z.number().int().positive().default(5).describe('failed logins for one address before it is locked out'),
+        lockoutMs: z.number().int().positive().default(15 * 60_000).describe('how long a lockout lasts'),
+      })
+      .strict()
+      .prefault({}),
+    pki: z
+      .object({
+        keyAlgorithm: z.enum(['RSA-2048', 'RSA-3072', 'RSA-4096', 'ECDSA-P256']).default('RSA-2048'),
+        hash: z.enum(['SHA-256', 'SHA-384', 'SHA-512']).default('SHA-256'),
+        caValidityDays: z.number().int().positive().default(3650),
+        leafValidityDays: z.number().int().positive().default(825),
+      })
+      .strict()
+      .prefault({}),
+    demo: z
+      .object({
+        enabled: z.boolean().default(true).describe('create the demo hospital, practitioners and patient on first init'),
+        domain: z.string().min(1).default('hopital-demo.mssante.test'),
+        patientDomain: z.string().min(1).default('patient.mssante.test'),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

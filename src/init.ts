@@ -1,0 +1,105 @@
+import 'reflect-metadata';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createMailbox } from './accounts/mailboxes.js';
+import { generatePassword } from './accounts/password.js';
+import { audit } from './audit/journal.js';
+import type { Config } from './config/schema.js';
+import { sqlitePath } from './config/load.js';
+import { ensureDevPki, issueOrganisationCertificate, issuePractitionerCertificates, type DevPkiOptions } from './crypto/devpki.js';
+import { createMasterKey, Keyring, masterKeyPath, readMasterKey } from './crypto/seal.js';
+import { openSqliteStore } from './store/sqlite/index.js';
+import type { Store } from './store/types.js';
+
+export interface InitReport {
+  changed: boolean;
+  /** Human-readable lines: what was created. */
+  lines: string[];
+  /** Demo accounts created on this run, with their one-time printed password. */
+  accounts: { address: string; password: string; type: string }[];
+}
+
+export function pkiOptions(config: Config, keyring: Keyring): DevPkiOptions {
+  return {
+    certsDir: config.certsDir,
+    keyring,
+    keyAlgorithm: config.pki.keyAlgorithm,
+    hash: config.pki.hash,
+    caValidityDays: config.pki.caValidityDays,
+    leafValidityDays: config.pki.leafValidityDays,
+    serverNames: [...new Set([config.hostname, ...config.serverNames])],
+  };
+}
+
+export function isInitialised(config: Config): boolean {
+  return existsSync(masterKeyPath(config.dataDir)) && existsSync(sqlitePath(config));
+}
+
+export function openKeyring(config: Config): Keyring {
+  return new Keyring(readMasterKey(config.dataDir));
+}
+
+/**
+ * Creates what a fresh operator needs: data dir, master key (0600), dev PKI, database and, on first run,
+ * the demo hospital. Idempotent: a second run creates nothing.
+ */
+export async function initOperator(config: Config): Promise<InitReport> {
+  const report: InitReport = { changed: false, lines: [], accounts: [] };
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  if (!existsSync(masterKeyPath(config.dataDir))) {
+    createMasterKey(config.dataDir);
+    report.changed = true;
+    report.lines.push(`created master key ${masterKeyPath(config.dataDir)} (mode 0600: back it up, it unlocks everything)`);
+  }
+  const keyring = openKeyring(config);
+  const pki = await ensureDevPki(pkiOptions(config, keyring));
+  if (pki.created) {
+    report.changed = true;
+    report.lines.push(`created dev PKI in ${config.certsDir} (trust ${config.certsDir}/ca/root.pem in your mail client)`);
+  }
+  const freshDb = !existsSync(sqlitePath(config));
+  const store = await openSqliteStore(sqlitePath(config));
+  try {
+    if (freshDb) {
+      report.changed = true;
+      report.lines.push(`created database ${sqlitePath(config)}`);
+      if (config.demo.enabled) await createDemo(config, store, keyring, report);
+      await audit(store, { actor: 'cli', action: 'init', object: config.hostname, outcome: 'ok', detail: { demo: config.demo.enabled } });
+    }
+  } finally {
+    await store.close();
+  }
+  return report;
+}
+
+const DEMO = {
+  practitioners: [
+    { local: 'jean.dupont', givenName: 'Jean', surname: 'DUPONT', rpps: '10001234567', title: 'Dr Jean DUPONT (cardiologie)' },
+    { local: 'claire.martin', givenName: 'Claire', surname: 'MARTIN', rpps: '10007654321', title: 'Dr Claire MARTIN (médecine générale)' },
+  ],
+  application: { local: 'dpi', finess: '750000001', name: 'Hôpital Démo — DPI (comptes rendus)' },
+  patientIns: '279035121518989',
+} as const;
+
+async function createDemo(config: Config, store: Store, keyring: Keyring, report: InitReport): Promise<void> {
+  const { domain, patientDomain } = config.demo;
+  const pki = pkiOptions(config, keyring);
+  for (const p of DEMO.practitioners) {
+    const address = `${p.local}@${domain}`;
+    const password = generatePassword();
+    await createMailbox(store, keyring, { address, type: 'PER', ownerId: `8${p.rpps}`, displayName: p.title, password, actor: 'init' });
+    await issuePractitionerCertificates(pki, { address, rpps: p.rpps, givenName: p.givenName, surname: p.surname, organisation: 'Hôpital Démo' });
+    report.accounts.push({ address, password, type: 'PER' });
+  }
+  const app = DEMO.application;
+  const appAddress = `${app.local}@${domain}`;
+  const appPassword = generatePassword();
+  await createMailbox(store, keyring, { address: appAddress, type: 'APP', ownerId: `1${app.finess}`, displayName: app.name, password: appPassword, actor: 'init' });
+  await issueOrganisationCertificate(pki, { address: appAddress, idNatStruct: `1${app.finess}`, name: app.name });
+  report.accounts.push({ address: appAddress, password: appPassword, type: 'APP' });
+
+  const patientAddress = `${DEMO.patientIns}@${patientDomain}`;
+  const patientPassword = generatePassword();
+  await createMailbox(store, keyring, { address: patientAddress, type: 'PATIENT', ownerId: DEMO.patientIns, displayName: null, password: patientPassword, actor: 'init' });
+  report.accounts.push({ address: patientAddress, password: patientPassword, type: 'PATIENT' });
+  report.lines.push(`created demo operator for ${domain} and ${patientDomain}`);
+}

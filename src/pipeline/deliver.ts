@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { appendAudit } from '../audit/journal.js';
+import type { SealedMail } from '../store/sealed-mail.js';
+import type { MailboxEvent } from '../store/types.js';
+import type { Accepted, Delivered, ParsedSubmission, RecipientRoute } from './types.js';
+
+/**
+ * Delivers to every local recipient's INBOX and writes the audit trail in ONE unit of work: either every
+ * copy and its audit record is durable, or nothing is (the adapter then answers with a temporary failure).
+ * Returns the events to publish once the commit is done.
+ */
+export async function deliverLocal(
+  mail: SealedMail,
+  submission: ParsedSubmission,
+  routes: RecipientRoute[],
+  queueId: string,
+): Promise<{ accepted: Accepted; events: MailboxEvent[] }> {
+  const messageIdHash = submission.meta.thread.messageId
+    ? createHash('sha256').update(submission.meta.thread.messageId).digest('hex').slice(0, 32)
+    : null;
+  return mail.store.transaction(async (tx) => {
+    const delivered: Delivered[] = [];
+    const events: MailboxEvent[] = [];
+    for (const route of routes) {
+      const inbox = await tx.getFolder(route.mailbox.id, 'INBOX');
+      if (!inbox) throw new Error(`mailbox ${route.mailbox.id} has no INBOX`);
+      const appended = await mail.append(tx, route.mailbox, inbox, submission.stored, {
+        internalDate: submission.receivedAt.getTime(),
+        meta: submission.meta,
+      });
+      delivered.push({ address: route.address, mailboxId: route.mailbox.id, folderId: inbox.id, uid: appended.uid, modseq: appended.modseq });
+      events.push({ kind: 'exists', mailboxId: route.mailbox.id, folderId: inbox.id, uid: appended.uid, modseq: appended.modseq });
+      await appendAudit(tx, {
+        actor: submission.sender.address,
+        action: 'deliver',
+        object: route.address,
+        outcome: 'ok',
+        detail: { queueId, folder: 'INBOX', uid: appended.uid, uidValidity: appended.uidValidity },
+      });
+    }
+    await appendAudit(tx, {
+      actor: submission.sender.address,
+      action: 'submit',
+      object: queueId,
+      outcome: 'accepted',
+      detail: {
+        channel: submission.channel,
+        remote: submission.remoteAddress,
+        recipients: routes.length,
+        size: submission.stored.length,
+        messageIdSha256: messageIdHash,
+      },
+    });
+    return { accepted: { queueId, delivered }, events };
+  });
+}

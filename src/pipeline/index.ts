@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { audit } from '../audit/journal.js';
+import type { SealedMail } from '../store/sealed-mail.js';
+import type { MailboxRow, Notifier } from '../store/types.js';
+import { deliverLocal } from './deliver.js';
+import { checkEnvelopeSender, checkHeaderSender } from './identify-sender.js';
+import { parseMessage } from './parse.js';
+import { checkLimits, type SubmissionLimits } from './policy.js';
+import { receivedHeader } from './received.js';
+import { Refusal } from './refusal.js';
+import { routeRecipient } from './route.js';
+import type { Accepted, RecipientRoute, Submission } from './types.js';
+
+export interface PipelineDeps {
+  mail: SealedMail;
+  notifier: Notifier;
+  hostname: string;
+  localDomains: readonly string[];
+  limits: SubmissionLimits;
+  log: Logger;
+}
+
+/** A short, unique, non-guessable transaction id, shown in Received and in the 250 reply. */
+export function newQueueId(): string {
+  return randomBytes(9).toString('base64url');
+}
+
+/**
+ * The path of a message: parse → identify sender → route recipients → policy → deliver → audit.
+ * Ingress adapters call the early checks at the protocol step where they belong (MAIL FROM, RCPT TO) so a
+ * refusal comes as early as possible, then `submit` with the whole message; `submit` re-checks everything.
+ */
+export class Pipeline {
+  constructor(private readonly deps: PipelineDeps) {}
+
+  async checkSender(sender: MailboxRow, mailFrom: string, context: { remote: string }): Promise<void> {
+    await this.refusing(sender.address, mailFrom, context.remote, async () => checkEnvelopeSender(sender, mailFrom));
+  }
+
+  async checkRecipient(sender: MailboxRow, rcptTo: string, context: { remote: string }): Promise<RecipientRoute> {
+    return this.refusing(sender.address, rcptTo, context.remote, () =>
+      routeRecipient(this.deps.mail.store, this.deps.localDomains, rcptTo),
+    );
+  }
+
+  /** Resolves once the message is durable; throws a `Refusal` otherwise (already audited). */
+  async submit(submission: Submission): Promise<Accepted> {
+    const queueId = newQueueId();
+    return this.refusing(submission.sender.address, queueId, submission.remoteAddress, async () => {
+      checkLimits(this.deps.limits, submission.raw.length, submission.envelope.rcptTo.length);
+      checkEnvelopeSender(submission.sender, submission.envelope.mailFrom);
+      const stored = Buffer.concat([Buffer.from(receivedHeader(submission, this.deps.hostname, queueId)), submission.raw]);
+      const meta = parseMessage(stored);
+      checkHeaderSender(submission.sender, meta);
+      const routes: RecipientRoute[] = [];
+      for (const rcpt of new Set(submission.envelope.rcptTo.map((r) => r.toLowerCase()))) {
+        routes.push(await routeRecipient(this.deps.mail.store, this.deps.localDomains, rcpt));
+      }
+      let result;
+      try {
+        result = await deliverLocal(this.deps.mail, { ...submission, meta, stored }, routes, queueId);
+      } catch (err) {
+        this.deps.log.error({ err, queueId }, 'delivery failed; nothing was committed');
+        throw new Refusal('temporary-failure', 'store error');
+      }
+      for (const event of result.events) this.deps.notifier.publish(event);
+      this.deps.log.info({ queueId, sender: submission.sender.address, recipients: routes.length, size: stored.length }, 'accepted');
+      return result.accepted;
+    });
+  }
+
+  /** Audits a refusal the adapter decided itself (e.g. the size limit, found while reading DATA). */
+  async report(refusal: Refusal, actor: string, remote: string): Promise<void> {
+    await this.refusing(actor, 'message', remote, () => Promise.reject(refusal)).catch(() => undefined);
+  }
+
+  /** Runs a step; a `Refusal` it throws is audited and logged, then rethrown for the adapter to answer. */
+  private async refusing<T>(actor: string, object: string, remote: string, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      if (!(err instanceof Refusal)) throw err;
+      this.deps.log.info({ actor, refusal: err.code, remote }, 'refused');
+      try {
+        await audit(this.deps.mail.store, {
+          actor,
+          action: 'refuse',
+          object,
+          outcome: err.code,
+          detail: { remote, reason: err.detail ?? null },
+        });
+      } catch (auditErr) {
+        this.deps.log.error({ err: auditErr }, 'could not audit a refusal');
+      }
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import type { MessageMeta } from '../mime/types.js';
+import type { MailboxRow } from '../store/types.js';
+
+/** What an ingress adapter (SMTP, webmail) hands to the pipeline. */
+export interface Submission {
+  channel: 'submission';
+  sessionId: string;
+  remoteAddress: string;
+  /** The HELO/EHLO name the client gave. */
+  clientName: string;
+  /** e.g. 'ESMTPSA' (RFC 3848). */
+  protocol: string;
+  tls: { protocol: string; cipher: string } | null;
+  sender: MailboxRow;
+  envelope: { mailFrom: string; rcptTo: string[] };
+  raw: Buffer;
+  receivedAt: Date;
+}
+
+export type RecipientRoute = { kind: 'local'; address: string; mailbox: MailboxRow };
+
+/** A submission after parsing: the pipeline's working value. */
+export interface ParsedSubmission extends Submission {
+  meta: MessageMeta;
+  /** `raw` with the trace header prepended: what gets stored. */
+  stored: Buffer;
+}
+
+export interface Delivered {
+  address: string;
+  mailboxId: number;
+  folderId: number;
+  uid: number;
+  modseq: number;
+}
+
+export interface Accepted {
+  queueId: string;
+  delivered: Delivered[];
+}

@@ -1,0 +1,78 @@
+import 'reflect-metadata';
+import type { Logger } from 'pino';
+import { Authenticator } from './accounts/authenticator.js';
+import { sqlitePath } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { loadServerTls } from './crypto/devpki.js';
+import { ImapServer } from './imap/server.js';
+import { openKeyring } from './init.js';
+import { Pipeline } from './pipeline/index.js';
+import { SubmissionServer } from './smtp/submission.js';
+import { LocalNotifier } from './store/notifier.js';
+import { SealedMail } from './store/sealed-mail.js';
+import { openSqliteStore } from './store/sqlite/index.js';
+
+export interface Listener {
+  protocol: 'smtp-submission (STARTTLS)' | 'smtp-submission (TLS)' | 'imap (STARTTLS)' | 'imap (TLS)';
+  host: string;
+  port: number;
+}
+
+export interface RunningServer {
+  listeners: Listener[];
+  /** Stops accepting, lets transactions in flight finish, closes the database. */
+  close(): Promise<void>;
+}
+
+/** The mail domains this operator serves: the configured ones plus the demo's. */
+export function localDomains(config: Config): string[] {
+  const demo = config.demo.enabled ? [config.demo.domain, config.demo.patientDomain] : [];
+  return [...new Set([...config.localDomains, ...demo].map((d) => d.toLowerCase()))];
+}
+
+/** Wires store, pipeline and listeners for `mss start`. The operator must be initialised. */
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const keyring = openKeyring(config);
+  const store = await openSqliteStore(sqlitePath(config));
+  const tls = loadServerTls(config.certsDir, keyring);
+  const notifier = new LocalNotifier();
+  const mail = new SealedMail(store, keyring);
+  const auth = new Authenticator(store, config.auth);
+  const pipeline = new Pipeline({
+    mail,
+    notifier,
+    hostname: config.hostname,
+    localDomains: localDomains(config),
+    limits: config.smtp,
+    log: log.child({ component: 'pipeline' }),
+  });
+  const smtp = new SubmissionServer({ limits: config.smtp, hostname: config.hostname, tls, auth, pipeline, log: log.child({ component: 'smtp' }) });
+  const imap = new ImapServer({ limits: config.imap, hostname: config.hostname, store, mail, notifier, auth, tls, log: log.child({ component: 'imap' }) });
+
+  const listeners: Listener[] = [];
+  try {
+    const s1 = await smtp.listen('starttls', config.smtp.submission.host, config.smtp.submission.port);
+    listeners.push({ protocol: 'smtp-submission (STARTTLS)', host: s1.address, port: s1.port });
+    const s2 = await smtp.listen('tls', config.smtp.submissionTls.host, config.smtp.submissionTls.port);
+    listeners.push({ protocol: 'smtp-submission (TLS)', host: s2.address, port: s2.port });
+    const i1 = await imap.listen('plain', config.imap.plain.host, config.imap.plain.port);
+    listeners.push({ protocol: 'imap (STARTTLS)', host: i1.address, port: i1.port });
+    const i2 = await imap.listen('tls', config.imap.tls.host, config.imap.tls.port);
+    listeners.push({ protocol: 'imap (TLS)', host: i2.address, port: i2.port });
+  } catch (err) {
+    await Promise.allSettled([smtp.close(), imap.close()]);
+    await store.close();
+    throw err;
+  }
+
+  let closing: Promise<void> | null = null;
+  return {
+    listeners,
+    close: () =>
+      (closing ??= (async () => {
+        await Promise.allSettled([smtp.close(), imap.close()]);
+        await notifier.close();
+        await store.close();
+      })()),
+  };
+}

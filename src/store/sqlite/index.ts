@@ -1,0 +1,301 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type {
+  AppendedMessage,
+  AuditRow,
+  AuthFailureState,
+  FlagChange,
+  FolderRow,
+  MailboxRow,
+  MailboxState,
+  MessageRow,
+  MessageSummary,
+  NewFolder,
+  NewMailbox,
+  NewMessage,
+  Store,
+  StoreReads,
+  StoreTx,
+} from '../types.js';
+import { migrations } from './migrations.js';
+import { readBytes, readInt, toAudit, toFolder, toMailbox, toMessage, toSummary } from './rows.js';
+
+type Db = Database.Database;
+type Raw = Record<string, unknown>;
+
+/**
+ * The embedded engine: better-sqlite3 in WAL mode with `synchronous=FULL`, so a committed unit of work is
+ * on disk (fsync of the WAL) before `transaction()` resolves — the basis of "durable before 250".
+ *
+ * Two connections: one writer, used only inside units of work (serialised by an async lock, because a
+ * unit of work may await between statements), and one reader for everything else, which sees only
+ * committed data.
+ */
+class SqliteReads implements StoreReads {
+  constructor(protected readonly db: Db) {}
+
+  protected one(sql: string, ...params: unknown[]): Raw | undefined {
+    return this.db.prepare(sql).get(...params) as Raw | undefined;
+  }
+
+  protected all(sql: string, ...params: unknown[]): Raw[] {
+    return this.db.prepare(sql).all(...params) as Raw[];
+  }
+
+  async getMailbox(address: string): Promise<MailboxRow | null> {
+    const row = this.one('SELECT * FROM mailboxes WHERE address = ?', address.toLowerCase());
+    return row ? toMailbox(row) : null;
+  }
+
+  async getMailboxById(id: number): Promise<MailboxRow | null> {
+    const row = this.one('SELECT * FROM mailboxes WHERE id = ?', id);
+    return row ? toMailbox(row) : null;
+  }
+
+  async listMailboxes(): Promise<MailboxRow[]> {
+    return this.all('SELECT * FROM mailboxes ORDER BY address').map(toMailbox);
+  }
+
+  async listFolders(mailboxId: number): Promise<FolderRow[]> {
+    return this.all('SELECT * FROM folders WHERE mailbox_id = ? ORDER BY name', mailboxId).map(toFolder);
+  }
+
+  async getFolder(mailboxId: number, name: string): Promise<FolderRow | null> {
+    const row = this.one('SELECT * FROM folders WHERE mailbox_id = ? AND name = ?', mailboxId, name);
+    return row ? toFolder(row) : null;
+  }
+
+  async getFolderById(id: number): Promise<FolderRow | null> {
+    const row = this.one('SELECT * FROM folders WHERE id = ?', id);
+    return row ? toFolder(row) : null;
+  }
+
+  async listMessages(folderId: number): Promise<MessageSummary[]> {
+    return this.all(
+      'SELECT id, uid, modseq, flags, internal_date, size FROM messages WHERE folder_id = ? ORDER BY uid',
+      folderId,
+    ).map(toSummary);
+  }
+
+  async getMessages(folderId: number, uids: number[]): Promise<MessageRow[]> {
+    const out: MessageRow[] = [];
+    const stmt = this.db.prepare('SELECT * FROM messages WHERE folder_id = ? AND uid = ?');
+    for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
+      const row = stmt.get(folderId, uid) as Raw | undefined;
+      if (row) out.push(toMessage(row));
+    }
+    return out;
+  }
+
+  async getBlob(blobId: number): Promise<Buffer | null> {
+    const row = this.one('SELECT data FROM blobs WHERE id = ?', blobId);
+    return row ? readBytes(row, 'data') : null;
+  }
+
+  async lastAudit(): Promise<AuditRow | null> {
+    const row = this.one('SELECT * FROM audit ORDER BY seq DESC LIMIT 1');
+    return row ? toAudit(row) : null;
+  }
+
+  async readAudit(afterSeq: number, limit: number): Promise<AuditRow[]> {
+    return this.all('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?', afterSeq, limit).map(toAudit);
+  }
+
+  async getAuthFailures(key: string): Promise<AuthFailureState> {
+    const row = this.one('SELECT failures, locked_until FROM auth_failures WHERE key = ?', key);
+    return row ? { failures: readInt(row, 'failures'), lockedUntil: readInt(row, 'locked_until') } : { failures: 0, lockedUntil: 0 };
+  }
+}
+
+class SqliteTx extends SqliteReads implements StoreTx {
+  async insertMailbox(m: NewMailbox): Promise<MailboxRow> {
+    const info = this.db
+      .prepare(
+        `INSERT INTO mailboxes (address, type, owner_id, display_name, password_hash, state, wrapped_key, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(m.address.toLowerCase(), m.type, m.ownerId, m.displayName, m.passwordHash, m.state, m.wrappedKey, Date.now());
+    return toMailbox(this.one('SELECT * FROM mailboxes WHERE id = ?', info.lastInsertRowid)!);
+  }
+
+  async updateMailbox(
+    id: number,
+    change: { passwordHash?: string | null; state?: MailboxState; displayName?: string | null },
+  ): Promise<void> {
+    const columns = { password_hash: change.passwordHash, state: change.state, display_name: change.displayName };
+    for (const [column, value] of Object.entries(columns)) {
+      if (value !== undefined) this.db.prepare(`UPDATE mailboxes SET ${column} = ? WHERE id = ?`).run(value, id);
+    }
+  }
+
+  async insertFolder(f: NewFolder): Promise<FolderRow> {
+    // UIDVALIDITY must change if a folder of the same name is ever re-created: seconds plus the row id.
+    const info = this.db
+      .prepare('INSERT INTO folders (mailbox_id, name, uid_validity, special_use, subscribed) VALUES (?, ?, 0, ?, ?)')
+      .run(f.mailboxId, f.name, f.specialUse, f.subscribed ? 1 : 0);
+    const id = Number(info.lastInsertRowid);
+    const uidValidity = (Math.floor(Date.now() / 1000) + id) % 0xffffffff || 1;
+    this.db.prepare('UPDATE folders SET uid_validity = ? WHERE id = ?').run(uidValidity, id);
+    return toFolder(this.one('SELECT * FROM folders WHERE id = ?', id)!);
+  }
+
+  async insertBlob(mailboxId: number, sealed: Buffer): Promise<number> {
+    return Number(this.db.prepare('INSERT INTO blobs (mailbox_id, data) VALUES (?, ?)').run(mailboxId, sealed).lastInsertRowid);
+  }
+
+  async appendMessage(folderId: number, m: NewMessage): Promise<AppendedMessage> {
+    const folder = this.one('SELECT mailbox_id, uid_validity, uid_next, highest_modseq FROM folders WHERE id = ?', folderId);
+    if (!folder) throw new Error(`no folder ${folderId}`);
+    const uid = readInt(folder, 'uid_next');
+    const modseq = readInt(folder, 'highest_modseq') + 1;
+    this.db.prepare('UPDATE folders SET uid_next = ?, highest_modseq = ? WHERE id = ?').run(uid + 1, modseq, folderId);
+    const info = this.db
+      .prepare(
+        `INSERT INTO messages (mailbox_id, folder_id, uid, modseq, flags, internal_date, size, blob_id, meta)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(readInt(folder, 'mailbox_id'), folderId, uid, modseq, JSON.stringify(m.flags), m.internalDate, m.size, m.blobId, m.sealedMeta);
+    return { id: Number(info.lastInsertRowid), uid, modseq, uidValidity: readInt(folder, 'uid_validity') };
+  }
+
+  async setFlags(folderId: number, uid: number, flags: string[]): Promise<FlagChange | null> {
+    if (!this.one('SELECT 1 FROM messages WHERE folder_id = ? AND uid = ?', folderId, uid)) return null;
+    const folder = this.one('SELECT highest_modseq FROM folders WHERE id = ?', folderId)!;
+    const modseq = readInt(folder, 'highest_modseq') + 1;
+    this.db.prepare('UPDATE folders SET highest_modseq = ? WHERE id = ?').run(modseq, folderId);
+    this.db
+      .prepare('UPDATE messages SET flags = ?, modseq = ? WHERE folder_id = ? AND uid = ?')
+      .run(JSON.stringify(flags), modseq, folderId, uid);
+    return { uid, modseq, flags };
+  }
+
+  async lockAuditChain(): Promise<void> {
+    // Units of work are already serialised by BEGIN IMMEDIATE and the writer lock.
+  }
+
+  async insertAudit(r: AuditRow): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO audit (seq, time, actor, action, object, outcome, detail, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(r.seq, r.time, r.actor, r.action, r.object, r.outcome, r.detail, r.prevHash, r.hash);
+  }
+
+  async recordAuthFailure(key: string, now: number, maxFailures: number, lockoutMs: number): Promise<AuthFailureState> {
+    const current = await this.getAuthFailures(key);
+    // A lockout that has expired starts a fresh count.
+    const failures = (current.lockedUntil !== 0 && current.lockedUntil <= now ? 0 : current.failures) + 1;
+    const lockedUntil = failures >= maxFailures ? now + lockoutMs : 0;
+    this.db
+      .prepare(
+        `INSERT INTO auth_failures (key, failures, locked_until, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until, updated_at = excluded.updated_at`,
+      )
+      .run(key, failures, lockedUntil, now);
+    return { failures, lockedUntil };
+  }
+
+  async clearAuthFailures(key: string): Promise<void> {
+    this.db.prepare('DELETE FROM auth_failures WHERE key = ?').run(key);
+  }
+}
+
+/** A FIFO async lock: units of work on the writer connection run one at a time. */
+class Lock {
+  #tail: Promise<void> = Promise.resolve();
+
+  async acquire(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((resolve) => (release = resolve));
+    const previous = this.#tail;
+    this.#tail = previous.then(() => next);
+    await previous;
+    return release;
+  }
+}
+
+export class SqliteStore extends SqliteReads implements Store {
+  readonly engine = 'sqlite' as const;
+  readonly #writer: Db;
+  readonly #tx: SqliteTx;
+  readonly #lock = new Lock();
+  #closed = false;
+
+  private constructor(reader: Db, writer: Db) {
+    super(reader);
+    this.#writer = writer;
+    this.#tx = new SqliteTx(writer);
+  }
+
+  static open(file: string): SqliteStore {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const writer = new Database(file);
+    writer.pragma('journal_mode = WAL');
+    writer.pragma('synchronous = FULL');
+    writer.pragma('foreign_keys = ON');
+    writer.pragma('busy_timeout = 5000');
+    const reader = new Database(file);
+    reader.pragma('busy_timeout = 5000');
+    reader.pragma('foreign_keys = ON');
+    return new SqliteStore(reader, writer);
+  }
+
+  async transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+    const release = await this.#lock.acquire();
+    try {
+      if (this.#closed) throw new Error('store is closed');
+      this.#writer.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await work(this.#tx);
+        this.#writer.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.#writer.inTransaction) this.#writer.exec('ROLLBACK');
+        throw err;
+      }
+    } finally {
+      release();
+    }
+  }
+
+  async migrate(): Promise<number> {
+    const release = await this.#lock.acquire();
+    try {
+      this.#writer.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at INTEGER NOT NULL)');
+      const current = readInt(this.#writer.prepare('SELECT coalesce(max(version), 0) AS v FROM schema_version').get() as Raw, 'v');
+      let version = current;
+      for (const m of migrations) {
+        if (m.version <= current) continue;
+        this.#writer.transaction(() => {
+          this.#writer.exec(m.sql);
+          this.#writer.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(m.version, Date.now());
+        })();
+        version = m.version;
+      }
+      return version;
+    } finally {
+      release();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    // Wait for the unit of work in flight, then refuse new ones.
+    const release = await this.#lock.acquire();
+    this.#closed = true;
+    try {
+      this.db.close();
+      this.#writer.close();
+    } finally {
+      release();
+    }
+  }
+}
+
+export async function openSqliteStore(file: string): Promise<Store> {
+  const store = SqliteStore.open(file);
+  await store.migrate();
+  return store;
+}

@@ -1,0 +1,193 @@
+/**
+ * The one port between the server and its database. Engines (SQLite now, PostgreSQL next) implement it;
+ * nothing outside `src/store/` writes SQL.
+ *
+ * Content is opaque to the store: message bodies and everything derived from headers or content arrive
+ * already sealed (`Buffer`s produced by `src/crypto/seal.ts`). Only what IMAP needs to count and order is in
+ * clear: UIDs, MODSEQs, flags, sizes, dates, folder names.
+ *
+ * The interface is asynchronous even where the engine is not, and writes happen only inside an explicit
+ * unit of work (`transaction`), so a second engine fits without touching callers.
+ */
+
+export const MAILBOX_TYPES = ['PER', 'ORG', 'APP', 'CAB', 'PATIENT'] as const;
+export type MailboxType = (typeof MAILBOX_TYPES)[number];
+
+export const MAILBOX_STATES = ['active', 'pending', 'disabled'] as const;
+export type MailboxState = (typeof MAILBOX_STATES)[number];
+
+export interface MailboxRow {
+  id: number;
+  address: string; // lower-case
+  type: MailboxType;
+  ownerId: string | null; // national identifier (idNat_PS, idNat_Struct, INS)
+  displayName: string | null;
+  passwordHash: string | null;
+  state: MailboxState;
+  wrappedKey: Buffer; // the mailbox data key, sealed by the master key
+  createdAt: number; // ms since epoch
+}
+
+export interface NewMailbox {
+  address: string;
+  type: MailboxType;
+  ownerId: string | null;
+  displayName: string | null;
+  passwordHash: string | null;
+  state: MailboxState;
+  wrappedKey: Buffer;
+}
+
+export interface FolderRow {
+  id: number;
+  mailboxId: number;
+  name: string; // IMAP name, '/' delimiter, 'INBOX' canonical
+  uidValidity: number;
+  uidNext: number;
+  highestModseq: number;
+  specialUse: string | null; // '\Sent', '\Drafts', '\Trash', '\Junk', '\Archive'
+  subscribed: boolean;
+}
+
+export interface NewFolder {
+  mailboxId: number;
+  name: string;
+  specialUse: string | null;
+  subscribed: boolean;
+}
+
+/** What IMAP needs to count and order a folder's messages: all in clear. */
+export interface MessageSummary {
+  id: number;
+  uid: number;
+  modseq: number;
+  flags: string[]; // system flags (\Seen...) and keywords
+  internalDate: number; // ms since epoch
+  size: number; // RFC822.SIZE in bytes
+}
+
+export interface MessageRow extends MessageSummary {
+  mailboxId: number;
+  folderId: number;
+  blobId: number;
+  sealedMeta: Buffer; // envelope, MIME structure with offsets, thread headers
+}
+
+export interface NewMessage {
+  blobId: number;
+  sealedMeta: Buffer;
+  flags: string[];
+  internalDate: number;
+  size: number;
+}
+
+export interface AppendedMessage {
+  id: number;
+  uid: number;
+  modseq: number;
+  uidValidity: number;
+}
+
+export interface FlagChange {
+  uid: number;
+  modseq: number;
+  flags: string[];
+}
+
+export const AUDIT_ACTIONS = [
+  'login',
+  'login-failed',
+  'submit',
+  'deliver',
+  'refuse',
+  'read',
+  'delete',
+  'flag',
+  'mailbox-create',
+  'mailbox-passwd',
+  'init',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export interface AuditRow {
+  seq: number;
+  time: string; // ISO 8601
+  actor: string;
+  action: AuditAction;
+  object: string;
+  outcome: string;
+  detail: string; // canonical JSON object; never message content
+  prevHash: string; // hex
+  hash: string; // hex
+}
+
+export interface AuthFailureState {
+  failures: number;
+  lockedUntil: number; // ms since epoch, 0 when not locked
+}
+
+export interface StoreReads {
+  getMailbox(address: string): Promise<MailboxRow | null>;
+  getMailboxById(id: number): Promise<MailboxRow | null>;
+  listMailboxes(): Promise<MailboxRow[]>;
+
+  listFolders(mailboxId: number): Promise<FolderRow[]>;
+  /** Exact name; callers canonicalise INBOX. */
+  getFolder(mailboxId: number, name: string): Promise<FolderRow | null>;
+  getFolderById(id: number): Promise<FolderRow | null>;
+
+  /** In UID order. */
+  listMessages(folderId: number): Promise<MessageSummary[]>;
+  /** Full rows for the given UIDs, in UID order; unknown UIDs are skipped. */
+  getMessages(folderId: number, uids: number[]): Promise<MessageRow[]>;
+  getBlob(blobId: number): Promise<Buffer | null>;
+
+  lastAudit(): Promise<AuditRow | null>;
+  /** Records with seq > afterSeq, in order, at most `limit`. */
+  readAudit(afterSeq: number, limit: number): Promise<AuditRow[]>;
+
+  getAuthFailures(key: string): Promise<AuthFailureState>;
+}
+
+export interface StoreTx extends StoreReads {
+  insertMailbox(mailbox: NewMailbox): Promise<MailboxRow>;
+  updateMailbox(id: number, change: { passwordHash?: string | null; state?: MailboxState; displayName?: string | null }): Promise<void>;
+
+  insertFolder(folder: NewFolder): Promise<FolderRow>;
+
+  insertBlob(mailboxId: number, sealed: Buffer): Promise<number>;
+  /** Allocates the next UID and MODSEQ of the folder. */
+  appendMessage(folderId: number, message: NewMessage): Promise<AppendedMessage>;
+  /** Replaces the flags of one message and gives it a new MODSEQ; null if the UID does not exist. */
+  setFlags(folderId: number, uid: number, flags: string[]): Promise<FlagChange | null>;
+
+  /** Serialises audit appends across writers (no-op where transactions already serialise). */
+  lockAuditChain(): Promise<void>;
+  insertAudit(row: AuditRow): Promise<void>;
+
+  recordAuthFailure(key: string, now: number, maxFailures: number, lockoutMs: number): Promise<AuthFailureState>;
+  clearAuthFailures(key: string): Promise<void>;
+}
+
+export interface Store extends StoreReads {
+  readonly engine: 'sqlite';
+  /** Runs `work` as one atomic, durable unit: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** Runs pending migrations; returns the schema version now in force. */
+  migrate(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** A change other sessions must hear about (IMAP IDLE, NOOP, other processes later). */
+export type MailboxEvent =
+  | { kind: 'exists'; mailboxId: number; folderId: number; uid: number; modseq: number }
+  | { kind: 'flags'; mailboxId: number; folderId: number; uid: number; modseq: number; flags: string[]; origin?: string }
+  | { kind: 'expunge'; mailboxId: number; folderId: number; uid: number; modseq: number };
+
+export interface Notifier {
+  /** Called after the change is committed. */
+  publish(event: MailboxEvent): void;
+  /** Returns the unsubscribe function. */
+  subscribe(mailboxId: number, listener: (event: MailboxEvent) => void): () => void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,2 @@
+// @peculiar/x509 needs the reflect polyfill loaded before it.
+import 'reflect-metadata';
