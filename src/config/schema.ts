@@ -32,7 +32,7 @@ export const configSchema = z
       .describe('mail domains served by this operator; mail for any other domain is remote'),
     store: z
       .object({
-        engine: z.literal('sqlite').default('sqlite'),
+        engine: z.literal('sqlite').default('sqlite').describe('database engine (PostgreSQL comes next)'),
         path: z.string().optional().describe('SQLite file; default <dataDir>/mss.sqlite'),
       })
       .strict()
@@ -72,24 +72,24 @@ export const configSchema = z
       .prefault({}),
     pki: z
       .object({
-        keyAlgorithm: z.enum(['RSA-2048', 'RSA-3072', 'RSA-4096', 'ECDSA-P256']).default('RSA-2048'),
-        hash: z.enum(['SHA-256', 'SHA-384', 'SHA-512']).default('SHA-256'),
-        caValidityDays: z.number().int().positive().default(3650),
-        leafValidityDays: z.number().int().positive().default(825),
+        keyAlgorithm: z.enum(['RSA-2048', 'RSA-3072', 'RSA-4096', 'ECDSA-P256']).default('RSA-2048').describe('key type of every dev PKI key'),
+        hash: z.enum(['SHA-256', 'SHA-384', 'SHA-512']).default('SHA-256').describe('signature hash of certificates and CRLs'),
+        caValidityDays: z.number().int().positive().default(3650).describe('validity of the dev CA certificates'),
+        leafValidityDays: z.number().int().positive().default(825).describe('validity of server and user certificates'),
       })
       .strict()
       .prefault({}),
     demo: z
       .object({
         enabled: z.boolean().default(true).describe('create the demo hospital, practitioners and patient on first init'),
-        domain: z.string().min(1).default('hopital-demo.mssante.test'),
-        patientDomain: z.string().min(1).default('patient.mssante.test'),
+        domain: z.string().min(1).default('hopital-demo.mssante.test').describe('mail domain of the demo hospital (served locally)'),
+        patientDomain: z.string().min(1).default('patient.mssante.test').describe('mail domain of patient mailboxes (served locally)'),
       })
       .strict()
       .prefault({}),
     log: z
       .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('log level of the JSON log on stderr'),
       })
       .strict()
       .prefault({}),

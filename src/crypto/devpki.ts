@@ -45,7 +45,7 @@ const BACKDATE_MS = 10 * 60_000;
 export const CRL_VALIDITY_DAYS = 7;
 /** ensureDevPki re-signs a CRL whose nextUpdate is closer than this. */
 const CRL_REFRESH_MARGIN_MS = DAY_MS;
-/** ensureDevPki reissues the server certificate when it expires within this. */
+/** ensureDevPki reissues the server certificate when it expires within this (or a third of its lifetime if shorter). */
 const SERVER_RENEW_MARGIN_MS = 7 * DAY_MS;
 
 export const DEV_ORGANISATION = 'MSS DEV';
@@ -577,7 +577,9 @@ function serverCertIsCurrent(ctx: Ctx, issuer: Authority, want: { dns: string[];
     der.fill(0);
   }
   if (authorityKeyId(leaf!) !== issuer.keyId) return false;
-  if (leaf!.notAfter.getTime() - Date.now() < SERVER_RENEW_MARGIN_MS) return false;
+  // Renew within 7 days of expiry, or the last third of a shorter lifetime (so short test validities stay idempotent).
+  const lifetime = leaf!.notAfter.getTime() - leaf!.notBefore.getTime();
+  if (leaf!.notAfter.getTime() - Date.now() < Math.min(SERVER_RENEW_MARGIN_MS, lifetime / 3)) return false;
   const have = sanNames(leaf!);
   const hasName = (type: string, value: string) => have.some((n) => n.type === type && n.value.toLowerCase() === value);
   return want.dns.every((d) => hasName('dns', d)) && want.ips.every((ip) => have.some((n) => n.type === 'ip' && sameIp(n.value, ip)));
@@ -632,7 +634,7 @@ function devPkiFiles(): string[] {
  * Creates the CAs, CRLs and server certificate if absent; idempotent (returns created=false and changes
  * nothing when all exists). Also repairs what is missing or stale: a CRL within a day of its nextUpdate is
  * re-signed with the same entries, and the server certificate is reissued when a configured name is not in
- * it or it expires within 7 days.
+ * it or it expires within 7 days (or the last third of a shorter lifetime).
  */
 export async function ensureDevPki(opts: DevPkiOptions): Promise<DevPkiResult> {
   validateOptions(opts);

@@ -1,0 +1,79 @@
+import { ImapSyntaxError } from './tokenizer.js';
+
+/**
+ * Sequence sets (RFC 9051 §9 `sequence-set`): `1`, `2:4`, `7:*`, `*`, comma-separated. `*` is the largest
+ * number in use; ranges may be written either way round.
+ */
+
+export type SeqNumber = number | '*';
+export interface SeqRange {
+  from: SeqNumber;
+  to: SeqNumber;
+}
+
+const MAX = 0xffffffff;
+
+function seqNumber(text: string): SeqNumber {
+  if (text === '*') return '*';
+  if (!/^[1-9]\d{0,9}$/.test(text) || Number(text) > MAX) throw new ImapSyntaxError(`Invalid sequence number: ${text.slice(0, 20)}`);
+  return Number(text);
+}
+
+export function parseSequenceSet(text: string): SeqRange[] {
+  if (!text) throw new ImapSyntaxError('Empty sequence set');
+  return text.split(',').map((part) => {
+    const [a, b, extra] = part.split(':');
+    if (extra !== undefined || a === undefined) throw new ImapSyntaxError('Invalid sequence set');
+    const from = seqNumber(a);
+    return { from, to: b === undefined ? from : seqNumber(b) };
+  });
+}
+
+function bounds(range: SeqRange, star: number): [number, number] {
+  const a = range.from === '*' ? star : range.from;
+  const b = range.to === '*' ? star : range.to;
+  return a <= b ? [a, b] : [b, a];
+}
+
+/** First index in the sorted array whose value is >= v. */
+function lowerBound(sorted: readonly number[], v: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Message indexes (0-based, ascending, no duplicates) selected by a set of message sequence numbers;
+ * null when a number is beyond the messages in the mailbox (the command is then answered BAD).
+ */
+export function resolveSequenceNumbers(ranges: readonly SeqRange[], count: number): number[] | null {
+  const picked = new Set<number>();
+  for (const range of ranges) {
+    if (count === 0) return null;
+    const [a, b] = bounds(range, count);
+    if (b > count) return null;
+    for (let i = a; i <= b; i++) picked.add(i - 1);
+  }
+  return [...picked].sort((x, y) => x - y);
+}
+
+/**
+ * Message indexes selected by a set of UIDs over the sorted UID list. UIDs that do not exist are ignored,
+ * and `n:*` always includes the last message (RFC 9051 §6.4.9).
+ */
+export function resolveUids(ranges: readonly SeqRange[], uids: readonly number[]): number[] {
+  const picked = new Set<number>();
+  const star = uids[uids.length - 1] ?? 0;
+  for (const range of ranges) {
+    if (uids.length === 0) break;
+    const [a, b] = bounds(range, star);
+    for (let i = lowerBound(uids, a); i < uids.length && uids[i]! <= b; i++) picked.add(i);
+    if (range.from === '*' || range.to === '*') picked.add(uids.length - 1);
+  }
+  return [...picked].sort((x, y) => x - y);
+}

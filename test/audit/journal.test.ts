@@ -1,0 +1,64 @@
+import Database from 'better-sqlite3';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { appendAudit, audit, verifyJournal } from '../../src/audit/journal.js';
+import type { Store } from '../../src/store/types.js';
+import { ENGINES, openTestStore, type TestStore } from '../helpers/engines.js';
+
+describe.each(ENGINES)('audit journal (%s)', (engine) => {
+  let t: TestStore;
+  let store: Store;
+  beforeEach(async () => {
+    t = await openTestStore(engine);
+    store = t.store;
+  });
+  afterEach(() => t.dispose());
+
+  async function fill(n: number) {
+    for (let i = 0; i < n; i++) {
+      await audit(store, { actor: `a${i}@h.test`, action: 'login', object: `a${i}@h.test`, outcome: 'ok', detail: { remote: '127.0.0.1', n: i } });
+    }
+  }
+
+  it('chains records and verifies an empty and a full journal', async () => {
+    expect(await verifyJournal(store)).toEqual({ ok: true, records: 0 });
+    await fill(25);
+    expect(await verifyJournal(store, 7)).toEqual({ ok: true, records: 25 });
+    const rows = await store.readAudit(0, 100);
+    expect(rows[1]!.prevHash).toBe(rows[0]!.hash);
+  });
+
+  it('keeps one chain under concurrent writers', async () => {
+    await Promise.all(Array.from({ length: 30 }, (_, i) => audit(store, { actor: 'x', action: 'login', object: String(i), outcome: 'ok' })));
+    expect(await verifyJournal(store)).toEqual({ ok: true, records: 30 });
+  });
+
+  it('a record rolls back with the unit of work it belongs to', async () => {
+    await fill(2);
+    await expect(
+      store.transaction(async (tx) => {
+        await appendAudit(tx, { actor: 'x', action: 'deliver', object: 'y', outcome: 'ok' });
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    expect(await verifyJournal(store)).toEqual({ ok: true, records: 2 });
+  });
+
+  if (engine === 'sqlite') {
+    it('refuses UPDATE and DELETE through SQL, and detects a record altered behind its back', async () => {
+      await fill(5);
+      const file = path.join(t.dir, 'mss.sqlite');
+      const db = new Database(file);
+      expect(() => db.prepare("UPDATE audit SET outcome = 'forged' WHERE seq = 3").run()).toThrow(/append-only/);
+      expect(() => db.prepare('DELETE FROM audit WHERE seq = 3').run()).toThrow(/append-only/);
+      db.exec('DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete');
+      db.prepare("UPDATE audit SET outcome = 'forged' WHERE seq = 3").run();
+      expect(await verifyJournal(store)).toMatchObject({ ok: false, brokenSeq: 3, records: 2 });
+      db.prepare("UPDATE audit SET outcome = 'ok' WHERE seq = 3").run();
+      expect(await verifyJournal(store)).toEqual({ ok: true, records: 5 });
+      db.prepare('DELETE FROM audit WHERE seq = 2').run();
+      expect(await verifyJournal(store)).toMatchObject({ ok: false, brokenSeq: 3 });
+      db.close();
+    });
+  }
+});

@@ -1,0 +1,125 @@
+import Database from 'better-sqlite3';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import nodemailer from 'nodemailer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from './helpers/engines.js';
+
+const repo = path.resolve(__dirname, '..');
+const cli = path.join(repo, 'dist/src/cli.js');
+
+function mss(cwd: string, args: string[], input?: string): { code: number; out: string; err: string } {
+  try {
+    const out = execFileSync(process.execPath, [cli, ...args], { cwd, input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    return { code: 0, out, err: '' };
+  } catch (e) {
+    const err = e as { status: number; stdout: string; stderr: string };
+    return { code: err.status, out: err.stdout, err: err.stderr };
+  }
+}
+
+describe('the mss command (built CLI, in a temp dir)', () => {
+  const tmp = tempDir('mss-cli-');
+  let accounts: Map<string, string>;
+
+  beforeAll(() => {
+    execFileSync(process.execPath, [path.join(repo, 'scripts/build-if-needed.mjs')], { stdio: 'inherit' });
+    const any = { host: '127.0.0.1', port: 0 };
+    writeFileSync(path.join(tmp.dir, 'config.json'), JSON.stringify({ smtp: { submission: any, submissionTls: any }, imap: { plain: any, tls: any } }));
+  });
+  afterAll(() => tmp.dispose());
+
+  it('init creates the operator and prints every account; a second run changes nothing', () => {
+    const first = mss(tmp.dir, ['init']);
+    expect(first.code).toBe(0);
+    const lines = first.out.split('\n').filter((l) => l.includes('  password: '));
+    accounts = new Map(lines.map((l) => l.split('  password: ') as [string, string]));
+    expect([...accounts.keys()].sort()).toEqual([
+      '279035121518989@patient.mssante.test',
+      'claire.martin@hopital-demo.mssante.test',
+      'dpi@hopital-demo.mssante.test',
+      'jean.dupont@hopital-demo.mssante.test',
+    ]);
+    expect(statSync(path.join(tmp.dir, 'data', 'master.key')).mode & 0o777).toBe(0o600);
+    expect(statSync(path.join(tmp.dir, 'certs', 'ca', 'root.pem')).isFile()).toBe(true);
+
+    const second = mss(tmp.dir, ['init']);
+    expect(second).toMatchObject({ code: 0, out: 'already initialised: nothing changed\n' });
+  });
+
+  it('adds, lists and re-keys mailboxes', () => {
+    const add = mss(tmp.dir, ['mailbox', 'add', 'Secretariat@hopital-demo.mssante.test', '--type', 'ORG', '--owner', '1750000001', '--password-stdin'], 'un mot de passe sûr\n');
+    expect(add).toMatchObject({ code: 0, out: 'created secretariat@hopital-demo.mssante.test (ORG)\n' });
+    const dup = mss(tmp.dir, ['mailbox', 'add', 'secretariat@hopital-demo.mssante.test', '--type', 'ORG']);
+    expect(dup.code).toBe(2);
+    expect(dup.err).toMatch(/already exists/);
+    const bad = mss(tmp.dir, ['mailbox', 'add', 'x@y.test', '--type', 'BOSS']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/PER, ORG, APP, CAB, PATIENT/);
+    const list = mss(tmp.dir, ['mailbox', 'list']);
+    expect(list.out).toMatch(/^secretariat@hopital-demo\.mssante\.test\tORG\tactive\t1750000001$/m);
+    expect(list.out).toMatch(/^5 mailboxes$/m);
+    expect(mss(tmp.dir, ['mailbox', 'passwd', 'secretariat@hopital-demo.mssante.test', '--password-stdin'], 'short\n')).toMatchObject({ code: 2 });
+    expect(mss(tmp.dir, ['mailbox', 'passwd', 'secretariat@hopital-demo.mssante.test', '--password-stdin'], 'encore plus sûr\n').code).toBe(0);
+    accounts.set('secretariat@hopital-demo.mssante.test', 'encore plus sûr');
+  });
+
+  it('start serves, carries one message, and stops cleanly on SIGTERM', async () => {
+    const child: ChildProcess = spawn(process.execPath, [cli, 'start'], { cwd: tmp.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`not ready: ${out}`)), 30_000);
+      child.stdout!.on('data', () => out.includes('ready\n') && (clearTimeout(timer), resolve()));
+      child.on('exit', () => reject(new Error(`exited early: ${out}`)));
+    });
+    const port = (name: string) => Number(new RegExp(`${name.replace(/[()]/g, '\\$&')}\\s+127\\.0\\.0\\.1:(\\d+)`).exec(out)![1]);
+    expect(out).toMatch(/imap \(TLS\)/);
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: port('smtp-submission (STARTTLS)'),
+      requireTLS: true,
+      auth: { user: 'secretariat@hopital-demo.mssante.test', pass: accounts.get('secretariat@hopital-demo.mssante.test')! },
+      tls: { ca: execFileSync('cat', [path.join(tmp.dir, 'certs/ca/root.pem')], { encoding: 'utf8' }), servername: 'localhost' },
+    });
+    const info = await transport.sendMail({
+      from: 'secretariat@hopital-demo.mssante.test',
+      to: 'jean.dupont@hopital-demo.mssante.test',
+      subject: 'RDV',
+      text: 'Rendez-vous confirmé.',
+    });
+    expect(info.accepted).toEqual(['jean.dupont@hopital-demo.mssante.test']);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(out).toMatch(/stopped\n$/);
+  });
+
+  it('audit verify passes, then finds one altered record', () => {
+    const ok = mss(tmp.dir, ['audit', 'verify']);
+    expect(ok.code).toBe(0);
+    const n = Number(/^ok (\d+) records$/m.exec(ok.out)![1]);
+    expect(n).toBeGreaterThan(5);
+
+    const db = new Database(path.join(tmp.dir, 'data', 'mss.sqlite'));
+    db.exec('DROP TRIGGER audit_no_update');
+    db.prepare("UPDATE audit SET actor = 'intrus@ailleurs.test' WHERE seq = 4").run();
+    db.close();
+    const broken = mss(tmp.dir, ['audit', 'verify']);
+    expect(broken.code).toBe(1);
+    expect(broken.out).toMatch(/^broken at record 4: record content does not match its hash/m);
+  });
+
+  it('says what to do when the operator is not initialised or the config is wrong', () => {
+    const empty = tempDir('mss-cli-empty-');
+    try {
+      expect(mss(empty.dir, ['mailbox', 'list'])).toMatchObject({ code: 2, err: expect.stringMatching(/run "mss init" first/) });
+      writeFileSync(path.join(empty.dir, 'bad.json'), '{"smtp": {"maxMessageSize": "big"}}');
+      expect(mss(empty.dir, ['init', '--config', 'bad.json'])).toMatchObject({ code: 2, err: expect.stringMatching(/smtp\.maxMessageSize/) });
+      expect(mss(empty.dir, ['init', '--config', 'missing.json'])).toMatchObject({ code: 2, err: expect.stringMatching(/not found/) });
+    } finally {
+      empty.dispose();
+    }
+  });
+});
