@@ -44,6 +44,7 @@ export const configSchema = z
         maxMessageSize: z.number().int().positive().default(25 * 1024 * 1024).describe('bytes; advertised with SIZE, 552 5.3.4 beyond'),
         maxRecipients: z.number().int().positive().default(100).describe('RCPT TO per transaction; 452 4.5.3 beyond'),
         maxClients: z.number().int().positive().default(500).describe('concurrent SMTP connections per listener'),
+        maxConnectionsPerIp: z.number().int().positive().default(20).describe('concurrent SMTP connections from one client address; 421 4.7.0 beyond'),
         maxUnauthenticatedCommands: z.number().int().positive().default(10).describe('commands allowed before a successful AUTH; the connection is closed beyond'),
         shutdownGraceMs: z.number().int().min(0).default(10_000).describe('on shutdown, how long open sessions may finish their transaction before they are closed'),
         socketTimeoutMs: z.number().int().positive().default(5 * 60_000).describe('idle SMTP connection timeout'),

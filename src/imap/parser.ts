@@ -73,7 +73,7 @@ function stripLineBreak(line: Buffer): Buffer {
 /** Tag and command name from the start of a command's first line. */
 export function commandHead(first: Buffer): { tag: string | null; command: string; argsOffset: number } {
   const text = first.toString('latin1');
-  const m = /^(\S+) ([A-Za-z]+)(?: ([A-Za-z]+))?/.exec(text);
+  const m = /^(\S+) (\S+)(?: (\S+))?/.exec(text);
   const tagOnly = /^(\S+)/.exec(text)?.[1] ?? '';
   const tag = isValidTag(tagOnly) ? tagOnly : null;
   if (!m || tag === null) return { tag, command: '', argsOffset: text.length };

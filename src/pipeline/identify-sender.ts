@@ -6,8 +6,12 @@ function addressOf(a: EnvelopeAddress): string | null {
   return a.mailbox && a.host ? `${a.mailbox}@${a.host}`.toLowerCase() : null;
 }
 
-/** The envelope sender (MAIL FROM) must be the authenticated mailbox's own address. */
+/**
+ * The envelope sender (MAIL FROM) must be the authenticated mailbox's own address. Only professionals write
+ * first: a patient mailbox never submits by SMTP (its replies come through the webmail's reply rules).
+ */
 export function checkEnvelopeSender(sender: MailboxRow, mailFrom: string): void {
+  if (sender.type === 'PATIENT') throw new Refusal('patient-may-not-initiate');
   if (mailFrom.trim().toLowerCase() !== sender.address) {
     throw new Refusal('sender-not-owned', 'MAIL FROM differs from the authenticated mailbox');
   }

@@ -11,6 +11,12 @@ export const REFUSALS = {
     fr: "Vous ne pouvez envoyer qu'avec l'adresse de votre propre boîte",
     en: 'You may only send as the address of your own mailbox',
   },
+  'patient-may-not-initiate': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Un patient ne peut pas envoyer de message par SMTP : répondez depuis la messagerie web à un message de votre professionnel de santé",
+    en: 'Patient mailboxes cannot send over SMTP: patients reply from the webmail to a message a professional sent them',
+  },
   'unknown-recipient': { smtp: 550, enhanced: '5.1.1', fr: 'Destinataire inconnu', en: 'No such recipient here' },
   'recipient-disabled': { smtp: 550, enhanced: '5.2.1', fr: 'Boîte du destinataire désactivée', en: 'Recipient mailbox is disabled' },
   'remote-domain-not-allowed': {

@@ -39,6 +39,9 @@ function senderOf(session: SMTPServerSession): MailboxRow {
  */
 export class SubmissionServer {
   readonly #servers: SMTPServer[] = [];
+  /** Open connections per client address, across both listeners. */
+  readonly #perIp = new Map<string, number>();
+  readonly #counted = new WeakSet<SMTPServerSession>();
 
   constructor(private readonly deps: SubmissionDeps) {}
 
@@ -80,7 +83,25 @@ export class SubmissionServer {
       maxAllowedUnauthenticatedCommands: limits.maxUnauthenticatedCommands,
       disableReverseLookup: true,
       hideDSN: true,
+      hideENHANCEDSTATUSCODES: false,
       logger: false,
+      onConnect: (session, callback) => {
+        const count = (this.#perIp.get(session.remoteAddress) ?? 0) + 1;
+        this.#perIp.set(session.remoteAddress, count);
+        this.#counted.add(session);
+        if (count > limits.maxConnectionsPerIp) {
+          log.warn({ remote: session.remoteAddress, count }, 'too many connections from one address');
+          callback(smtpError(421, '4.7.0 Too many connections from your address, try again later'));
+          return;
+        }
+        callback();
+      },
+      onClose: (session) => {
+        if (!this.#counted.delete(session)) return;
+        const count = (this.#perIp.get(session.remoteAddress) ?? 1) - 1;
+        if (count > 0) this.#perIp.set(session.remoteAddress, count);
+        else this.#perIp.delete(session.remoteAddress);
+      },
       onAuth: (auth, session, callback) => {
         if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') {
           callback(smtpError(504, '5.5.4 Unsupported authentication mechanism'));

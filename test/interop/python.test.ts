@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +12,7 @@ describe("Python's smtplib and imaplib (independent clients)", () => {
   });
   afterAll(() => op?.dispose());
 
-  it('send with smtplib over STARTTLS, read and flag with imaplib over STARTTLS and TLS', () => {
+  it('send with smtplib over STARTTLS, read and flag with imaplib over STARTTLS and TLS', async () => {
     const cfgFile = path.join(op.dir, 'py.json');
     const caFile = path.join(op.config.certsDir, 'ca', 'root.pem');
     writeFileSync(
@@ -29,7 +30,8 @@ describe("Python's smtplib and imaplib (independent clients)", () => {
         body: 'TSH : 2,1 mUI/L (normale).\n',
       }),
     );
-    const out = execFileSync('python3', [path.join(__dirname, 'python_exchange.py'), cfgFile], { encoding: 'utf8', timeout: 60_000 });
+    // Asynchronous: the server runs in this process and must keep answering while Python talks to it.
+    const { stdout: out } = await promisify(execFile)('python3', [path.join(__dirname, 'python_exchange.py'), cfgFile], { encoding: 'utf8', timeout: 60_000 });
     const result = JSON.parse(out) as Record<string, unknown>;
     expect(result).toMatchObject({
       auth_before_tls: false,

@@ -45,6 +45,8 @@ describe('identify-sender stage', () => {
     expect(refusalCode(() => checkEnvelopeSender(jean, 'Jean.Dupont@H.test'))).toBeNull();
     expect(refusalCode(() => checkEnvelopeSender(jean, 'claire@h.test'))).toBe('sender-not-owned');
     expect(refusalCode(() => checkEnvelopeSender(jean, ''))).toBe('sender-not-owned');
+    const patient = { address: '279035121518989@patient.test', type: 'PATIENT' } as MailboxRow;
+    expect(refusalCode(() => checkEnvelopeSender(patient, patient.address))).toBe('patient-may-not-initiate');
   });
 
   it('checks From and Sender headers', () => {

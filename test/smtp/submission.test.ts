@@ -31,7 +31,7 @@ describe('SMTP submission', () => {
   let op: TestOperator;
 
   beforeAll(async () => {
-    op = await startOperator({ smtp: { maxMessageSize: MAX_SIZE } });
+    op = await startOperator({ smtp: { maxMessageSize: MAX_SIZE, maxConnectionsPerIp: 4 } });
   });
   afterAll(() => op?.dispose());
 
@@ -161,6 +161,13 @@ describe('SMTP submission', () => {
     expect(rows.filter((r) => r.action === 'refuse' && r.outcome === 'sender-not-owned').length).toBeGreaterThanOrEqual(2);
   });
 
+  it('refuses SMTP submission from a patient mailbox with a message a patient understands', async () => {
+    await expect(transport(DEMO.patient).sendMail({ from: DEMO.patient, to: DEMO.jean, subject: 'Bonjour', text: 'Question' })).rejects.toMatchObject({
+      responseCode: 550,
+      response: expect.stringMatching(/^550 5\.7\.1 .*messagerie web.*\[patient-may-not-initiate\]/),
+    });
+  });
+
   it('refuses an unknown local recipient with 550 5.1.1 and a remote domain with 550 5.7.1', async () => {
     const c = await LineClient.connect(op.ports.submissionTls, { tls: true, ca: op.ca });
     try {
@@ -212,6 +219,21 @@ describe('SMTP submission', () => {
       c.close();
     }
     const info = await transport(DEMO.jean).sendMail({ from: DEMO.jean, to: DEMO.claire, subject: 'still alive', text: 'ok' });
+    expect(info.accepted).toEqual([DEMO.claire]);
+  });
+
+  it('limits concurrent connections from one address with 421 4.7.0, and frees the slots on close', async () => {
+    const open = await Promise.all(Array.from({ length: 4 }, () => LineClient.connect(op.ports.submission)));
+    try {
+      for (const c of open) expect((await c.reply()).join()).toMatch(/^220 /);
+      const extra = await LineClient.connect(op.ports.submissionTls, { tls: true, ca: op.ca });
+      expect((await extra.reply()).join()).toMatch(/^421 4\.7\.0 Too many connections/);
+      extra.close();
+    } finally {
+      for (const c of open) c.close();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const info = await transport(DEMO.jean).sendMail({ from: DEMO.jean, to: DEMO.claire, subject: 'after', text: 'ok' });
     expect(info.accepted).toEqual([DEMO.claire]);
   });
 

@@ -1,0 +1,109 @@
+import type { Logger } from 'pino';
+import type { Authenticator } from '../accounts/authenticator.js';
+import type { Config } from '../config/schema.js';
+import type { SealedMail } from '../store/sealed-mail.js';
+import type { MailboxRow, Notifier, Store } from '../store/types.js';
+import type { Args } from './args.js';
+import type { SelectedFolder } from './selected.js';
+
+/**
+ * The contract between the dispatcher and the command modules (one file per command under commands/).
+ * A command declares the states it is valid in, how big its literals may be, its argument grammar
+ * (`parse`, pure) and its handler (`run`). The dispatcher checks state and grammar, so handlers never
+ * re-validate; handlers report refusals by throwing `ImapError`.
+ */
+
+export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
+
+export const ANY_STATE: readonly SessionState[] = ['not-authenticated', 'authenticated', 'selected'];
+export const AUTHENTICATED: readonly SessionState[] = ['authenticated', 'selected'];
+export const SELECTED: readonly SessionState[] = ['selected'];
+export const NOT_AUTHENTICATED: readonly SessionState[] = ['not-authenticated'];
+
+export interface ImapServerDeps {
+  limits: Config['imap'];
+  hostname: string;
+  store: Store;
+  mail: SealedMail;
+  notifier: Notifier;
+  auth: Authenticator;
+  tls: { key: string; cert: string };
+  log: Logger;
+}
+
+/** What a command handler may see and do to its session. */
+export interface SessionApi {
+  readonly id: string;
+  readonly deps: ImapServerDeps;
+  readonly remote: string;
+  readonly listener: 'plain' | 'tls';
+  readonly secure: boolean;
+  readonly state: SessionState;
+  readonly user: MailboxRow | null;
+  readonly selected: SelectedFolder | null;
+  readonly log: Logger;
+  capabilities(): string[];
+  /** Writes untagged data, waiting while the socket is congested. */
+  send(data: Buffer): Promise<void>;
+  /** Sends a continuation request and reads one raw line; null when the line was refused (too long). */
+  readLine(prompt: string): Promise<Buffer | null>;
+  /** Login succeeded: enters the authenticated state. */
+  authenticated(mailbox: MailboxRow): void;
+  /** Enters the selected state with `folder`, or leaves it with null. */
+  select(folder: SelectedFolder | null): void;
+  /** Upgrades the connection to TLS (run after the tagged OK of STARTTLS). */
+  startTls(): Promise<void>;
+  /** Enters the logout state; the session closes after the tagged response. */
+  logout(): void;
+}
+
+export interface Completion {
+  text: string;
+  code?: string;
+  /** Runs after the tagged OK is written (STARTTLS handshake). */
+  after?: () => Promise<void>;
+}
+
+export class ImapError extends Error {
+  constructor(
+    readonly status: 'NO' | 'BAD',
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown by `send` once the connection is gone, so a handler stops working for nobody. */
+export class ConnectionClosedError extends Error {
+  constructor() {
+    super('connection closed');
+  }
+}
+
+export interface CommandSpec<A> {
+  /** Upper-case name; UID commands are `UID FETCH`. */
+  name: string;
+  states: readonly SessionState[];
+  /** `message`: literals up to `maxLiteralSize` (APPEND). Otherwise literals share the line limit. */
+  literal?: 'message';
+  /** False for commands during which EXPUNGE responses must not be sent (FETCH, STORE, SEARCH). */
+  expungeAllowed?: boolean;
+  /** Reads the arguments; the dispatcher checks that none is left over. */
+  parse(args: Args): A;
+  run(session: SessionApi, args: A, tag: string): Promise<Completion>;
+}
+
+/** Erases a spec's argument type for the registry, keeping parse and run paired. */
+export interface AnyCommand {
+  name: string;
+  states: readonly SessionState[];
+  literal?: 'message';
+  expungeAllowed?: boolean;
+  parse(args: Args): unknown;
+  run(session: SessionApi, args: unknown, tag: string): Promise<Completion>;
+}
+
+export function defineCommand<A>(spec: CommandSpec<A>): AnyCommand {
+  return spec as unknown as AnyCommand;
+}

@@ -1,0 +1,90 @@
+import { audit } from '../../audit/journal.js';
+import type { MessageRow } from '../../store/types.js';
+import type { Args } from '../args.js';
+import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
+import { marksSeen, needsBody, needsMeta, parseFetchItems, type FetchItem } from '../fetch-items.js';
+import { fetchValues } from '../fetch-response.js';
+import { addFlags, hasFlag } from '../flags.js';
+import { resolveSequenceNumbers, resolveUids, type SeqRange } from '../sequence.js';
+import { atom, untagged } from '../serializer.js';
+
+/**
+ * FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9). Messages are read in batches so memory stays bounded by
+ * one batch. A non-PEEK body section sets \Seen (in a read-write selection), committed before the
+ * responses, which then carry FLAGS. One audit record per command names how many bodies were read.
+ */
+
+const BATCH = 50;
+
+export interface FetchArgs {
+  set: SeqRange[];
+  items: FetchItem[];
+}
+
+export function parseFetch(args: Args): FetchArgs {
+  return { set: args.sequenceSet(), items: parseFetchItems(args.token('fetch attributes')) };
+}
+
+async function markSeen(session: SessionApi, rows: MessageRow[]): Promise<void> {
+  const view = session.selected!;
+  const unseen = rows.filter((r) => !hasFlag(r.flags, '\\Seen'));
+  if (unseen.length === 0) return;
+  const { store, notifier } = session.deps;
+  const changes = await store.transaction(async (tx) => {
+    const out = [];
+    for (const row of unseen) {
+      const change = await tx.setFlags(view.folder.id, row.uid, addFlags(row.flags, ['\\Seen']));
+      if (change) out.push(change);
+    }
+    return out;
+  });
+  for (const change of changes) {
+    const row = unseen.find((r) => r.uid === change.uid)!;
+    row.flags = change.flags;
+    row.modseq = change.modseq;
+    notifier.publish({ kind: 'flags', mailboxId: session.user!.id, folderId: view.folder.id, uid: change.uid, modseq: change.modseq, flags: change.flags, origin: session.id });
+  }
+}
+
+export async function runFetch(session: SessionApi, { set, items: asked }: FetchArgs, byUid: boolean): Promise<Completion> {
+  const view = session.selected!;
+  const user = session.user!;
+  const { store, mail } = session.deps;
+  const indexes = byUid ? resolveUids(set, view.uids) : resolveSequenceNumbers(set, view.exists);
+  if (indexes === null) throw new ImapError('BAD', 'Invalid message sequence number');
+  let items = byUid && !asked.some((i) => i.kind === 'UID') ? [{ kind: 'UID' } as const, ...asked] : asked;
+  const setsSeen = marksSeen(items) && !view.readOnly;
+  if (setsSeen && !items.some((i) => i.kind === 'FLAGS')) items = [...items, { kind: 'FLAGS' }];
+  const withMeta = needsMeta(items);
+  const withBody = needsBody(items);
+  let bodies = 0;
+  for (let i = 0; i < indexes.length; i += BATCH) {
+    const batch = indexes.slice(i, i + BATCH);
+    const rows = await store.getMessages(view.folder.id, batch.map((index) => view.uids[index]!));
+    if (setsSeen) await markSeen(session, rows);
+    for (const row of rows) {
+      const meta = withMeta ? mail.openMeta(user, row) : null;
+      const raw = withBody ? await mail.openBody(user, row) : null;
+      if (raw) bodies++;
+      await session.send(untagged([view.seqOf(row.uid), atom('FETCH'), fetchValues(items, row, meta, raw)]));
+    }
+  }
+  if (bodies > 0) {
+    await audit(store, {
+      actor: user.address,
+      action: 'read',
+      object: user.address,
+      outcome: 'ok',
+      detail: { protocol: 'imap', folder: view.folder.name, messages: bodies },
+    });
+  }
+  return { text: `${byUid ? 'UID FETCH' : 'FETCH'} completed` };
+}
+
+export default defineCommand({
+  name: 'FETCH',
+  states: SELECTED,
+  expungeAllowed: false,
+  parse: parseFetch,
+  run: (session, args) => runFetch(session, args, false),
+});

@@ -1,0 +1,79 @@
+import { type AnyCommand, type Completion, ConnectionClosedError, ImapError, type SessionApi } from './command.js';
+import { COMMANDS } from './commands/index.js';
+import { MailboxNameError } from './mailbox-name.js';
+import type { CommandFrame } from './parser.js';
+import { Args } from './args.js';
+import { status } from './serializer.js';
+import { ImapSyntaxError, tokenize } from './tokenizer.js';
+
+/**
+ * Runs one command frame: finds its spec, checks the session state, parses the arguments with the spec's
+ * grammar, reports pending mailbox changes, runs the handler, reports changes again, and writes the tagged
+ * response. Returns the
+ * status sent so the session can count BADs.
+ */
+
+export function findCommand(name: string): AnyCommand | undefined {
+  return COMMANDS.get(name);
+}
+
+/** Why a command is not valid now, from the states it needs. */
+function stateText(spec: AnyCommand): string {
+  if (spec.states.includes('not-authenticated')) return 'Already logged in';
+  if (spec.states.includes('authenticated')) return 'Log in first';
+  return 'No mailbox selected';
+}
+
+async function flushUpdates(session: SessionApi, spec: AnyCommand): Promise<void> {
+  if (session.selected && session.state === 'selected') {
+    await session.selected.flush(session.deps.store, (data) => session.send(data), spec.expungeAllowed !== false);
+  }
+}
+
+export async function dispatch(session: SessionApi, frame: CommandFrame): Promise<'OK' | 'NO' | 'BAD'> {
+  const { tag } = frame;
+  const spec = findCommand(frame.command);
+  const reply = async (kind: 'OK' | 'NO' | 'BAD', text: string, code?: string) => {
+    await session.send(status(tag, kind, text, code));
+    return kind;
+  };
+  if (!spec) return reply('BAD', frame.command ? 'Unknown command' : 'Missing command');
+  if (!spec.states.includes(session.state)) return reply('BAD', session.state === 'not-authenticated' ? 'Log in first' : stateText(spec));
+  let args: unknown;
+  try {
+    const reader = new Args(tokenize(frame.segments, frame.argsOffset));
+    args = spec.parse(reader);
+    reader.end();
+  } catch (err) {
+    if (err instanceof ImapSyntaxError || err instanceof MailboxNameError) return reply('BAD', `${spec.name}: ${err.message}`);
+    throw err;
+  }
+  // Changes by other sessions are reported before the command runs (so its message numbers include
+  // them) and again after it, never in the middle of its responses.
+  await flushUpdates(session, spec);
+  let completion: Completion;
+  let outcome: 'OK' | 'NO' | 'BAD' = 'OK';
+  let failure: { text: string; code?: string } | null = null;
+  try {
+    completion = await spec.run(session, args, tag);
+  } catch (err) {
+    if (err instanceof ConnectionClosedError) throw err;
+    if (err instanceof ImapError) {
+      outcome = err.status;
+      failure = err.code === undefined ? { text: err.message } : { text: err.message, code: err.code };
+    } else if (err instanceof MailboxNameError) {
+      outcome = 'BAD';
+      failure = { text: err.message };
+    } else {
+      session.log.error({ err, tag, command: spec.name }, 'IMAP command failed');
+      outcome = 'NO';
+      failure = { text: 'Internal error; the command was not completed', code: 'SERVERBUG' };
+    }
+    completion = { text: '' };
+  }
+  await flushUpdates(session, spec);
+  if (failure) return reply(outcome, failure.text, failure.code);
+  await reply('OK', completion.text, completion.code);
+  if (completion.after) await completion.after();
+  return 'OK';
+}

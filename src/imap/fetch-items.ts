@@ -1,0 +1,81 @@
+import { parseSection, sectionLabel, type SectionSpec } from './sections.js';
+import { ImapSyntaxError, type Token } from './tokenizer.js';
+
+/** FETCH data items (RFC 9051 §6.4.5, plus the RFC 3501 RFC822 forms), parsed from tokens. Pure. */
+
+export type SimpleItem = 'FLAGS' | 'UID' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY';
+
+export type FetchItem =
+  | { kind: SimpleItem }
+  | {
+      kind: 'section';
+      /** Response name without the partial origin: `BODY[1.TEXT]`, `RFC822.HEADER`. */
+      name: string;
+      spec: SectionSpec;
+      peek: boolean;
+      partial?: { start: number; count: number };
+    };
+
+const SIMPLE: readonly SimpleItem[] = ['FLAGS', 'UID', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODYSTRUCTURE', 'BODY'];
+
+const MACROS: Record<string, SimpleItem[]> = {
+  ALL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE'],
+  FAST: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE'],
+  FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
+};
+
+function parsePartial(text: string): { start: number; count: number } {
+  const m = /^(\d{1,10})\.([1-9]\d{0,9})$/.exec(text);
+  if (!m) throw new ImapSyntaxError('Invalid partial specifier');
+  return { start: Number(m[1]), count: Number(m[2]) };
+}
+
+function parseItem(token: Token): FetchItem {
+  if (token.type !== 'atom') throw new ImapSyntaxError('Invalid fetch attribute');
+  const name = token.value.toUpperCase();
+  if (token.section) {
+    if (name !== 'BODY' && name !== 'BODY.PEEK') throw new ImapSyntaxError(`Unsupported fetch attribute ${name}`);
+    const spec = parseSection(token.section);
+    const item: FetchItem = { kind: 'section', name: `BODY[${sectionLabel(spec)}]`, spec, peek: name === 'BODY.PEEK' };
+    if (token.partial !== undefined) item.partial = parsePartial(token.partial);
+    return item;
+  }
+  const simple = SIMPLE.find((s) => s === name);
+  if (simple) return { kind: simple };
+  switch (name) {
+    case 'RFC822':
+      return { kind: 'section', name, spec: { path: [], text: null, fields: [] }, peek: false };
+    case 'RFC822.HEADER':
+      return { kind: 'section', name, spec: { path: [], text: 'HEADER', fields: [] }, peek: true };
+    case 'RFC822.TEXT':
+      return { kind: 'section', name, spec: { path: [], text: 'TEXT', fields: [] }, peek: false };
+  }
+  throw new ImapSyntaxError(`Unsupported fetch attribute ${name.slice(0, 40)}`);
+}
+
+/** A macro, a single item, or a parenthesised list of items. */
+export function parseFetchItems(token: Token): FetchItem[] {
+  if (token.type === 'atom' && !token.section) {
+    const macro = MACROS[token.value.toUpperCase()];
+    if (macro) return macro.map((kind) => ({ kind }));
+  }
+  if (token.type === 'list') {
+    if (token.items.length === 0) throw new ImapSyntaxError('Empty fetch attribute list');
+    return token.items.map(parseItem);
+  }
+  return [parseItem(token)];
+}
+
+export function needsMeta(items: readonly FetchItem[]): boolean {
+  return items.some(
+    (i) => i.kind === 'ENVELOPE' || i.kind === 'BODYSTRUCTURE' || i.kind === 'BODY' || (i.kind === 'section' && (i.spec.path.length > 0 || i.spec.text !== null)),
+  );
+}
+
+export function needsBody(items: readonly FetchItem[]): boolean {
+  return items.some((i) => i.kind === 'section');
+}
+
+export function marksSeen(items: readonly FetchItem[]): boolean {
+  return items.some((i) => i.kind === 'section' && !i.peek);
+}

@@ -1,0 +1,48 @@
+import type { MessageMeta } from '../mime/types.js';
+import type { MessageSummary } from '../store/types.js';
+import { bodyStructureValue, envelopeValue } from './bodystructure.js';
+import { formatDateTime } from './datetime.js';
+import type { FetchItem } from './fetch-items.js';
+import { applyPartial, extractSection } from './sections.js';
+import { atom, literal, type Value } from './serializer.js';
+
+/**
+ * The data of one `* n FETCH (...)` response, in the order the items were asked. Pure: the caller supplies
+ * the message summary, its opened meta (when an item needs it) and its raw bytes (when a section is asked).
+ */
+export function fetchValues(items: readonly FetchItem[], msg: MessageSummary, meta: MessageMeta | null, raw: Buffer | null): Value[] {
+  const out: Value[] = [];
+  for (const item of items) {
+    switch (item.kind) {
+      case 'FLAGS':
+        out.push(atom('FLAGS'), msg.flags.map(atom));
+        break;
+      case 'UID':
+        out.push(atom('UID'), msg.uid);
+        break;
+      case 'INTERNALDATE':
+        out.push(atom('INTERNALDATE'), formatDateTime(msg.internalDate));
+        break;
+      case 'RFC822.SIZE':
+        out.push(atom('RFC822.SIZE'), msg.size);
+        break;
+      case 'ENVELOPE':
+        out.push(atom('ENVELOPE'), envelopeValue(meta!.envelope));
+        break;
+      case 'BODYSTRUCTURE':
+        out.push(atom('BODYSTRUCTURE'), bodyStructureValue(meta!.mime, true));
+        break;
+      case 'BODY':
+        out.push(atom('BODY'), bodyStructureValue(meta!.mime, false));
+        break;
+      case 'section': {
+        const whole = item.spec.path.length === 0 && item.spec.text === null;
+        const data = whole ? raw! : meta ? extractSection(raw!, meta.mime, item.spec) : null;
+        out.push(atom(item.partial ? `${item.name}<${item.partial.start}>` : item.name));
+        out.push(data === null ? null : literal(applyPartial(data, item.partial)));
+        break;
+      }
+    }
+  }
+  return out;
+}

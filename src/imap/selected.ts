@@ -1,0 +1,79 @@
+import type { FolderRow, MailboxEvent, Store } from '../store/types.js';
+import { atom, untagged } from './serializer.js';
+
+/**
+ * The session's view of its selected folder: the UID of each message sequence number, and the changes other
+ * sessions made that it has not reported yet. Changes are reported only between commands
+ * (`flush`, called by the dispatcher before a tagged response), never inside a FETCH or STORE response.
+ */
+export class SelectedFolder {
+  #exists = false;
+  readonly #flags = new Map<number, string[]>();
+  readonly #expunged = new Set<number>();
+
+  constructor(
+    readonly folder: FolderRow,
+    readonly readOnly: boolean,
+    /** Ascending UIDs; index + 1 is the message sequence number. */
+    public uids: number[],
+    private readonly sessionId: string,
+  ) {}
+
+  get exists(): number {
+    return this.uids.length;
+  }
+
+  /** Notifier listener: records a change to report later. */
+  onEvent(event: MailboxEvent): void {
+    if (event.folderId !== this.folder.id) return;
+    if (event.kind === 'exists') this.#exists = true;
+    else if (event.kind === 'expunge') this.#expunged.add(event.uid);
+    else if (event.origin !== this.sessionId) this.#flags.set(event.uid, event.flags);
+  }
+
+  /** 1-based sequence number of a UID, or 0. */
+  seqOf(uid: number): number {
+    let lo = 0;
+    let hi = this.uids.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.uids[mid]!;
+      if (v === uid) return mid + 1;
+      if (v < uid) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return 0;
+  }
+
+  /** Writes pending EXPUNGE (when allowed), EXISTS and FETCH FLAGS responses. */
+  async flush(store: Store, send: (data: Buffer) => Promise<void>, expungeAllowed: boolean): Promise<void> {
+    if (expungeAllowed && this.#expunged.size > 0) {
+      const gone = [...this.#expunged];
+      this.#expunged.clear();
+      for (const uid of gone) {
+        const seq = this.seqOf(uid);
+        if (seq === 0) continue;
+        this.uids.splice(seq - 1, 1);
+        this.#flags.delete(uid);
+        await send(untagged([seq, atom('EXPUNGE')]));
+      }
+    }
+    if (this.#exists) {
+      this.#exists = false;
+      const last = this.uids[this.uids.length - 1] ?? 0;
+      const fresh = (await store.listMessages(this.folder.id)).filter((m) => m.uid > last).map((m) => m.uid);
+      if (fresh.length > 0) {
+        this.uids.push(...fresh);
+        await send(untagged([this.uids.length, atom('EXISTS')]));
+      }
+    }
+    if (this.#flags.size > 0) {
+      const changes = [...this.#flags];
+      this.#flags.clear();
+      for (const [uid, flags] of changes.sort((a, b) => a[0] - b[0])) {
+        const seq = this.seqOf(uid);
+        if (seq > 0) await send(untagged([seq, atom('FETCH'), [atom('FLAGS'), flags.map(atom), atom('UID'), uid]]));
+      }
+    }
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Response encoding (RFC 9051 §4, §7): pure functions from values to bytes.
+ *
+ * Values: `null` is NIL; a number is a number; a JS string or Buffer is an IMAP string, sent quoted when
+ * that is safe (short, 7-bit, no CR/LF/NUL) and as a literal otherwise; `Atom` is sent verbatim;
+ * `Literal` forces a literal; an array is a parenthesised list with spaces; `Adjacent` is a list whose
+ * members touch (the `1*body` and `1*address` productions).
+ */
+
+export class Atom {
+  constructor(readonly value: string) {}
+}
+export class Literal {
+  constructor(readonly value: Buffer) {}
+}
+export class Adjacent {
+  constructor(readonly items: readonly Value[]) {}
+}
+
+export type Value = null | number | string | Buffer | Atom | Literal | Adjacent | readonly Value[];
+
+export const atom = (value: string) => new Atom(value);
+export const literal = (value: Buffer) => new Literal(value);
+export const adjacent = (items: readonly Value[]) => new Adjacent(items);
+
+const MAX_QUOTED = 1024;
+const CRLF = Buffer.from('\r\n');
+
+function canQuote(bytes: Buffer): boolean {
+  if (bytes.length > MAX_QUOTED) return false;
+  for (const b of bytes) if (b === 0 || b === 0x0a || b === 0x0d || b >= 0x80) return false;
+  return true;
+}
+
+function writeString(bytes: Buffer, out: Buffer[]): void {
+  if (canQuote(bytes)) out.push(Buffer.from(`"${bytes.toString('latin1').replace(/(["\\])/g, '\\$1')}"`, 'latin1'));
+  else out.push(Buffer.from(`{${bytes.length}}\r\n`, 'latin1'), bytes);
+}
+
+export function encodeValue(value: Value, out: Buffer[]): void {
+  if (value === null) out.push(Buffer.from('NIL'));
+  else if (typeof value === 'number') out.push(Buffer.from(String(value)));
+  else if (typeof value === 'string') writeString(Buffer.from(value, 'utf8'), out);
+  else if (Buffer.isBuffer(value)) writeString(value, out);
+  else if (value instanceof Atom) out.push(Buffer.from(value.value, 'utf8'));
+  else if (value instanceof Literal) out.push(Buffer.from(`{${value.value.length}}\r\n`, 'latin1'), value.value);
+  else if (value instanceof Adjacent) {
+    out.push(Buffer.from('('));
+    for (const item of value.items) encodeValue(item, out);
+    out.push(Buffer.from(')'));
+  } else {
+    out.push(Buffer.from('('));
+    value.forEach((item, i) => {
+      if (i > 0) out.push(Buffer.from(' '));
+      encodeValue(item, out);
+    });
+    out.push(Buffer.from(')'));
+  }
+}
+
+/** Values separated by spaces. */
+export function encodeValues(values: readonly Value[]): Buffer {
+  const out: Buffer[] = [];
+  values.forEach((v, i) => {
+    if (i > 0) out.push(Buffer.from(' '));
+    encodeValue(v, out);
+  });
+  return Buffer.concat(out);
+}
+
+/** `* <values>\r\n` */
+export function untagged(values: readonly Value[]): Buffer {
+  return Buffer.concat([Buffer.from('* '), encodeValues(values), CRLF]);
+}
+
+export type Status = 'OK' | 'NO' | 'BAD' | 'BYE' | 'PREAUTH';
+
+/** Human text in a status response: one line, printable ASCII only. */
+export function safeText(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?').replace(/^\s*$/, 'Done');
+}
+
+/** `<tag|*> <status> [<code>] <text>\r\n`; the code is written as given (`APPENDUID 3 7`). */
+export function status(tag: string | null, kind: Status, text: string, code?: string): Buffer {
+  const prefix = `${tag ?? '*'} ${kind} `;
+  const bracket = code ? `[${code}] ` : '';
+  return Buffer.from(`${prefix}${bracket}${safeText(text)}\r\n`, 'latin1');
+}
+
+/** `+ <text>\r\n`; the text may be empty (an empty SASL challenge). */
+export function continuation(text: string): Buffer {
+  return Buffer.from(`+ ${text.replace(/[^\x20-\x7e]/g, '?')}\r\n`, 'latin1');
+}

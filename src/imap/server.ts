@@ -1,0 +1,82 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import type { ImapServerDeps } from './command.js';
+import { status } from './serializer.js';
+import { Session } from './session.js';
+
+export type { ImapServerDeps } from './command.js';
+
+/** How long `close()` waits for running commands before cutting the remaining connections. */
+const CLOSE_GRACE_MS = 10_000;
+
+/**
+ * The IMAP listeners: `plain` (STARTTLS, the 143 role) and `tls` (implicit TLS, the 993 role). Each
+ * listener admits at most `maxConnections` sessions; beyond that a connection gets BYE and is closed.
+ */
+export class ImapServer {
+  readonly #deps: ImapServerDeps;
+  readonly #context: tls.SecureContext;
+  readonly #servers: net.Server[] = [];
+  readonly #sessions = new Set<Session>();
+  #closing: Promise<void> | null = null;
+
+  constructor(deps: ImapServerDeps) {
+    this.#deps = deps;
+    this.#context = tls.createSecureContext({ key: deps.tls.key, cert: deps.tls.cert });
+  }
+
+  listen(kind: 'plain' | 'tls', host: string, port: number): Promise<net.AddressInfo> {
+    if (this.#closing) return Promise.reject(new Error('IMAP server is closed'));
+    const active = { count: 0 };
+    const server =
+      kind === 'tls'
+        ? tls.createServer({ key: this.#deps.tls.key, cert: this.#deps.tls.cert }, (socket) => this.#accept(socket, kind, active))
+        : net.createServer((socket) => this.#accept(socket, kind, active));
+    if (kind === 'tls') {
+      server.on('tlsClientError', (err: Error) => this.#deps.log.debug({ code: (err as NodeJS.ErrnoException).code }, 'IMAP TLS handshake failed'));
+    }
+    this.#servers.push(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.#deps.log.error({ err }, 'IMAP listener error'));
+        resolve(server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  #accept(socket: net.Socket, kind: 'plain' | 'tls', active: { count: number }): void {
+    if (this.#closing || active.count >= this.#deps.limits.maxConnections) {
+      socket.on('error', () => {});
+      socket.end(status(null, 'BYE', this.#closing ? 'Server shutting down' : 'Too many connections, try again later'));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    active.count++;
+    const session = new Session(socket, kind, this.#deps, this.#context);
+    this.#sessions.add(session);
+    void session.closed.then(() => {
+      active.count--;
+      this.#sessions.delete(session);
+    });
+    session.start();
+  }
+
+  /** Stops accepting, lets running commands finish (BYE to idle sessions), then resolves. */
+  close(): Promise<void> {
+    return (this.#closing ??= (async () => {
+      const stopped = Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      for (const session of this.#sessions) session.shutdown();
+      const all = Promise.all([...this.#sessions].map((s) => s.closed));
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), CLOSE_GRACE_MS)));
+      if ((await Promise.race([all, grace])) === 'timeout') {
+        for (const session of this.#sessions) session.close('Server shutting down');
+      }
+      clearTimeout(timer);
+      await Promise.race([all, new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
+      await stopped;
+    })());
+  }
+}

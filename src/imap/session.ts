@@ -1,0 +1,316 @@
+import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { MailboxRow } from '../store/types.js';
+import { capabilities } from './capabilities.js';
+import { ConnectionClosedError, type ImapServerDeps, type SessionApi, type SessionState } from './command.js';
+import { dispatch, findCommand } from './dispatcher.js';
+import { CommandReader, type LiteralRequest, type ReaderEvent, type Refusal } from './parser.js';
+import type { SelectedFolder } from './selected.js';
+import { continuation, status } from './serializer.js';
+
+/** Unconsumed input above which the socket is paused until the pending commands have run. */
+const HIGH_WATER = 256 * 1024;
+/** After BYE, how long the peer has to close before the socket is destroyed. */
+const LINGER_MS = 2000;
+
+/**
+ * One IMAP connection: reads bytes into the command reader, runs one command at a time through the
+ * dispatcher, writes with back-pressure, and owns the timers (pre-authentication deadline, idle timeout),
+ * the BAD counter, the STARTTLS upgrade and the notifier subscription. Commands see it as `SessionApi`.
+ */
+export class Session implements SessionApi {
+  readonly id = randomBytes(6).toString('hex');
+  readonly remote: string;
+  log: Logger;
+  state: SessionState = 'not-authenticated';
+  user: MailboxRow | null = null;
+  selected: SelectedFolder | null = null;
+  readonly closed: Promise<void>;
+
+  #socket: net.Socket;
+  #secure: boolean;
+  #reader: CommandReader;
+  #pumping = false;
+  #executing = false;
+  #ended = false;
+  #byeAfterCommand: string | null = null;
+  #bad = 0;
+  #unsubscribe: (() => void) | null = null;
+  #preauthTimer: NodeJS.Timeout | null = null;
+  #idleTimer: NodeJS.Timeout | null = null;
+  #wake: (() => void) | null = null;
+  #resolveClosed!: () => void;
+
+  constructor(
+    socket: net.Socket,
+    readonly listener: 'plain' | 'tls',
+    readonly deps: ImapServerDeps,
+    private readonly secureContext: tls.SecureContext,
+  ) {
+    this.#socket = socket;
+    this.#secure = listener === 'tls';
+    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.log = deps.log.child({ session: this.id, remote: this.remote, listener });
+    this.#reader = new CommandReader(deps.limits.maxLineLength, (request) => this.#literalPolicy(request));
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  get secure(): boolean {
+    return this.#secure;
+  }
+
+  get busy(): boolean {
+    return this.#executing;
+  }
+
+  start(): void {
+    this.#attach(this.#socket);
+    this.#socket.setNoDelay(true);
+    this.#preauthTimer = setTimeout(() => this.#timeout('Autologout; authentication took too long'), this.deps.limits.preauthTimeoutMs);
+    this.#preauthTimer.unref();
+    this.log.info('IMAP connection');
+    void this.send(status(null, 'OK', `${this.deps.hostname} IMAP ready`, `CAPABILITY ${this.capabilities().join(' ')}`)).catch(() => {});
+  }
+
+  capabilities(): string[] {
+    return capabilities({ secure: this.#secure, state: this.state, maxLiteralSize: this.deps.limits.maxLiteralSize });
+  }
+
+  async send(data: Buffer): Promise<void> {
+    const socket = this.#socket;
+    if (this.#ended || socket.destroyed) throw new ConnectionClosedError();
+    if (socket.write(data)) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
+    if (socket.destroyed) throw new ConnectionClosedError();
+  }
+
+  async readLine(prompt: string): Promise<Buffer | null> {
+    this.#reader.expectLine();
+    await this.send(continuation(prompt));
+    for (;;) {
+      const event = this.#reader.next();
+      if (event?.kind === 'line') return event.line;
+      if (event?.kind === 'refused') return null;
+      if (event?.kind === 'fatal') throw new ConnectionClosedError();
+      if (this.#ended) throw new ConnectionClosedError();
+      if (!event) {
+        this.#socket.resume();
+        await new Promise<void>((resolve) => (this.#wake = resolve));
+      }
+    }
+  }
+
+  authenticated(mailbox: MailboxRow): void {
+    this.user = mailbox;
+    this.state = 'authenticated';
+    if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
+    this.#preauthTimer = null;
+    this.log = this.log.child({ user: mailbox.address });
+    this.#unsubscribe = this.deps.notifier.subscribe(mailbox.id, (event) => this.selected?.onEvent(event));
+    this.log.info('IMAP login');
+  }
+
+  select(folder: SelectedFolder | null): void {
+    this.selected = folder;
+    this.state = folder ? 'selected' : 'authenticated';
+  }
+
+  logout(): void {
+    this.state = 'logout';
+  }
+
+  async startTls(): Promise<void> {
+    const plain = this.#socket;
+    this.#detach(plain);
+    plain.on('error', () => {});
+    this.#reader.reset(); // nothing sent before the handshake may be acted on
+    const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: this.secureContext });
+    this.#socket = secure;
+    this.#secure = true;
+    this.#attach(secure);
+    await new Promise<void>((resolve) => {
+      secure.once('secure', resolve);
+      secure.once('close', resolve);
+    });
+    this.log.debug('STARTTLS done');
+  }
+
+  /** Server shutdown: BYE now when idle, else once the running command has answered. */
+  shutdown(text = 'Server shutting down'): void {
+    if (this.#executing) this.#byeAfterCommand = text;
+    else this.close(text);
+  }
+
+  /** Sends BYE (when given), ends the connection, and destroys it if the peer lingers. */
+  close(bye: string | null): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#clearTimers();
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    const socket = this.#socket;
+    if (!socket.destroyed) {
+      if (bye) socket.write(status(null, 'BYE', bye));
+      socket.end();
+      setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    }
+    this.#wake?.();
+  }
+
+  // --- input ------------------------------------------------------------------------------------------
+
+  #onData = (chunk: Buffer) => {
+    this.#reader.push(chunk);
+    if (this.state !== 'not-authenticated' && !this.#executing) this.#armIdle();
+    if (this.#reader.buffered > HIGH_WATER) this.#socket.pause();
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+    void this.#pump();
+  };
+
+  #onError = (err: Error) => {
+    this.log.debug({ code: (err as NodeJS.ErrnoException).code }, 'IMAP socket error');
+  };
+
+  #onClose = () => {
+    if (!this.#ended) {
+      this.#ended = true;
+      this.#clearTimers();
+      this.#unsubscribe?.();
+      this.#unsubscribe = null;
+    }
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+    this.log.info('IMAP connection closed');
+    this.#resolveClosed();
+  };
+
+  #onEnd = () => this.close(null);
+
+  #attach(socket: net.Socket): void {
+    socket.on('data', this.#onData);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+    socket.on('end', this.#onEnd);
+  }
+
+  #detach(socket: net.Socket): void {
+    socket.off('data', this.#onData);
+    socket.off('error', this.#onError);
+    socket.off('close', this.#onClose);
+    socket.off('end', this.#onEnd);
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (!this.#ended) {
+        const event = this.#reader.next();
+        if (!event) break;
+        await this.#handle(event);
+      }
+    } catch (err) {
+      if (!(err instanceof ConnectionClosedError)) {
+        this.log.error({ err }, 'IMAP session failed');
+        this.close('Internal server error');
+      }
+    } finally {
+      this.#pumping = false;
+      this.#executing = false;
+    }
+    if (!this.#ended && this.#reader.buffered <= HIGH_WATER) this.#socket.resume();
+  }
+
+  async #handle(event: ReaderEvent): Promise<void> {
+    switch (event.kind) {
+      case 'command': {
+        const { tag, command } = event.frame;
+        this.log.debug({ tag, command }, 'IMAP command');
+        this.#executing = true;
+        if (this.#idleTimer) clearTimeout(this.#idleTimer);
+        let outcome: 'OK' | 'NO' | 'BAD';
+        try {
+          outcome = await dispatch(this, event.frame);
+        } finally {
+          this.#executing = false;
+        }
+        this.#countBad(outcome === 'BAD');
+        if (this.state === 'logout') this.close(null);
+        else if (this.#byeAfterCommand) this.close(this.#byeAfterCommand);
+        else if (this.state !== 'not-authenticated') this.#armIdle();
+        return;
+      }
+      case 'continue':
+        await this.send(continuation('Ready for literal data'));
+        return;
+      case 'refused':
+        this.log.debug({ tag: event.tag, command: event.command, status: event.refusal.status }, 'IMAP command refused');
+        await this.send(status(event.tag, event.refusal.status, event.refusal.text, event.refusal.code));
+        this.#countBad(event.refusal.status === 'BAD');
+        return;
+      case 'fatal':
+        this.close(event.text);
+        return;
+      case 'line':
+        return; // only expected inside readLine
+    }
+  }
+
+  /** Literal sizes are decided before the bytes are read: the message limit for APPEND, the line limit otherwise. */
+  #literalPolicy(request: LiteralRequest): Refusal | null {
+    const { maxLineLength, maxLiteralSize } = this.deps.limits;
+    const spec = findCommand(request.command);
+    if (!spec) return { status: 'BAD', text: 'Unknown command' };
+    if (!spec.states.includes(this.state)) return { status: 'BAD', text: 'Command not valid in this state' };
+    if (spec.literal === 'message') {
+      if (request.size > maxLiteralSize || request.received + request.size > maxLiteralSize + maxLineLength) {
+        return { status: 'NO', code: 'TOOBIG', text: `Message too large (limit ${maxLiteralSize} bytes)` };
+      }
+      return null;
+    }
+    if (request.received + request.size > maxLineLength) return { status: 'BAD', text: 'Literal too large for this command' };
+    return null;
+  }
+
+  #countBad(bad: boolean): void {
+    if (!bad) {
+      this.#bad = 0;
+      return;
+    }
+    if (++this.#bad >= this.deps.limits.maxBadCommands) this.close('Too many invalid commands');
+  }
+
+  // --- timers -----------------------------------------------------------------------------------------
+
+  #armIdle(): void {
+    if (this.#ended) return;
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => this.#timeout('Autologout; idle for too long'), this.deps.limits.idleTimeoutMs);
+    this.#idleTimer.unref();
+  }
+
+  #timeout(text: string): void {
+    if (this.#executing) this.#byeAfterCommand = text;
+    else this.close(text);
+  }
+
+  #clearTimers(): void {
+    if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#preauthTimer = null;
+    this.#idleTimer = null;
+  }
+}

@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs';
+import { ImapFlow } from 'imapflow';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { verifyJournal } from '../../src/audit/journal.js';
+import { ENGINES } from '../helpers/engines.js';
+import { sampleMessage, startImapServer, USER, type ImapTestServer } from './harness.js';
+
+/** An independent client (imapflow, unmodified) against the real server on both listeners. */
+
+function client(port: number, secure = true): ImapFlow {
+  return new ImapFlow({
+    host: '127.0.0.1',
+    port,
+    secure,
+    doSTARTTLS: secure ? undefined : true,
+    tls: { rejectUnauthorized: false },
+    auth: { user: USER.address, pass: USER.password },
+    logger: false,
+    disableAutoIdle: true,
+  });
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe.each(ENGINES)('imapflow against the IMAP server (%s)', (engine) => {
+  let server: ImapTestServer;
+  const open: ImapFlow[] = [];
+  const connect = async (c: ImapFlow) => {
+    open.push(c);
+    await c.connect();
+    return c;
+  };
+
+  beforeEach(async () => {
+    server = await startImapServer(engine);
+  });
+  afterEach(async () => {
+    for (const c of open.splice(0)) await c.logout().catch(() => c.close());
+    await server.dispose();
+  });
+
+  it('logs in, lists, appends, fetches back byte for byte, sets flags; a second session sees them; they survive a restart', async () => {
+    const a = await connect(client(server.ports.tls));
+    const folders = await a.list();
+    expect(folders.map((f) => f.path).sort()).toEqual(['Drafts', 'INBOX', 'Junk', 'Sent', 'Trash']);
+    expect(folders.find((f) => f.path === 'Sent')?.specialUse).toBe('\\Sent');
+
+    const raw = sampleMessage('Résultats – échographie', 'Bonjour,\r\nLe compte rendu est joint.\r\n');
+    const appended = await a.append('INBOX', raw, ['\\Draft'], new Date('2026-01-02T03:04:05Z'));
+    expect(appended && appended.uid).toBe(1);
+
+    const mailbox = await a.mailboxOpen('INBOX');
+    expect(mailbox.exists).toBe(1);
+    const msg = await a.fetchOne('1', { source: true, envelope: true, bodyStructure: true, flags: true, uid: true, internalDate: true, size: true });
+    if (!msg) throw new Error('no message');
+    expect(msg.uid).toBe(1);
+    expect(Buffer.compare(msg.source!, raw)).toBe(0);
+    expect(msg.size).toBe(raw.length);
+    expect(msg.envelope?.from?.[0]).toMatchObject({ name: 'Dr Jean Dupont', address: 'jean.dupont@hopital-demo.mssante.test' });
+    expect(msg.envelope?.subject).toBe('Résultats – échographie');
+    expect(msg.bodyStructure).toMatchObject({ type: 'text/plain', parameters: { charset: 'utf-8' }, encoding: '8bit' });
+    expect([...msg.flags!]).toEqual(['\\Draft']);
+    expect((msg.internalDate as Date).toISOString()).toBe('2026-01-02T03:04:05.000Z');
+
+    expect(await a.messageFlagsAdd('1', ['\\Seen', '\\Flagged'])).toBe(true);
+
+    const b = await connect(client(server.ports.tls));
+    await b.mailboxOpen('INBOX');
+    const seenByB = await b.fetchOne('1', { flags: true });
+    expect(seenByB && [...seenByB.flags!].sort()).toEqual(['\\Draft', '\\Flagged', '\\Seen']);
+
+    // Changes made by A reach B at its next command: new flags and a new message.
+    const flagEvents: { uid?: number; flags: Set<string> }[] = [];
+    const existsEvents: number[] = [];
+    b.on('flags', (e: { uid?: number; flags: Set<string> }) => flagEvents.push(e));
+    b.on('exists', (e: { count: number }) => existsEvents.push(e.count));
+    await a.messageFlagsRemove('1', ['\\Flagged']);
+    await a.append('INBOX', sampleMessage('second'));
+    await b.noop();
+    await until(() => flagEvents.length > 0 && existsEvents.length > 0, 'untagged updates');
+    expect([...flagEvents[0]!.flags].sort()).toEqual(['\\Draft', '\\Seen']);
+    expect(existsEvents).toEqual([2]);
+
+    for (const c of open.splice(0)) await c.logout();
+    await server.restart();
+    const c = await connect(client(server.ports.tls));
+    await c.mailboxOpen('INBOX');
+    const afterRestart = await c.fetchOne('1', { flags: true, source: true });
+    if (!afterRestart) throw new Error('message lost in the restart');
+    expect([...afterRestart.flags!].sort()).toEqual(['\\Draft', '\\Seen']);
+    expect(Buffer.compare(afterRestart.source!, raw)).toBe(0);
+
+    const journal = await verifyJournal(server.store);
+    expect(journal.ok).toBe(true);
+    const audit = await server.store.readAudit(0, 1000);
+    expect(audit.filter((r) => r.action === 'read').length).toBeGreaterThan(0);
+    expect(audit.filter((r) => r.action === 'flag').length).toBe(2);
+    expect(JSON.stringify(audit)).not.toContain('compte rendu');
+  });
+
+  it('works over STARTTLS on the plain listener and reads a multipart message part by part', async () => {
+    const fixture = readFileSync(new URL('../fixtures/email/MessageWithAttachment.txt', import.meta.url));
+    const uid = await server.deliver(fixture);
+    const c = await connect(client(server.ports.plain, false));
+    expect(c.secureConnection).toBe(true); // upgraded by STARTTLS: LOGIN is refused in clear
+    await c.mailboxOpen('INBOX');
+    const msg = await c.fetchOne(String(uid), { bodyStructure: true, headers: ['subject'], bodyParts: ['1', '2.mime'] }, { uid: true });
+    if (!msg) throw new Error('no message');
+    expect(msg.bodyStructure?.childNodes?.map((n) => n.type)).toEqual(['text/plain', 'image/png']);
+    expect(msg.bodyStructure?.childNodes?.[1]).toMatchObject({ part: '2', disposition: 'attachment', dispositionParameters: { filename: 'iMac-icon.png' } });
+    expect(msg.headers?.toString()).toBe('Subject: test pic\r\n\r\n');
+    expect(msg.bodyParts?.get('1')?.toString()).toBe('test pic\r\n');
+    const download = await c.download(String(uid), '2', { uid: true });
+    const chunks: Buffer[] = [];
+    for await (const chunk of download.content!) chunks.push(chunk as Buffer);
+    const png = Buffer.concat(chunks);
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    expect(download.meta?.contentType).toBe('image/png');
+    // imapflow reads with BODY.PEEK, so the message stays unseen.
+    const flags = await c.fetchOne(String(uid), { flags: true }, { uid: true });
+    expect(flags && [...flags.flags!]).toEqual([]);
+  });
+
+  it('refuses an APPEND beyond the advertised APPENDLIMIT', async () => {
+    await server.dispose();
+    server = await startImapServer(engine, { maxLiteralSize: 1000 });
+    const c = await connect(client(server.ports.tls));
+    await expect(c.append('INBOX', Buffer.alloc(5000, 0x61))).rejects.toThrow(/APPENDLIMIT|TOOBIG|too/i);
+    const status = await c.mailboxOpen('INBOX');
+    expect(status.exists).toBe(0);
+  });
+});

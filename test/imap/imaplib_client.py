@@ -1,0 +1,51 @@
+"""An independent IMAP client: Python's imaplib against the server. Prints one JSON object with what it saw.
+
+usage: imaplib_client.py <host> <plain-port> <tls-port> <user> <password> <message-file>
+"""
+import imaplib
+import json
+import ssl
+import sys
+
+host, plain_port, tls_port, user, password, message_file = sys.argv[1:7]
+raw = open(message_file, "rb").read()
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE  # throw-away self-signed test certificate
+out = {}
+
+# STARTTLS listener: LOGIN is disabled in clear, allowed after STARTTLS.
+plain = imaplib.IMAP4(host, int(plain_port), timeout=20)
+out["logindisabled_before_tls"] = "LOGINDISABLED" in plain.capabilities
+try:
+    plain.login(user, password)
+    out["login_in_clear"] = "accepted"
+except imaplib.IMAP4.error as err:
+    out["login_in_clear"] = str(err)
+plain.starttls(ssl_context=ctx)
+out["starttls_login"] = plain.login(user, password)[0]
+plain.logout()
+
+# Implicit TLS listener.
+imap = imaplib.IMAP4_SSL(host, int(tls_port), ssl_context=ctx, timeout=20)
+typ, _ = imap.login(user, password)
+out["login"] = typ
+typ, data = imap.list()
+out["list"] = [line.decode() for line in data]
+typ, data = imap.append("INBOX", "(\\Flagged)", imaplib.Time2Internaldate(1700000000), raw)
+out["append"] = typ
+out["append_code"] = data[0].decode()
+typ, data = imap.select("INBOX")
+out["exists"] = int(data[0])
+typ, data = imap.fetch("1", "(BODY[])")
+out["fetched_equals_appended"] = data[0][1] == raw
+typ, data = imap.store("1", "+FLAGS", "(\\Answered)")
+out["store"] = typ
+typ, data = imap.fetch("1", "(FLAGS)")
+out["flags"] = data[0].decode()
+typ, data = imap.uid("FETCH", "1", "(BODYSTRUCTURE RFC822.SIZE)")
+out["bodystructure"] = data[0].decode()
+typ, data = imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+out["subject_header"] = data[0][1].decode()
+out["logout"] = imap.logout()[0]
+print(json.dumps(out))

@@ -1,0 +1,129 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config/schema.js';
+import { ENGINES } from '../helpers/engines.js';
+import { ImapLineClient, startImapServer, USER, type ImapTestServer } from './harness.js';
+
+/**
+ * Conformance conversations as data (after Dovecot's imaptest scripts). Each file in scenarios/ has a header
+ * (`listener:`, `state:`, `limits:`, `deliver:` lines), a `---` line, then the conversation:
+ *
+ *   C: <line>      sent with CRLF ($USER, $PASS, $PLAIN and {{x*N}} are expanded)
+ *   S: <line>      the next server line, exactly
+ *   S~ <regex>     the next server line, matching the regular expression in full
+ *   S: (closed)    the server has closed the connection
+ *   ! starttls     upgrade the connection to TLS (after the server's OK to STARTTLS)
+ *   ! sleep <ms>   wait
+ *
+ * The server lines expected after a C: line are read right after it is sent, so a literal's lines can be
+ * sent as several C: lines. Lines starting with # are comments. A new case is a new file.
+ */
+
+const DIR = new URL('./scenarios/', import.meta.url);
+const FIXTURES = new URL('../fixtures/email/', import.meta.url);
+
+interface Scenario {
+  listener: 'plain' | 'tls';
+  state: string;
+  limits: Partial<Config['imap']>;
+  deliver: { file: string; flags: string[] }[];
+  steps: string[];
+}
+
+function parseScenario(text: string): Scenario {
+  const [head = '', body = ''] = text.split(/^---$/m);
+  const scenario: Scenario = { listener: 'tls', state: 'not-authenticated', limits: {}, deliver: [], steps: [] };
+  for (const line of head.split('\n')) {
+    const m = /^(\w+):\s*(.*)$/.exec(line.trim());
+    if (!m) continue;
+    const [, key, value = ''] = m;
+    if (key === 'listener') scenario.listener = value === 'plain' ? 'plain' : 'tls';
+    else if (key === 'state') scenario.state = value;
+    else if (key === 'limits') {
+      for (const pair of value.split(/\s+/).filter(Boolean)) {
+        const [k, v] = pair.split('=');
+        (scenario.limits as Record<string, number>)[k!] = Number(v);
+      }
+    } else if (key === 'deliver') {
+      const [file = '', ...flags] = value.split(/\s+/);
+      scenario.deliver.push({ file, flags });
+    }
+  }
+  scenario.steps = body.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+  return scenario;
+}
+
+function expand(line: string): string {
+  return line
+    .replaceAll('$USER', USER.address)
+    .replaceAll('$PASS', USER.password)
+    .replaceAll('$PLAIN', Buffer.from(`\0${USER.address}\0${USER.password}`).toString('base64'))
+    .replace(/\{\{(.)\*(\d+)\}\}/g, (_, ch: string, n: string) => ch.repeat(Number(n)));
+}
+
+async function run(server: ImapTestServer, scenario: Scenario, name: string): Promise<void> {
+  const client = await ImapLineClient.connect(scenario.listener === 'tls' ? server.ports.tls : server.ports.plain, { tls: scenario.listener === 'tls' });
+  try {
+    const steps = scenario.steps;
+    let i = 0;
+    const expectLines = async (context: string) => {
+      while (i < steps.length && (steps[i]!.startsWith('S:') || steps[i]!.startsWith('S~'))) {
+        const step = steps[i++]!;
+        const want = step.slice(2).replace(/^ /, '');
+        if (step.startsWith('S:') && want === '(closed)') {
+          await client.closedByServer();
+          continue;
+        }
+        const got = await client.line();
+        const where = `${name}: after ${JSON.stringify(context)}`;
+        if (step.startsWith('S~')) expect(got, where).toMatch(new RegExp(`^(?:${want})$`));
+        else expect(got, where).toBe(want);
+      }
+    };
+    // The greeting: compared when the conversation starts with S: lines, else just consumed.
+    if (steps[0]?.startsWith('S')) await expectLines('greeting');
+    else await client.line();
+    if (scenario.state.startsWith('authenticated') || scenario.state.startsWith('selected')) await client.login();
+    if (scenario.state.startsWith('selected')) {
+      const [, mailbox = 'INBOX'] = scenario.state.split(/\s+/);
+      const lines = await client.command('S0', `SELECT ${mailbox}`);
+      expect(lines[lines.length - 1], `${name}: setup SELECT`).toMatch(/^S0 OK/);
+    }
+    while (i < steps.length) {
+      const step = steps[i++]!;
+      if (step.startsWith('C:')) {
+        const line = expand(step.slice(2).replace(/^ /, ''));
+        client.send(line);
+        await expectLines(line.slice(0, 80));
+      } else if (step.startsWith('S')) {
+        i--;
+        await expectLines(steps[i - 1] ?? 'start');
+      } else if (step.startsWith('! starttls')) await client.startTls();
+      else if (step.startsWith('! sleep')) await new Promise((r) => setTimeout(r, Number(step.split(/\s+/)[2])));
+      else throw new Error(`${name}: unexpected step ${JSON.stringify(step)}`);
+    }
+    await new Promise((r) => setTimeout(r, 30));
+    expect(client.pending, `${name}: unexpected data at the end`).toBe('');
+  } finally {
+    client.close();
+  }
+}
+
+const files = readdirSync(DIR).filter((f) => f.endsWith('.txt')).sort();
+
+describe.each(ENGINES)('IMAP conversations (%s)', (engine) => {
+  let server: ImapTestServer | null = null;
+  afterEach(async () => {
+    await server?.dispose();
+    server = null;
+  });
+
+  it.each(files)('%s', async (file) => {
+    const scenario = parseScenario(readFileSync(new URL(file, DIR), 'utf8'));
+    server = await startImapServer(engine, scenario.limits);
+    for (const { file: fixture, flags } of scenario.deliver) {
+      await server.deliver(readFileSync(new URL(fixture, FIXTURES)), { flags });
+    }
+    await run(server, scenario, file);
+  });
+});
