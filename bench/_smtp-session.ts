@@ -15,6 +15,7 @@ export class SmtpSession {
       const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => resolve(socket));
       socket.once('error', reject);
     });
+    s.#socket.setNoDelay(true);
     s.#socket.setEncoding('utf8');
     s.#socket.on('data', (d: string) => {
       s.#buffer += d;

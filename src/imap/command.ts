@@ -43,8 +43,8 @@ export interface SessionApi {
   readonly selected: SelectedFolder | null;
   readonly log: Logger;
   capabilities(): string[];
-  /** Writes untagged data, waiting while the socket is congested. */
-  send(data: Buffer): Promise<void>;
+  /** Writes response bytes (one buffer or several in order), waiting while the socket is congested. */
+  send(data: Buffer | readonly Buffer[]): Promise<void>;
   /** Sends a continuation request and reads one raw line; null when the line was refused (too long). */
   readLine(prompt: string): Promise<Buffer | null>;
   /** Login succeeded: enters the authenticated state. */

@@ -17,8 +17,9 @@ export function findCommand(name: string): AnyCommand | undefined {
   return COMMANDS.get(name);
 }
 
-/** Why a command is not valid now, from the states it needs. */
-function stateText(spec: AnyCommand): string {
+/** Why a command is not valid in the session's state, from the states it needs. */
+export function stateText(spec: AnyCommand, state: SessionApi['state']): string {
+  if (state === 'not-authenticated') return 'Log in first';
   if (spec.states.includes('not-authenticated')) return 'Already logged in';
   if (spec.states.includes('authenticated')) return 'Log in first';
   return 'No mailbox selected';
@@ -38,7 +39,7 @@ export async function dispatch(session: SessionApi, frame: CommandFrame): Promis
     return kind;
   };
   if (!spec) return reply('BAD', frame.command ? 'Unknown command' : 'Missing command');
-  if (!spec.states.includes(session.state)) return reply('BAD', session.state === 'not-authenticated' ? 'Log in first' : stateText(spec));
+  if (!spec.states.includes(session.state)) return reply('BAD', stateText(spec, session.state));
   let args: unknown;
   try {
     const reader = new Args(tokenize(frame.segments, frame.argsOffset));

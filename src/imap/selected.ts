@@ -46,7 +46,7 @@ export class SelectedFolder {
   }
 
   /** Writes pending EXPUNGE (when allowed), EXISTS and FETCH FLAGS responses. */
-  async flush(store: Store, send: (data: Buffer) => Promise<void>, expungeAllowed: boolean): Promise<void> {
+  async flush(store: Store, send: (data: Buffer | readonly Buffer[]) => Promise<void>, expungeAllowed: boolean): Promise<void> {
     if (expungeAllowed && this.#expunged.size > 0) {
       const gone = [...this.#expunged];
       this.#expunged.clear();

@@ -70,7 +70,35 @@ export function encodeValues(values: readonly Value[]): Buffer {
 
 /** `* <values>\r\n` */
 export function untagged(values: readonly Value[]): Buffer {
-  return Buffer.concat([Buffer.from('* '), encodeValues(values), CRLF]);
+  return Buffer.concat(untaggedParts(values));
+}
+
+const COALESCE = 16 * 1024;
+
+/**
+ * `* <values>\r\n` as a few buffers: small pieces are joined, large ones (message bodies) are passed
+ * through uncopied, so a big FETCH response is never assembled into one more buffer.
+ */
+export function untaggedParts(values: readonly Value[]): Buffer[] {
+  const pieces: Buffer[] = [Buffer.from('* ')];
+  values.forEach((v, i) => {
+    if (i > 0) pieces.push(Buffer.from(' '));
+    encodeValue(v, pieces);
+  });
+  pieces.push(CRLF);
+  const out: Buffer[] = [];
+  let small: Buffer[] = [];
+  for (const piece of pieces) {
+    if (piece.length < COALESCE) {
+      small.push(piece);
+      continue;
+    }
+    if (small.length > 0) out.push(Buffer.concat(small));
+    small = [];
+    out.push(piece);
+  }
+  if (small.length > 0) out.push(Buffer.concat(small));
+  return out;
 }
 
 export type Status = 'OK' | 'NO' | 'BAD' | 'BYE' | 'PREAUTH';

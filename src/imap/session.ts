@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { MailboxRow } from '../store/types.js';
 import { capabilities } from './capabilities.js';
 import { ConnectionClosedError, type ImapServerDeps, type SessionApi, type SessionState } from './command.js';
-import { dispatch, findCommand } from './dispatcher.js';
+import { dispatch, findCommand, stateText } from './dispatcher.js';
 import { CommandReader, type LiteralRequest, type ReaderEvent, type Refusal } from './parser.js';
 import type { SelectedFolder } from './selected.js';
 import { continuation, status } from './serializer.js';
@@ -34,6 +34,8 @@ export class Session implements SessionApi {
   #reader: CommandReader;
   #pumping = false;
   #executing = false;
+  /** A running command waits for the client (SASL response): timeouts and shutdown need not wait for it. */
+  #awaitingInput = false;
   #ended = false;
   #byeAfterCommand: string | null = null;
   #bad = 0;
@@ -61,10 +63,6 @@ export class Session implements SessionApi {
     return this.#secure;
   }
 
-  get busy(): boolean {
-    return this.#executing;
-  }
-
   start(): void {
     this.#attach(this.#socket);
     this.#socket.setNoDelay(true);
@@ -78,12 +76,17 @@ export class Session implements SessionApi {
     return capabilities({ secure: this.#secure, state: this.state, maxLiteralSize: this.deps.limits.maxLiteralSize });
   }
 
-  async send(data: Buffer): Promise<void> {
+  async send(data: Buffer | readonly Buffer[]): Promise<void> {
     const socket = this.#socket;
     if (this.#ended || socket.destroyed) throw new ConnectionClosedError();
-    if (socket.write(data)) return;
+    let flowing = true;
+    for (const part of Buffer.isBuffer(data) ? [data] : data) flowing = socket.write(part);
+    if (flowing) return;
+    // A client that stops reading holds nothing for long: after the idle timeout the connection goes.
     await new Promise<void>((resolve) => {
+      const stalled = setTimeout(() => socket.destroy(), this.deps.limits.idleTimeoutMs);
       const done = () => {
+        clearTimeout(stalled);
         socket.off('drain', done);
         socket.off('close', done);
         resolve();
@@ -105,7 +108,12 @@ export class Session implements SessionApi {
       if (this.#ended) throw new ConnectionClosedError();
       if (!event) {
         this.#socket.resume();
-        await new Promise<void>((resolve) => (this.#wake = resolve));
+        this.#awaitingInput = true;
+        try {
+          await new Promise<void>((resolve) => (this.#wake = resolve));
+        } finally {
+          this.#awaitingInput = false;
+        }
       }
     }
   }
@@ -147,8 +155,7 @@ export class Session implements SessionApi {
 
   /** Server shutdown: BYE now when idle, else once the running command has answered. */
   shutdown(text = 'Server shutting down'): void {
-    if (this.#executing) this.#byeAfterCommand = text;
-    else this.close(text);
+    this.#timeout(text);
   }
 
   /** Sends BYE (when given), ends the connection, and destroys it if the peer lingers. */
@@ -274,7 +281,7 @@ export class Session implements SessionApi {
     const { maxLineLength, maxLiteralSize } = this.deps.limits;
     const spec = findCommand(request.command);
     if (!spec) return { status: 'BAD', text: 'Unknown command' };
-    if (!spec.states.includes(this.state)) return { status: 'BAD', text: 'Command not valid in this state' };
+    if (!spec.states.includes(this.state)) return { status: 'BAD', text: stateText(spec, this.state) };
     if (spec.literal === 'message') {
       if (request.size > maxLiteralSize || request.received + request.size > maxLiteralSize + maxLineLength) {
         return { status: 'NO', code: 'TOOBIG', text: `Message too large (limit ${maxLiteralSize} bytes)` };
@@ -303,7 +310,7 @@ export class Session implements SessionApi {
   }
 
   #timeout(text: string): void {
-    if (this.#executing) this.#byeAfterCommand = text;
+    if (this.#executing && !this.#awaitingInput) this.#byeAfterCommand = text;
     else this.close(text);
   }
 

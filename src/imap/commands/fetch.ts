@@ -6,7 +6,7 @@ import { marksSeen, needsBody, needsMeta, parseFetchItems, type FetchItem } from
 import { fetchValues } from '../fetch-response.js';
 import { addFlags, hasFlag } from '../flags.js';
 import { resolveSequenceNumbers, resolveUids, type SeqRange } from '../sequence.js';
-import { atom, untagged } from '../serializer.js';
+import { atom, untaggedParts } from '../serializer.js';
 
 /**
  * FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9). Messages are read in batches so memory stays bounded by
@@ -66,7 +66,7 @@ export async function runFetch(session: SessionApi, { set, items: asked }: Fetch
       const meta = withMeta ? mail.openMeta(user, row) : null;
       const raw = withBody ? await mail.openBody(user, row) : null;
       if (raw) bodies++;
-      await session.send(untagged([view.seqOf(row.uid), atom('FETCH'), fetchValues(items, row, meta, raw)]));
+      await session.send(untaggedParts([view.seqOf(row.uid), atom('FETCH'), fetchValues(items, row, meta, raw)]));
     }
   }
   if (bodies > 0) {

@@ -14,6 +14,7 @@ import namespace from './namespace.js';
 import noop from './noop.js';
 import select from './select.js';
 import starttls from './starttls.js';
+import status from './status.js';
 import store from './store.js';
 import uidFetch from './uid-fetch.js';
 import uidStore from './uid-store.js';
@@ -37,6 +38,7 @@ export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
     noop,
     select,
     starttls,
+    status,
     store,
     uidFetch,
     uidStore,
