@@ -9,8 +9,7 @@ import { ImapSyntaxError, tokenize } from './tokenizer.js';
 /**
  * Runs one command frame: finds its spec, checks the session state, parses the arguments with the spec's
  * grammar, reports pending mailbox changes, runs the handler, reports changes again, and writes the tagged
- * response. Returns the
- * status sent so the session can count BADs.
+ * response. Returns the status sent, so the session can count BADs.
  */
 
 export function findCommand(name: string): AnyCommand | undefined {
@@ -52,29 +51,20 @@ export async function dispatch(session: SessionApi, frame: CommandFrame): Promis
   // Changes by other sessions are reported before the command runs (so its message numbers include
   // them) and again after it, never in the middle of its responses.
   await flushUpdates(session, spec);
-  let completion: Completion;
-  let outcome: 'OK' | 'NO' | 'BAD' = 'OK';
-  let failure: { text: string; code?: string } | null = null;
+  let result: { status: 'OK' | 'NO' | 'BAD'; completion: Completion };
   try {
-    completion = await spec.run(session, args, tag);
+    result = { status: 'OK', completion: await spec.run(session, args, tag) };
   } catch (err) {
     if (err instanceof ConnectionClosedError) throw err;
-    if (err instanceof ImapError) {
-      outcome = err.status;
-      failure = err.code === undefined ? { text: err.message } : { text: err.message, code: err.code };
-    } else if (err instanceof MailboxNameError) {
-      outcome = 'BAD';
-      failure = { text: err.message };
-    } else {
+    if (err instanceof ImapError) result = { status: err.status, completion: { text: err.message, ...(err.code ? { code: err.code } : {}) } };
+    else if (err instanceof MailboxNameError) result = { status: 'BAD', completion: { text: err.message } };
+    else {
       session.log.error({ err, tag, command: spec.name }, 'IMAP command failed');
-      outcome = 'NO';
-      failure = { text: 'Internal error; the command was not completed', code: 'SERVERBUG' };
+      result = { status: 'NO', completion: { text: 'Internal error; the command was not completed', code: 'SERVERBUG' } };
     }
-    completion = { text: '' };
   }
   await flushUpdates(session, spec);
-  if (failure) return reply(outcome, failure.text, failure.code);
-  await reply('OK', completion.text, completion.code);
-  if (completion.after) await completion.after();
-  return 'OK';
+  await reply(result.status, result.completion.text, result.completion.code);
+  if (result.status === 'OK' && result.completion.after) await result.completion.after();
+  return result.status;
 }
