@@ -5,7 +5,20 @@ import type { SessionState } from './command.js';
  * mechanism (RFC 9051 §6.2.1, house rule "no AUTH before TLS").
  */
 export function capabilities(opts: { secure: boolean; state: SessionState; maxLiteralSize: number }): string[] {
-  const caps = ['IMAP4rev1', 'LITERAL+', 'NAMESPACE', 'UNSELECT', 'SPECIAL-USE', `APPENDLIMIT=${opts.maxLiteralSize}`];
+  const caps = [
+    'IMAP4rev1',
+    'LITERAL+',
+    'NAMESPACE',
+    'UNSELECT',
+    'SPECIAL-USE',
+    'CHILDREN',
+    'UIDPLUS',
+    'MOVE',
+    'IDLE',
+    'ID',
+    'ENABLE',
+    `APPENDLIMIT=${opts.maxLiteralSize}`,
+  ];
   if (opts.state === 'not-authenticated') {
     if (opts.secure) caps.push('SASL-IR', 'AUTH=PLAIN');
     else caps.push('STARTTLS', 'LOGINDISABLED');

@@ -47,6 +47,12 @@ export interface SessionApi {
   send(data: Buffer | readonly Buffer[]): Promise<void>;
   /** Sends a continuation request and reads one raw line; null when the line was refused (too long). */
   readLine(prompt: string): Promise<Buffer | null>;
+  /**
+   * IDLE (RFC 2177): sends a continuation request, then until the client sends a line runs `push` at once
+   * and again whenever the notifier reports a change for this mailbox. Returns that line (null when it was
+   * refused as too long). The idle timeout runs from the start: a client that idles longer is logged out.
+   */
+  idle(prompt: string, push: () => Promise<void>): Promise<Buffer | null>;
   /** Login succeeded: enters the authenticated state. */
   authenticated(mailbox: MailboxRow): void;
   /** Enters the selected state with `folder`, or leaves it with null. */

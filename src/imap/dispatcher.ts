@@ -20,6 +20,7 @@ export function findCommand(name: string): AnyCommand | undefined {
 export function stateText(spec: AnyCommand, state: SessionApi['state']): string {
   if (state === 'not-authenticated') return 'Log in first';
   if (spec.states.includes('not-authenticated')) return 'Already logged in';
+  if (state === 'selected' && spec.states.includes('authenticated')) return 'Not valid while a mailbox is selected';
   if (spec.states.includes('authenticated')) return 'Log in first';
   return 'No mailbox selected';
 }

@@ -53,3 +53,22 @@ export function listMatcher(pattern: string): (name: string) => boolean {
   const re = new RegExp(`^${source}$`, 'u');
   return (name) => re.test(name);
 }
+
+/**
+ * A name for a new folder (CREATE, RENAME): modified UTF-7 in its one canonical spelling, printable, no
+ * wildcard, no empty or dot level, within `maxLength` UTF-8 bytes. Returns the Unicode name, INBOX
+ * canonical, without the trailing delimiter RFC 3501 allows on CREATE.
+ */
+export function newFolderName(wire: string, maxLength: number): string {
+  const trimmed = wire.endsWith(DELIMITER) ? wire.slice(0, -1) : wire;
+  if (!/^[\x20-\x7e]*$/.test(trimmed)) throw new MailboxNameError('Mailbox names are 7-bit (modified UTF-7)');
+  const name = decodeMailboxName(trimmed);
+  if (encodeMailboxName(name) !== trimmed) throw new MailboxNameError('Invalid modified UTF-7 mailbox name');
+  if (name === '') throw new MailboxNameError('Empty mailbox name');
+  if (Buffer.byteLength(name, 'utf8') > maxLength) throw new MailboxNameError(`Mailbox name too long (limit ${maxLength} bytes)`);
+  if (/[\x00-\x1f\x7f*%]/.test(name)) throw new MailboxNameError('Mailbox names may not hold control characters, * or %');
+  if (name.split(DELIMITER).some((level) => level === '' || level === '.' || level === '..' || level.trim() !== level)) {
+    throw new MailboxNameError('Each level of a mailbox name must be a non-empty name without surrounding spaces');
+  }
+  return canonicalName(name);
+}

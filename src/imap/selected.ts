@@ -45,6 +45,21 @@ export class SelectedFolder {
     return 0;
   }
 
+  /**
+   * This session removed these messages (EXPUNGE, MOVE, CLOSE): drops them from the view and, with `send`,
+   * reports each as `* n EXPUNGE`, numbered as the client counts after the previous one.
+   */
+  async removed(uids: readonly number[], send: ((data: Buffer) => Promise<void>) | null): Promise<void> {
+    for (const uid of [...uids].sort((a, b) => a - b)) {
+      this.#expunged.delete(uid);
+      this.#flags.delete(uid);
+      const seq = this.seqOf(uid);
+      if (seq === 0) continue;
+      this.uids.splice(seq - 1, 1);
+      if (send) await send(untagged([seq, atom('EXPUNGE')]));
+    }
+  }
+
   /** Writes pending EXPUNGE (when allowed), EXISTS and FETCH FLAGS responses. */
   async flush(store: Store, send: (data: Buffer | readonly Buffer[]) => Promise<void>, expungeAllowed: boolean): Promise<void> {
     if (expungeAllowed && this.#expunged.size > 0) {
@@ -61,7 +76,7 @@ export class SelectedFolder {
     if (this.#exists) {
       this.#exists = false;
       const last = this.uids[this.uids.length - 1] ?? 0;
-      const fresh = (await store.listMessages(this.folder.id)).filter((m) => m.uid > last).map((m) => m.uid);
+      const fresh = (await store.listMessagesSince(this.folder.id, last)).map((m) => m.uid);
       if (fresh.length > 0) {
         this.uids.push(...fresh);
         await send(untagged([this.uids.length, atom('EXISTS')]));

@@ -77,3 +77,17 @@ export function resolveUids(ranges: readonly SeqRange[], uids: readonly number[]
   }
   return [...picked].sort((x, y) => x - y);
 }
+
+/** A UID set for response codes (COPYUID): ascending runs joined, `1:3,7`, in the order given. */
+export function formatUidSet(uids: readonly number[]): string {
+  const parts: string[] = [];
+  let i = 0;
+  while (i < uids.length) {
+    const start = uids[i]!;
+    let end = start;
+    while (i + 1 < uids.length && uids[i + 1] === end + 1) end = uids[++i]!;
+    parts.push(start === end ? String(start) : `${start}:${end}`);
+    i++;
+  }
+  return parts.join(',');
+}

@@ -43,6 +43,8 @@ export class Session implements SessionApi {
   #preauthTimer: NodeJS.Timeout | null = null;
   #idleTimer: NodeJS.Timeout | null = null;
   #wake: (() => void) | null = null;
+  /** The notifier reported a change since IDLE last pushed updates. */
+  #changed = false;
   #resolveClosed!: () => void;
 
   constructor(
@@ -118,13 +120,52 @@ export class Session implements SessionApi {
     }
   }
 
+  async idle(prompt: string, push: () => Promise<void>): Promise<Buffer | null> {
+    this.#reader.expectLine();
+    await this.send(continuation(prompt));
+    this.#armIdle();
+    this.#changed = true;
+    for (;;) {
+      const event = this.#reader.next();
+      if (event?.kind === 'line') return event.line;
+      if (event?.kind === 'refused') return null;
+      if (event?.kind === 'fatal') throw new ConnectionClosedError();
+      if (this.#ended) throw new ConnectionClosedError();
+      if (this.#byeAfterCommand) {
+        // Shutdown or timeout while updates were being pushed: no DONE to wait for.
+        this.close(this.#byeAfterCommand);
+        throw new ConnectionClosedError();
+      }
+      if (event) continue;
+      if (this.#changed) {
+        this.#changed = false;
+        await push();
+        continue;
+      }
+      this.#socket.resume();
+      this.#awaitingInput = true;
+      try {
+        await new Promise<void>((resolve) => (this.#wake = resolve));
+      } finally {
+        this.#awaitingInput = false;
+      }
+    }
+  }
+
   authenticated(mailbox: MailboxRow): void {
     this.user = mailbox;
     this.state = 'authenticated';
     if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
     this.#preauthTimer = null;
     this.log = this.log.child({ user: mailbox.address });
-    this.#unsubscribe = this.deps.notifier.subscribe(mailbox.id, (event) => this.selected?.onEvent(event));
+    this.#unsubscribe = this.deps.notifier.subscribe(mailbox.id, (event) => {
+      this.selected?.onEvent(event);
+      // Wakes an IDLE command (harmless anywhere else: a woken wait checks its condition again).
+      this.#changed = true;
+      const wake = this.#wake;
+      this.#wake = null;
+      wake?.();
+    });
     this.log.info('IMAP login');
   }
 

@@ -94,6 +94,19 @@ export interface FlagChange {
   flags: string[];
 }
 
+/** A message removed from a folder: its UID and the MODSEQ given to its removal. */
+export interface ExpungedMessage {
+  uid: number;
+  modseq: number;
+}
+
+export interface CopiedMessages {
+  /** UIDVALIDITY of the destination folder. */
+  uidValidity: number;
+  /** In source UID order; source UIDs that do not exist are skipped. */
+  copies: { sourceUid: number; uid: number; modseq: number }[];
+}
+
 export const AUDIT_ACTIONS = [
   'login',
   'login-failed',
@@ -105,6 +118,11 @@ export const AUDIT_ACTIONS = [
   'flag',
   'mailbox-create',
   'mailbox-passwd',
+  'folder-create',
+  'folder-delete',
+  'folder-rename',
+  'copy',
+  'move',
   'init',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -138,6 +156,8 @@ export interface StoreReads {
 
   /** In UID order. */
   listMessages(folderId: number): Promise<MessageSummary[]>;
+  /** The messages with a UID above `afterUid`, in UID order (new mail, without re-listing the folder). */
+  listMessagesSince(folderId: number, afterUid: number): Promise<MessageSummary[]>;
   /** Full rows for the given UIDs, in UID order; unknown UIDs are skipped. */
   getMessages(folderId: number, uids: number[]): Promise<MessageRow[]>;
   getBlob(blobId: number): Promise<Buffer | null>;
@@ -154,12 +174,34 @@ export interface StoreTx extends StoreReads {
   updateMailbox(id: number, change: { passwordHash?: string | null; state?: MailboxState; displayName?: string | null }): Promise<void>;
 
   insertFolder(folder: NewFolder): Promise<FolderRow>;
+  /**
+   * Renames one folder (not its inferiors: callers rename each). It keeps its id, UIDs and UIDVALIDITY.
+   * Throws when another folder of the mailbox already has the name.
+   */
+  renameFolder(folderId: number, name: string): Promise<FolderRow>;
+  /**
+   * Deletes a folder with its messages (and the blobs no other message uses); returns the messages removed,
+   * each with a MODSEQ above the folder's last one (for the expunge events of sessions that had it open).
+   */
+  deleteFolder(folderId: number): Promise<ExpungedMessage[]>;
+  setSubscribed(folderId: number, subscribed: boolean): Promise<void>;
 
   insertBlob(mailboxId: number, sealed: Buffer): Promise<number>;
   /** Allocates the next UID and MODSEQ of the folder. */
   appendMessage(folderId: number, message: NewMessage): Promise<AppendedMessage>;
   /** Replaces the flags of one message and gives it a new MODSEQ; null if the UID does not exist. */
   setFlags(folderId: number, uid: number, flags: string[]): Promise<FlagChange | null>;
+  /**
+   * Removes the given messages (unknown UIDs are skipped) and the blobs no other message uses; each removal
+   * gets a new MODSEQ (raising the folder's highest MODSEQ). UIDs are never handed out again.
+   */
+  expunge(folderId: number, uids: number[]): Promise<ExpungedMessage[]>;
+  /**
+   * Copies messages into another folder of the same mailbox with new UIDs and MODSEQs, keeping flags and
+   * internal date. The sealed body and metadata are shared as they are (same mailbox, same data key);
+   * folders of different mailboxes are refused, since re-sealing needs keys the store does not hold.
+   */
+  copyMessages(fromFolderId: number, uids: number[], toFolderId: number): Promise<CopiedMessages>;
 
   /** Serialises audit appends across writers (no-op where transactions already serialise). */
   lockAuditChain(): Promise<void>;

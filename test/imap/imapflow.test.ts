@@ -127,6 +127,95 @@ describe.each(ENGINES)('imapflow against the IMAP server (%s)', (engine) => {
     expect(flags && [...flags.flags!]).toEqual([]);
   });
 
+  it('deletes messages in one session; the other sees EXPUNGE and EXISTS with the right numbers', async () => {
+    for (let i = 1; i <= 4; i++) await server.deliver(sampleMessage(`m${i}`));
+    const a = await connect(client(server.ports.tls));
+    const b = await connect(client(server.ports.tls));
+    await a.mailboxOpen('INBOX');
+    await b.mailboxOpen('INBOX');
+    const expunged: number[] = [];
+    const exists: number[] = [];
+    b.on('expunge', (e: { seq: number }) => expunged.push(e.seq));
+    b.on('exists', (e: { count: number }) => exists.push(e.count));
+
+    expect(await a.messageDelete('2:3')).toBe(true);
+    expect(a.mailbox && a.mailbox.exists).toBe(2);
+    await a.append('INBOX', sampleMessage('m5'));
+    await b.noop();
+    await until(() => expunged.length === 2 && exists.length === 1, 'EXPUNGE and EXISTS in the second session');
+    expect(expunged).toEqual([2, 2]);
+    expect(exists).toEqual([3]);
+    expect(b.mailbox && b.mailbox.exists).toBe(3);
+    const uids: number[] = [];
+    for await (const msg of b.fetch('1:*', { uid: true })) uids.push(msg.uid);
+    expect(uids).toEqual([1, 4, 5]);
+
+    // UID EXPUNGE (UIDPLUS) removes only the message asked for.
+    await b.messageFlagsAdd('1', ['\\Deleted']);
+    expect(await a.messageDelete('4', { uid: true })).toBe(true);
+    const remaining: number[] = [];
+    for await (const msg of a.fetch('1:*', { uid: true, flags: true })) remaining.push(msg.uid);
+    expect(remaining).toEqual([1, 5]);
+    const audit = await server.store.readAudit(0, 100);
+    expect(audit.filter((r) => r.action === 'delete')).toHaveLength(2);
+  });
+
+  it('receives new mail while in IDLE', async () => {
+    const a = await connect(client(server.ports.tls));
+    const b = await connect(client(server.ports.tls));
+    await a.mailboxOpen('INBOX');
+    const exists: number[] = [];
+    a.on('exists', (e: { count: number }) => exists.push(e.count));
+    const idling = a.idle();
+    await new Promise((r) => setTimeout(r, 100));
+    await b.append('INBOX', sampleMessage('pushed'));
+    await until(() => exists.length > 0, 'an exists event during IDLE');
+    expect(exists).toEqual([1]);
+    await a.noop(); // imapflow ends IDLE (DONE) before running the next command
+    await idling;
+    expect(a.usable).toBe(true);
+  });
+
+  it('creates, renames, subscribes and deletes folders; copies and moves with COPYUID', async () => {
+    const c = await connect(client(server.ports.tls));
+    expect(await c.mailboxCreate(['Patients', 'Dupont'])).toMatchObject({ path: 'Patients/Dupont', created: true });
+    expect(await c.mailboxRename('Patients/Dupont', 'Patients/Durand')).toMatchObject({ newPath: 'Patients/Durand' });
+    await c.mailboxCreate('Échanges');
+    const listed = (await c.list()).map((f) => f.path);
+    expect(listed).toEqual(expect.arrayContaining(['Patients', 'Patients/Durand', 'Échanges']));
+    expect(listed).not.toContain('Patients/Dupont');
+    expect(await c.mailboxUnsubscribe('Échanges')).toBe(true);
+    expect((await c.listTree()).folders?.map((f) => f.path)).toContain('Patients');
+    const lsub = (await c.list({ statusQuery: {} })).filter((f) => f.subscribed).map((f) => f.path);
+    expect(lsub).not.toContain('Échanges');
+    expect(lsub).toContain('Patients/Durand');
+
+    for (let i = 1; i <= 3; i++) await server.deliver(sampleMessage(`m${i}`));
+    await c.mailboxOpen('INBOX');
+    const copied = await c.messageCopy('1:2', 'Patients/Durand');
+    expect(copied && copied.uidMap && [...copied.uidMap]).toEqual([
+      [1, 1],
+      [2, 2],
+    ]);
+    const moved = await c.messageMove('3', 'Échanges', { uid: true });
+    expect(moved && moved.uidMap && [...moved.uidMap]).toEqual([[3, 1]]);
+    expect(c.mailbox && c.mailbox.exists).toBe(2);
+    const status = await c.status('Échanges', { messages: true, uidNext: true });
+    expect(status).toMatchObject({ messages: 1, uidNext: 2 });
+    const moved2 = await c.mailboxOpen('Échanges');
+    const msg = await c.fetchOne('1', { source: true });
+    expect(msg && msg.source?.toString()).toContain('Subject: m3');
+    expect(moved2.exists).toBe(1);
+
+    await c.mailboxClose();
+    expect(await c.mailboxDelete('Patients/Durand')).toMatchObject({ path: 'Patients/Durand' });
+    await expect(c.mailboxDelete('INBOX')).rejects.toThrow();
+    expect((await c.list()).map((f) => f.path)).not.toContain('Patients/Durand');
+    const actions = (await server.store.readAudit(0, 100)).map((r) => r.action);
+    expect(actions).toEqual(expect.arrayContaining(['folder-create', 'folder-rename', 'folder-delete', 'copy', 'move']));
+    expect((await verifyJournal(server.store)).ok).toBe(true);
+  });
+
   it('refuses an APPEND beyond the advertised APPENDLIMIT', async () => {
     await server.dispose();
     server = await startImapServer(engine, { maxLiteralSize: 1000 });

@@ -43,6 +43,21 @@ describe.each(ENGINES)("Python's imaplib against the IMAP server (%s)", (engine)
     expect(result.append_code).toMatch(/^\[APPENDUID \d+ 1\] APPEND completed$/);
     expect(result.list).toContain('(\\HasNoChildren \\Sent) "/" "Sent"');
     expect(result.flags).toMatch(/^1 \(FLAGS \((?=.*\\Flagged)(?=.*\\Answered).*\)\)$/);
+    expect(result).toMatchObject({
+      create: 'OK',
+      rename: 'OK',
+      unsubscribe: 'OK',
+      copy: 'OK',
+      move: 'OK',
+      expunge: ['2', '1'], // imaplib keeps the MOVE's EXPUNGE with those of EXPUNGE
+      exists_after_expunge: 0,
+      delete: 'OK',
+      list_after_delete: ['(\\HasNoChildren) "/" "Dossiers"'], // CREATE made the parent a real folder
+    });
+    expect(result.lsub).toContain('() "/" "Dossiers/Durand"');
+    expect(result.lsub).not.toContain('() "/" "Junk"');
+    expect(result.copy_code).toMatch(/^\[COPYUID \d+ 1 1\] COPY completed$/);
+    expect(result.move_untagged).toEqual([expect.stringMatching(/^\[COPYUID \d+ 2 1\] Moved$/)]);
     expect(result.bodystructure).toMatch(/^1 \(UID 1 BODYSTRUCTURE \("TEXT" "PLAIN" \("charset" "utf-8"\) NIL NIL "8BIT" \d+ 1 NIL NIL NIL NIL\) RFC822\.SIZE \d+\)$/);
   });
 });

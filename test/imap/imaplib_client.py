@@ -47,5 +47,27 @@ typ, data = imap.uid("FETCH", "1", "(BODYSTRUCTURE RFC822.SIZE)")
 out["bodystructure"] = data[0].decode()
 typ, data = imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
 out["subject_header"] = data[0][1].decode()
+# Folders, copy, move and expunge.
+out["create"] = imap.create("Dossiers/Dupont")[0]
+out["rename"] = imap.rename("Dossiers/Dupont", "Dossiers/Durand")[0]
+out["unsubscribe"] = imap.unsubscribe("Junk")[0]
+typ, data = imap.lsub()
+out["lsub"] = [line.decode() for line in data]
+typ, data = imap.copy("1", "Dossiers/Durand")
+out["copy"] = typ
+out["copy_code"] = data[0].decode()
+imap.append("INBOX", None, None, raw)
+typ, data = imap.uid("MOVE", "2", "Trash")
+out["move"] = typ
+out["move_untagged"] = [d.decode() for d in imap.untagged_responses.get("OK", []) if b"COPYUID" in d]
+imap.store("1", "+FLAGS", "(\\Deleted)")
+typ, data = imap.expunge()
+out["expunge"] = [d.decode() for d in data if d]
+typ, data = imap.select("INBOX")
+out["exists_after_expunge"] = int(data[0])
+imap.close()
+out["delete"] = imap.delete("Dossiers/Durand")[0]
+typ, data = imap.list('""', "Dossiers*")
+out["list_after_delete"] = [line.decode() for line in data]
 out["logout"] = imap.logout()[0]
 print(json.dumps(out))

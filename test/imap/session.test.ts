@@ -73,6 +73,92 @@ describe.each(ENGINES)('IMAP sessions (%s)', (engine) => {
     if (exists >= 0) expect(exists).toBeGreaterThan(lastFetch);
   });
 
+  it("reports another session's EXPUNGE only when allowed (not during FETCH or STORE), numbered after each other", async () => {
+    server = await startImapServer(engine);
+    for (let i = 1; i <= 4; i++) await server.deliver(sampleMessage(`m${i}`));
+    const a = await connect();
+    const b = await connect();
+    await a.login();
+    await b.login();
+    await a.command('a1', 'SELECT INBOX');
+    await b.command('b1', 'SELECT INBOX');
+    await a.command('a2', 'STORE 2,3 +FLAGS.SILENT (\\Deleted)');
+    expect(await a.command('a3', 'EXPUNGE')).toEqual(['* 2 EXPUNGE', '* 2 EXPUNGE', 'a3 OK EXPUNGE completed']);
+    // B still counts four messages during FETCH and STORE: the expunged ones are simply absent.
+    expect(await b.command('b2', 'FETCH 1:4 (UID)')).toEqual([
+      '* 2 FETCH (FLAGS (\\Deleted) UID 2)',
+      '* 3 FETCH (FLAGS (\\Deleted) UID 3)',
+      '* 1 FETCH (UID 1)',
+      '* 4 FETCH (UID 4)',
+      'b2 OK FETCH completed',
+    ]);
+    expect(await b.command('b3', 'STORE 4 +FLAGS (\\Seen)')).toEqual(['* 4 FETCH (FLAGS (\\Seen))', 'b3 OK STORE completed']);
+    await server.deliver(sampleMessage('m5'));
+    // A new message arriving meanwhile is counted from the numbers B still has (5, not 3).
+    expect(await b.command('b4', 'FETCH 4 (UID)')).toEqual(['* 5 EXISTS', '* 4 FETCH (UID 4)', 'b4 OK FETCH completed']);
+    expect(await b.command('b5', 'NOOP')).toEqual(['* 2 EXPUNGE', '* 2 EXPUNGE', 'b5 OK NOOP completed']);
+    expect(await b.command('b6', 'FETCH 1:* (UID)')).toEqual(['* 1 FETCH (UID 1)', '* 2 FETCH (UID 4)', '* 3 FETCH (UID 5)', 'b6 OK FETCH completed']);
+    // A sees B's flag change and the new message.
+    expect(await a.command('a4', 'NOOP')).toEqual(['* 3 EXISTS', '* 2 FETCH (FLAGS (\\Seen) UID 4)', 'a4 OK NOOP completed']);
+    // A MOVE by B reaches A as EXPUNGE; the copy in Trash as EXISTS to a session that has Trash selected.
+    const c = await connect();
+    await c.login();
+    await c.command('c1', 'SELECT Trash');
+    expect(await b.command('b7', 'UID MOVE 1 Trash')).toEqual([
+      expect.stringMatching(/^\* OK \[COPYUID \d+ 1 1\] Moved$/),
+      '* 1 EXPUNGE',
+      'b7 OK UID MOVE completed',
+    ]);
+    expect(await a.command('a5', 'NOOP')).toEqual(['* 1 EXPUNGE', 'a5 OK NOOP completed']);
+    expect(await c.command('c2', 'NOOP')).toEqual(['* 1 EXISTS', 'c2 OK NOOP completed']);
+    const audit = await server.store.readAudit(0, 100);
+    expect(audit.filter((r) => r.action === 'delete')).toHaveLength(1);
+    expect(audit.filter((r) => r.action === 'move')).toHaveLength(1);
+  });
+
+  it('pushes EXISTS, FETCH FLAGS and EXPUNGE to a session in IDLE as they happen; DONE ends it', async () => {
+    server = await startImapServer(engine);
+    await server.deliver(sampleMessage('one'));
+    await server.deliver(sampleMessage('two'));
+    const a = await connect();
+    const b = await connect();
+    await a.login();
+    await b.login();
+    await a.command('a1', 'SELECT INBOX');
+    await b.command('b1', 'SELECT INBOX');
+    b.send('b2 IDLE');
+    expect(await b.line()).toBe('+ idling');
+    await server.deliver(sampleMessage('three'));
+    expect(await b.line()).toBe('* 3 EXISTS');
+    await a.command('a2', 'STORE 1 +FLAGS.SILENT (\\Deleted)');
+    expect(await b.line()).toBe('* 1 FETCH (FLAGS (\\Deleted) UID 1)');
+    await a.command('a3', 'EXPUNGE');
+    expect(await b.line()).toBe('* 1 EXPUNGE');
+    b.send('DONE');
+    expect(await b.until('b2')).toEqual(['b2 OK IDLE terminated']);
+    expect(await b.command('b3', 'FETCH 1:* (UID)')).toEqual(['* 1 FETCH (UID 2)', '* 2 FETCH (UID 3)', 'b3 OK FETCH completed']);
+    // IDLE in the authenticated state waits for DONE too.
+    await b.command('b4', 'UNSELECT');
+    b.send('b5 IDLE');
+    expect(await b.line()).toBe('+ idling');
+    await server.deliver(sampleMessage('four'));
+    b.send('DONE');
+    expect(await b.until('b5')).toEqual(['b5 OK IDLE terminated']);
+  });
+
+  it('ends IDLE with BYE on shutdown', async () => {
+    server = await startImapServer(engine);
+    const a = await connect();
+    await a.login();
+    a.send('a1 IDLE');
+    expect(await a.line()).toBe('+ idling');
+    const closing = server.dispose();
+    server = null;
+    expect(await a.line()).toBe('* BYE Server shutting down');
+    await a.closedByServer();
+    await closing;
+  });
+
   it('streams a large message in and out through LITERAL+ (many chunks), byte for byte', async () => {
     server = await startImapServer(engine);
     const c = await connect();

@@ -108,6 +108,101 @@ describe.each(ENGINES)('Store contract (%s)', (engine) => {
     expect(await store.listMessages(inbox.id)).toHaveLength(1);
   });
 
+  async function appendN(folderId: number, n: number, flags: string[] = []) {
+    const out = [];
+    for (let i = 1; i <= n; i++) {
+      out.push(
+        await store.transaction(async (tx) => {
+          const blobId = await tx.insertBlob(mailbox.id, blob(i));
+          return tx.appendMessage(folderId, { blobId, sealedMeta: blob(100 + i), flags, internalDate: 1_700_000_000_000 + i, size: i });
+        }),
+      );
+    }
+    return out;
+  }
+
+  it('lists only the messages after a UID', async () => {
+    const inbox = (await store.getFolder(mailbox.id, 'INBOX'))!;
+    await appendN(inbox.id, 4);
+    expect((await store.listMessagesSince(inbox.id, 2)).map((m) => m.uid)).toEqual([3, 4]);
+    expect(await store.listMessagesSince(inbox.id, 4)).toEqual([]);
+    expect((await store.listMessagesSince(inbox.id, 0)).map((m) => m.uid)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('expunges messages and their blobs, raises MODSEQ, and never reuses their UIDs', async () => {
+    const inbox = (await store.getFolder(mailbox.id, 'INBOX'))!;
+    await appendN(inbox.id, 3);
+    const [two] = await store.getMessages(inbox.id, [2]);
+    const before = (await store.getFolder(mailbox.id, 'INBOX'))!.highestModseq;
+    const removed = await store.transaction((tx) => tx.expunge(inbox.id, [2, 3, 99]));
+    expect(removed.map((r) => r.uid)).toEqual([2, 3]);
+    expect(removed[0]!.modseq).toBeGreaterThan(before);
+    expect(removed[1]!.modseq).toBeGreaterThan(removed[0]!.modseq);
+    expect((await store.listMessages(inbox.id)).map((m) => m.uid)).toEqual([1]);
+    expect(await store.getBlob(two!.blobId)).toBeNull();
+    const folder = (await store.getFolder(mailbox.id, 'INBOX'))!;
+    expect(folder.highestModseq).toBe(removed[1]!.modseq);
+    expect(await store.transaction((tx) => tx.expunge(inbox.id, [2]))).toEqual([]);
+    const [next] = await appendN(inbox.id, 1);
+    expect(next!.uid).toBe(4);
+    expect(next!.modseq).toBeGreaterThan(removed[1]!.modseq);
+  });
+
+  it('copies messages within a mailbox sharing sealed content, and keeps a shared blob until its last message goes', async () => {
+    const inbox = (await store.getFolder(mailbox.id, 'INBOX'))!;
+    const trash = (await store.getFolder(mailbox.id, 'Trash'))!;
+    await appendN(inbox.id, 3, ['\\Seen']);
+    await appendN(trash.id, 1);
+    const copied = await store.transaction((tx) => tx.copyMessages(inbox.id, [3, 1, 42], trash.id));
+    expect(copied.uidValidity).toBe(trash.uidValidity);
+    expect(copied.copies.map((c) => [c.sourceUid, c.uid])).toEqual([
+      [1, 2],
+      [3, 3],
+    ]);
+    expect(copied.copies[1]!.modseq).toBeGreaterThan(copied.copies[0]!.modseq);
+    const [original] = await store.getMessages(inbox.id, [3]);
+    const [copy] = await store.getMessages(trash.id, [3]);
+    expect(copy).toMatchObject({ flags: ['\\Seen'], internalDate: original!.internalDate, size: original!.size, folderId: trash.id });
+    expect(copy!.sealedMeta.equals(original!.sealedMeta)).toBe(true);
+    expect((await store.getBlob(copy!.blobId))!.equals((await store.getBlob(original!.blobId))!)).toBe(true);
+    // Expunging the original keeps the body the copy still needs.
+    await store.transaction((tx) => tx.expunge(inbox.id, [3]));
+    expect((await store.getBlob(copy!.blobId))?.toString()).toBe('sealed-3');
+    await store.transaction((tx) => tx.expunge(trash.id, [3]));
+    expect(await store.getBlob(copy!.blobId)).toBeNull();
+    expect((await store.getFolder(mailbox.id, 'Trash'))!.uidNext).toBe(4);
+
+    const other = await createMailbox(store, keyring, { address: 'other@hopital.test', type: 'PER' });
+    const foreign = (await store.getFolder(other.id, 'INBOX'))!;
+    await expect(store.transaction((tx) => tx.copyMessages(inbox.id, [1], foreign.id))).rejects.toThrow(/one mailbox/);
+  });
+
+  it('renames, subscribes and deletes folders; deletion takes the messages and their blobs', async () => {
+    const created = await store.transaction((tx) => tx.insertFolder({ mailboxId: mailbox.id, name: 'Dossiers', specialUse: null, subscribed: false }));
+    expect(created.subscribed).toBe(false);
+    await appendN(created.id, 2);
+    const renamed = await store.transaction((tx) => tx.renameFolder(created.id, 'Patients/Dupont'));
+    expect(renamed).toMatchObject({ id: created.id, name: 'Patients/Dupont', uidValidity: created.uidValidity, uidNext: 3 });
+    expect(await store.getFolder(mailbox.id, 'Dossiers')).toBeNull();
+    await expect(store.transaction((tx) => tx.renameFolder(created.id, 'Sent'))).rejects.toThrow();
+    expect((await store.getFolderById(created.id))!.name).toBe('Patients/Dupont');
+
+    await store.transaction((tx) => tx.setSubscribed(created.id, true));
+    expect((await store.getFolderById(created.id))!.subscribed).toBe(true);
+    await store.transaction((tx) => tx.setSubscribed(created.id, false));
+    expect((await store.getFolderById(created.id))!.subscribed).toBe(false);
+
+    const [row] = await store.getMessages(created.id, [1]);
+    expect((await store.transaction((tx) => tx.deleteFolder(created.id))).map((r) => r.uid)).toEqual([1, 2]);
+    expect(await store.getFolderById(created.id)).toBeNull();
+    expect(await store.listMessages(created.id)).toEqual([]);
+    expect(await store.getBlob(row!.blobId)).toBeNull();
+    // A folder re-created under the same name gets a new UIDVALIDITY.
+    const again = await store.transaction((tx) => tx.insertFolder({ mailboxId: mailbox.id, name: 'Patients/Dupont', specialUse: null, subscribed: true }));
+    expect(again.uidValidity).not.toBe(created.uidValidity);
+    expect(again.uidNext).toBe(1);
+  });
+
   it('counts login failures, locks out, and clears', async () => {
     const key = 'login:jean.dupont@hopital.test';
     const now = 1_000_000;

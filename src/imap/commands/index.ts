@@ -4,21 +4,35 @@ import authenticate from './authenticate.js';
 import capability from './capability.js';
 import check from './check.js';
 import close from './close.js';
+import copy from './copy.js';
+import create from './create.js';
+import deleteCommand from './delete.js';
+import enable from './enable.js';
 import examine from './examine.js';
+import expunge from './expunge.js';
 import fetch from './fetch.js';
+import id from './id.js';
+import idle from './idle.js';
 import list from './list.js';
 import login from './login.js';
 import logout from './logout.js';
 import lsub from './lsub.js';
+import move from './move.js';
 import namespace from './namespace.js';
 import noop from './noop.js';
+import rename from './rename.js';
 import select from './select.js';
 import starttls from './starttls.js';
 import status from './status.js';
 import store from './store.js';
+import subscribe from './subscribe.js';
+import uidCopy from './uid-copy.js';
+import uidExpunge from './uid-expunge.js';
 import uidFetch from './uid-fetch.js';
+import uidMove from './uid-move.js';
 import uidStore from './uid-store.js';
 import unselect from './unselect.js';
+import unsubscribe from './unsubscribe.js';
 
 /** Every command the server knows, by upper-case name (`UID FETCH` for UID commands). */
 export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
@@ -28,20 +42,34 @@ export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
     capability,
     check,
     close,
+    copy,
+    create,
+    deleteCommand,
+    enable,
     examine,
+    expunge,
     fetch,
+    id,
+    idle,
     list,
     login,
     logout,
     lsub,
+    move,
     namespace,
     noop,
+    rename,
     select,
     starttls,
     status,
     store,
+    subscribe,
+    uidCopy,
+    uidExpunge,
     uidFetch,
+    uidMove,
     uidStore,
     unselect,
+    unsubscribe,
   ].map((c) => [c.name, c]),
 );

@@ -5,6 +5,8 @@ import type {
   AppendedMessage,
   AuditRow,
   AuthFailureState,
+  CopiedMessages,
+  ExpungedMessage,
   FlagChange,
   FolderRow,
   MailboxRow,
@@ -78,6 +80,14 @@ class SqliteReads implements StoreReads {
     ).map(toSummary);
   }
 
+  async listMessagesSince(folderId: number, afterUid: number): Promise<MessageSummary[]> {
+    return this.all(
+      'SELECT id, uid, modseq, flags, internal_date, size FROM messages WHERE folder_id = ? AND uid > ? ORDER BY uid',
+      folderId,
+      afterUid,
+    ).map(toSummary);
+  }
+
   async getMessages(folderId: number, uids: number[]): Promise<MessageRow[]> {
     const out: MessageRow[] = [];
     const stmt = this.db.prepare('SELECT * FROM messages WHERE folder_id = ? AND uid = ?');
@@ -130,14 +140,43 @@ class SqliteTx extends SqliteReads implements StoreTx {
   }
 
   async insertFolder(f: NewFolder): Promise<FolderRow> {
-    // UIDVALIDITY must change if a folder of the same name is ever re-created: seconds plus the row id.
+    // UIDVALIDITY must change if a folder of the same name is ever re-created: the clock in seconds, but
+    // always above every value handed out before (a counter that survives folder deletion).
+    const last = readInt(this.one('SELECT last FROM uid_validity_counter WHERE id = 1')!, 'last');
+    const next = Math.max(Math.floor(Date.now() / 1000), last + 1);
+    const uidValidity = next > 0xffffffff ? 1 : next;
+    this.db.prepare('UPDATE uid_validity_counter SET last = ? WHERE id = 1').run(uidValidity);
     const info = this.db
-      .prepare('INSERT INTO folders (mailbox_id, name, uid_validity, special_use, subscribed) VALUES (?, ?, 0, ?, ?)')
-      .run(f.mailboxId, f.name, f.specialUse, f.subscribed ? 1 : 0);
-    const id = Number(info.lastInsertRowid);
-    const uidValidity = (Math.floor(Date.now() / 1000) + id) % 0xffffffff || 1;
-    this.db.prepare('UPDATE folders SET uid_validity = ? WHERE id = ?').run(uidValidity, id);
-    return toFolder(this.one('SELECT * FROM folders WHERE id = ?', id)!);
+      .prepare('INSERT INTO folders (mailbox_id, name, uid_validity, special_use, subscribed) VALUES (?, ?, ?, ?, ?)')
+      .run(f.mailboxId, f.name, uidValidity, f.specialUse, f.subscribed ? 1 : 0);
+    return toFolder(this.one('SELECT * FROM folders WHERE id = ?', info.lastInsertRowid)!);
+  }
+
+  async renameFolder(folderId: number, name: string): Promise<FolderRow> {
+    const info = this.db.prepare('UPDATE folders SET name = ? WHERE id = ?').run(name, folderId);
+    if (info.changes === 0) throw new Error(`no folder ${folderId}`);
+    return toFolder(this.one('SELECT * FROM folders WHERE id = ?', folderId)!);
+  }
+
+  async deleteFolder(folderId: number): Promise<ExpungedMessage[]> {
+    const folder = this.one('SELECT highest_modseq FROM folders WHERE id = ?', folderId);
+    if (!folder) throw new Error(`no folder ${folderId}`);
+    let modseq = readInt(folder, 'highest_modseq');
+    const rows = this.all('SELECT uid, blob_id FROM messages WHERE folder_id = ? ORDER BY uid', folderId);
+    this.db.prepare('DELETE FROM messages WHERE folder_id = ?').run(folderId);
+    this.db.prepare('DELETE FROM folders WHERE id = ?').run(folderId);
+    this.#dropUnusedBlobs(rows.map((r) => readInt(r, 'blob_id')));
+    return rows.map((r) => ({ uid: readInt(r, 'uid'), modseq: ++modseq }));
+  }
+
+  async setSubscribed(folderId: number, subscribed: boolean): Promise<void> {
+    this.db.prepare('UPDATE folders SET subscribed = ? WHERE id = ?').run(subscribed ? 1 : 0, folderId);
+  }
+
+  /** Deletes those of the given blobs that no message refers to any more. */
+  #dropUnusedBlobs(blobIds: Iterable<number>): void {
+    const drop = this.db.prepare('DELETE FROM blobs WHERE id = ? AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?)');
+    for (const id of new Set(blobIds)) drop.run(id, id);
   }
 
   async insertBlob(mailboxId: number, sealed: Buffer): Promise<number> {
@@ -168,6 +207,52 @@ class SqliteTx extends SqliteReads implements StoreTx {
       .prepare('UPDATE messages SET flags = ?, modseq = ? WHERE folder_id = ? AND uid = ?')
       .run(JSON.stringify(flags), modseq, folderId, uid);
     return { uid, modseq, flags };
+  }
+
+  async expunge(folderId: number, uids: number[]): Promise<ExpungedMessage[]> {
+    const folder = this.one('SELECT highest_modseq FROM folders WHERE id = ?', folderId);
+    if (!folder) throw new Error(`no folder ${folderId}`);
+    let modseq = readInt(folder, 'highest_modseq');
+    const find = this.db.prepare('SELECT id, blob_id FROM messages WHERE folder_id = ? AND uid = ?');
+    const remove = this.db.prepare('DELETE FROM messages WHERE id = ?');
+    const removed: ExpungedMessage[] = [];
+    const blobIds: number[] = [];
+    for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
+      const row = find.get(folderId, uid) as Raw | undefined;
+      if (!row) continue;
+      remove.run(readInt(row, 'id'));
+      blobIds.push(readInt(row, 'blob_id'));
+      removed.push({ uid, modseq: ++modseq });
+    }
+    if (removed.length > 0) this.db.prepare('UPDATE folders SET highest_modseq = ? WHERE id = ?').run(modseq, folderId);
+    this.#dropUnusedBlobs(blobIds);
+    return removed;
+  }
+
+  async copyMessages(fromFolderId: number, uids: number[], toFolderId: number): Promise<CopiedMessages> {
+    const from = this.one('SELECT mailbox_id FROM folders WHERE id = ?', fromFolderId);
+    const to = this.one('SELECT mailbox_id, uid_validity, uid_next, highest_modseq FROM folders WHERE id = ?', toFolderId);
+    if (!from) throw new Error(`no folder ${fromFolderId}`);
+    if (!to) throw new Error(`no folder ${toFolderId}`);
+    const mailboxId = readInt(to, 'mailbox_id');
+    if (readInt(from, 'mailbox_id') !== mailboxId) throw new Error('messages can only be copied within one mailbox');
+    let uid = readInt(to, 'uid_next');
+    let modseq = readInt(to, 'highest_modseq');
+    const find = this.db.prepare('SELECT flags, internal_date, size, blob_id, meta FROM messages WHERE folder_id = ? AND uid = ?');
+    const insert = this.db.prepare(
+      `INSERT INTO messages (mailbox_id, folder_id, uid, modseq, flags, internal_date, size, blob_id, meta)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const copies: CopiedMessages['copies'] = [];
+    for (const sourceUid of [...new Set(uids)].sort((a, b) => a - b)) {
+      const row = find.get(fromFolderId, sourceUid) as Raw | undefined;
+      if (!row) continue;
+      const copy = { sourceUid, uid: uid++, modseq: ++modseq };
+      insert.run(mailboxId, toFolderId, copy.uid, copy.modseq, row.flags, row.internal_date, row.size, row.blob_id, row.meta);
+      copies.push(copy);
+    }
+    if (copies.length > 0) this.db.prepare('UPDATE folders SET uid_next = ?, highest_modseq = ? WHERE id = ?').run(uid, modseq, toFolderId);
+    return { uidValidity: readInt(to, 'uid_validity'), copies };
   }
 
   async lockAuditChain(): Promise<void> {

@@ -88,4 +88,16 @@ CREATE TABLE auth_failures (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'folder-lifecycle',
+    // Expunge and folder deletion drop a blob once no message refers to it (a COPY shares the blob).
+    // UIDVALIDITY comes from a counter that never goes back: a deleted folder's row id can be reused, and a
+    // folder re-created under the same name must not get the UIDVALIDITY of the one deleted.
+    sql: `
+CREATE INDEX messages_by_blob ON messages (blob_id);
+CREATE TABLE uid_validity_counter (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
+INSERT INTO uid_validity_counter (id, last) SELECT 1, coalesce(max(uid_validity), 0) FROM folders;
+`,
+  },
 ];

@@ -1,0 +1,14 @@
+import { defineCommand, ImapError, SELECTED } from '../command.js';
+import { expungeDeleted } from '../expunge.js';
+
+/** EXPUNGE (RFC 9051 §6.4.3): removes every message flagged \Deleted, with one `* n EXPUNGE` each. */
+export default defineCommand({
+  name: 'EXPUNGE',
+  states: SELECTED,
+  parse: () => null,
+  async run(session) {
+    if (session.selected!.readOnly) throw new ImapError('NO', 'Mailbox is read-only');
+    await expungeDeleted(session, { silent: false });
+    return { text: 'EXPUNGE completed' };
+  },
+});

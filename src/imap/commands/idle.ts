@@ -1,0 +1,21 @@
+import { AUTHENTICATED, defineCommand, ImapError } from '../command.js';
+
+/**
+ * IDLE (RFC 2177): while idling, changes made by other sessions to the selected folder (EXISTS, EXPUNGE,
+ * FETCH FLAGS) are pushed as they are committed; `DONE` ends it. The authenticated idle timeout still
+ * applies (clients re-issue IDLE well within 30 minutes).
+ */
+export default defineCommand({
+  name: 'IDLE',
+  states: AUTHENTICATED,
+  parse: () => null,
+  async run(session) {
+    const line = await session.idle('idling', async () => {
+      if (session.selected && session.state === 'selected') {
+        await session.selected.flush(session.deps.store, (data) => session.send(data), true);
+      }
+    });
+    if (line === null || line.toString('latin1').toUpperCase() !== 'DONE') throw new ImapError('BAD', 'Expected DONE to end IDLE');
+    return { text: 'IDLE terminated' };
+  },
+});

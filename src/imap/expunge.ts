@@ -1,0 +1,37 @@
+import { appendAudit } from '../audit/journal.js';
+import type { SessionApi } from './command.js';
+import { hasFlag } from './flags.js';
+
+/**
+ * Removes the messages flagged \Deleted from the selected folder (all of them, or only those among `onlyUids`
+ * for UID EXPUNGE) in one unit of work with its audit record, reports them to this session (unless
+ * `silent`, as CLOSE is) and, after the commit, to the other sessions. Returns how many went.
+ */
+export async function expungeDeleted(session: SessionApi, options: { onlyUids?: ReadonlySet<number>; silent: boolean }): Promise<number> {
+  const view = session.selected!;
+  const user = session.user!;
+  const { store, notifier } = session.deps;
+  const targets = (await store.listMessages(view.folder.id))
+    .filter((m) => hasFlag(m.flags, '\\Deleted') && (!options.onlyUids || options.onlyUids.has(m.uid)))
+    .map((m) => m.uid);
+  if (targets.length === 0) return 0;
+  const removed = await store.transaction(async (tx) => {
+    const out = await tx.expunge(view.folder.id, targets);
+    if (out.length > 0) {
+      await appendAudit(tx, {
+        actor: user.address,
+        action: 'delete',
+        object: user.address,
+        outcome: 'ok',
+        detail: { protocol: 'imap', folder: view.folder.name, messages: out.length },
+      });
+    }
+    return out;
+  });
+  await view.removed(
+    removed.map((r) => r.uid),
+    options.silent ? null : (data) => session.send(data),
+  );
+  for (const r of removed) notifier.publish({ kind: 'expunge', mailboxId: user.id, folderId: view.folder.id, uid: r.uid, modseq: r.modseq });
+  return removed.length;
+}
