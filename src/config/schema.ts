@@ -61,6 +61,7 @@ export const configSchema = z
         preauthTimeoutMs: z.number().int().min(1000).default(60_000).describe('time allowed to log in after connecting'),
         maxBadCommands: z.number().int().positive().default(10).describe('BAD replies before the connection is closed'),
         maxConnections: z.number().int().positive().default(1000).describe('concurrent IMAP connections per listener'),
+        maxConnectionsPerIp: z.number().int().positive().default(20).describe('concurrent IMAP connections from one client address, both listeners together; BYE beyond'),
         maxFolders: z.number().int().positive().default(500).describe('folders one mailbox may hold (CREATE and RENAME beyond it get NO [LIMIT])'),
         maxMailboxNameLength: z.number().int().min(32).max(1024).default(255).describe('bytes (UTF-8) of a folder name, hierarchy included'),
       })

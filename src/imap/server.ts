@@ -11,18 +11,20 @@ const CLOSE_GRACE_MS = 10_000;
 
 /**
  * The IMAP listeners: `plain` (STARTTLS, the 143 role) and `tls` (implicit TLS, the 993 role). Each
- * listener admits at most `maxConnections` sessions; beyond that a connection gets BYE and is closed.
+ * listener admits at most `maxConnections` sessions, and one client address at most `maxConnectionsPerIp`
+ * across both; beyond that a connection gets BYE and is closed.
  */
 export class ImapServer {
   readonly #deps: ImapServerDeps;
   readonly #context: tls.SecureContext;
   readonly #servers: net.Server[] = [];
   readonly #sessions = new Set<Session>();
+  readonly #perIp = new Map<string, number>();
   #closing: Promise<void> | null = null;
 
   constructor(deps: ImapServerDeps) {
     this.#deps = deps;
-    this.#context = tls.createSecureContext({ key: deps.tls.key, cert: deps.tls.cert });
+    this.#context = tls.createSecureContext({ key: deps.tls.key, cert: deps.tls.cert, minVersion: 'TLSv1.2' });
   }
 
   listen(kind: 'plain' | 'tls', host: string, port: number): Promise<net.AddressInfo> {
@@ -30,7 +32,7 @@ export class ImapServer {
     const active = { count: 0 };
     const server =
       kind === 'tls'
-        ? tls.createServer({ key: this.#deps.tls.key, cert: this.#deps.tls.cert }, (socket) => this.#accept(socket, kind, active))
+        ? tls.createServer({ key: this.#deps.tls.key, cert: this.#deps.tls.cert, minVersion: 'TLSv1.2' }, (socket) => this.#accept(socket, kind, active))
         : net.createServer((socket) => this.#accept(socket, kind, active));
     if (kind === 'tls') {
       server.on('tlsClientError', (err: Error) => this.#deps.log.debug({ code: (err as NodeJS.ErrnoException).code }, 'IMAP TLS handshake failed'));
@@ -47,17 +49,31 @@ export class ImapServer {
   }
 
   #accept(socket: net.Socket, kind: 'plain' | 'tls', active: { count: number }): void {
-    if (this.#closing || active.count >= this.#deps.limits.maxConnections) {
+    const ip = socket.remoteAddress ?? 'unknown';
+    const fromIp = this.#perIp.get(ip) ?? 0;
+    const refusal = this.#closing
+      ? 'Server shutting down'
+      : active.count >= this.#deps.limits.maxConnections
+        ? 'Too many connections, try again later'
+        : fromIp >= this.#deps.limits.maxConnectionsPerIp
+          ? 'Too many connections from your address, try again later'
+          : null;
+    if (refusal) {
+      if (fromIp >= this.#deps.limits.maxConnectionsPerIp) this.#deps.log.warn({ remote: ip }, 'too many IMAP connections from one address');
       socket.on('error', () => {});
-      socket.end(status(null, 'BYE', this.#closing ? 'Server shutting down' : 'Too many connections, try again later'));
+      socket.end(status(null, 'BYE', refusal));
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
     active.count++;
+    this.#perIp.set(ip, fromIp + 1);
     const session = new Session(socket, kind, this.#deps, this.#context);
     this.#sessions.add(session);
     void session.closed.then(() => {
       active.count--;
+      const left = (this.#perIp.get(ip) ?? 1) - 1;
+      if (left > 0) this.#perIp.set(ip, left);
+      else this.#perIp.delete(ip);
       this.#sessions.delete(session);
     });
     session.start();

@@ -194,6 +194,20 @@ describe.each(ENGINES)('IMAP sessions (%s)', (engine) => {
     await connect(false);
   });
 
+  it('refuses connections beyond maxConnectionsPerIp across both listeners, and frees the slot on logout', async () => {
+    server = await startImapServer(engine, { maxConnectionsPerIp: 2 });
+    const first = await connect();
+    await connect(false);
+    const third = await ImapLineClient.connect(server.ports.tls, { tls: true });
+    clients.push(third);
+    expect(await third.line()).toBe('* BYE Too many connections from your address, try again later');
+    await third.closedByServer();
+    await first.command('z1', 'LOGOUT');
+    await first.closedByServer();
+    await new Promise((r) => setTimeout(r, 50));
+    await connect();
+  });
+
   it('says BYE to idle sessions on shutdown and lets a running command finish', async () => {
     server = await startImapServer(engine);
     const idle = await connect();
