@@ -10,6 +10,7 @@ import { checkLimits, type SubmissionLimits } from './policy.js';
 import { receivedHeader } from './received.js';
 import { Refusal } from './refusal.js';
 import { routeRecipient } from './route.js';
+import { stripBcc } from './strip-bcc.js';
 import type { Accepted, RecipientRoute, Submission } from './types.js';
 
 export interface PipelineDeps {
@@ -27,7 +28,8 @@ export function newQueueId(): string {
 }
 
 /**
- * The path of a message: parse → identify sender → route recipients → policy → deliver → audit.
+ * The path of a message: policy (limits) → trace header and Bcc removal → parse → identify sender → route
+ * recipients → deliver → audit.
  * Ingress adapters call the early checks at the protocol step where they belong (MAIL FROM, RCPT TO) so a
  * refusal comes as early as possible, then `submit` with the whole message; `submit` re-checks everything.
  */
@@ -50,7 +52,7 @@ export class Pipeline {
     return this.refusing(submission.sender.address, queueId, submission.remoteAddress, async () => {
       checkLimits(this.deps.limits, submission.raw.length, submission.envelope.rcptTo.length);
       checkEnvelopeSender(submission.sender, submission.envelope.mailFrom);
-      const stored = Buffer.concat([Buffer.from(receivedHeader(submission, this.deps.hostname, queueId)), submission.raw]);
+      const stored = Buffer.concat([Buffer.from(receivedHeader(submission, this.deps.hostname, queueId)), stripBcc(submission.raw)]);
       const meta = parseMessage(stored);
       checkHeaderSender(submission.sender, meta);
       const routes: RecipientRoute[] = [];

@@ -91,6 +91,15 @@ describe.each(ENGINES)('pipeline with a real store (%s)', (engine) => {
     expect((await verifyJournal(store)).ok).toBe(true);
   });
 
+  it('removes Bcc before storing, so recipients never see blind copies', async () => {
+    await pipeline.submit(submission('From: jean@h.test\r\nTo: claire@h.test\r\nBcc: jean@h.test\r\nSubject: s\r\n\r\nx\r\n', ['claire@h.test', 'jean@h.test']));
+    const inbox = (await store.getFolder(claire.id, 'INBOX'))!;
+    const [row] = await store.getMessages(inbox.id, [1]);
+    const body = (await mail.openBody(claire, row!)).toString();
+    expect(body).not.toMatch(/^Bcc:/im);
+    expect(mail.openMeta(claire, row!).envelope.bcc).toBeNull();
+  });
+
   it('refuses with a typed code, audits the refusal, and stores nothing', async () => {
     const cases: [Submission, string][] = [
       [submission(ok.replace('From: jean', 'From: claire')), 'sender-not-owned'],
