@@ -3,15 +3,17 @@
  *
  * Everything lives in one temp directory: main.cf/master.cf (selected with `postfix -c`), the queue, the data
  * directory, a self-signed TLS certificate, the Maildir delivery target, the log, and (when Dovecot is installed or
- * installable) a Dovecot instance that only serves SASL authentication to Postfix. /etc/postfix is never read for
- * configuration nor written: `-c` is honoured for root without `alternate_config_directories` (that list is only
- * checked for set-gid commands like postdrop and non-root callers, neither of which this uses).
+ * installable) a Dovecot instance that only serves SASL authentication to Postfix. Nothing in /etc/postfix is
+ * written (nor needed: with Debian's "No configuration" there is not even a main.cf): `postfix -c` is honoured for
+ * root without `alternate_config_directories`, which Postfix only checks for non-root callers and set-gid commands
+ * such as postdrop (not used here: mail arrives over SMTP only).
  *
  * Durability: Postfix's cleanup(8) fsyncs the queue file before smtpd answers 250 to the end of DATA, the same
  * promise as our server's fsync'd SQLite commit. Delivery into the Maildir (virtual(8)) then happens asynchronously.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,6 +27,8 @@ export interface PostfixPeer {
   /** Present only when AUTH PLAIN is offered (Dovecot SASL); otherwise 127.0.0.0/8 may submit without AUTH. */
   user?: string;
   password?: string;
+  /** Postfix's own log (maillog_file), for diagnostics; removed by stop(). */
+  logFile: string;
   /** Number of messages that reached the Maildir so far. */
   delivered(): number;
   /** Waits (bounded) until `count` messages have been delivered; returns the number delivered. */
@@ -42,42 +46,56 @@ export interface PostfixPeerOptions {
 }
 
 const APT_TIMEOUT_MS = 10 * 60_000;
-const POSTFIX_UID_ENV = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+/** postfix, postconf and dovecot live in /usr/sbin, which a non-login PATH may lack. */
+const ENV = { ...process.env, PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin` };
+const APT_ENV = { ...ENV, DEBIAN_FRONTEND: 'noninteractive' };
 
-const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore', env: ENV }).status === 0;
 
 let aptUpdated = false;
 
-/** Installs Debian packages non-interactively; `apt-get update` at most once per process, and only if needed. */
-function aptInstall(packages: string[]): boolean {
-  if (process.getuid?.() !== 0 || !have('apt-get')) return false;
+/**
+ * Installs Debian packages non-interactively; runs `apt-get update` at most once per process, and only when a plain
+ * install failed. Returns null on success, else the reason.
+ */
+function aptInstall(packages: string[]): string | null {
+  if (process.getuid?.() !== 0) return 'not root';
+  if (!have('apt-get')) return 'no apt-get';
   // Without this preseed postfix's postinst asks which mailer type to configure. "No configuration" also leaves
   // /etc/postfix/main.cf absent, so no system-wide Postfix gets configured or started.
-  spawnSync('debconf-set-selections', { input: 'postfix postfix/main_mailer_type select No configuration\n', stdio: ['pipe', 'ignore', 'inherit'] });
-  const install = () =>
-    spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], {
-      env: POSTFIX_UID_ENV,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      timeout: APT_TIMEOUT_MS,
-    }).status === 0;
-  if (install()) return true;
-  if (aptUpdated) return false;
+  spawnSync('debconf-set-selections', { input: 'postfix postfix/main_mailer_type select No configuration\n', stdio: ['pipe', 'ignore', 'ignore'], env: ENV });
+  const apt = (args: string[]) => {
+    // Wait for a dpkg lock held by someone else rather than failing at once.
+    const r = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=180', ...args], { env: APT_ENV, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], timeout: APT_TIMEOUT_MS });
+    return r.status === 0 ? null : `apt-get ${args.join(' ')}: ${(r.stderr || String(r.error ?? r.signal)).trim().split('\n').slice(-3).join(' / ')}`;
+  };
+  const install = () => apt(['install', '-y', '-q', '--no-install-recommends', ...packages]);
+  const first = install();
+  if (!first || aptUpdated) return first;
   aptUpdated = true;
-  spawnSync('apt-get', ['update', '-q'], { env: POSTFIX_UID_ENV, stdio: 'ignore', timeout: APT_TIMEOUT_MS });
-  return install();
+  return apt(['update', '-q']) ?? install();
 }
+
+let postfixVersion: string | undefined;
 
 /** Makes sure Postfix is installed; returns its version (`postconf -d mail_version`) or throws why it is not. */
 export function ensurePostfix(): string {
-  if (!have('postconf') && !aptInstall(['postfix'])) throw new Error('postfix is not installed and apt-get install postfix failed');
-  const out = execFileSync('postconf', ['-d', '-h', 'mail_version'], { encoding: 'utf8' }).trim();
+  if (postfixVersion) return postfixVersion;
+  if (!have('postconf')) {
+    const why = aptInstall(['postfix']);
+    if (why) throw new Error(`postfix is not installed and could not be installed: ${why}`);
+  }
+  const out = execFileSync('postconf', ['-d', '-h', 'mail_version'], { encoding: 'utf8', env: ENV }).trim();
   if (!out) throw new Error('postconf -d mail_version gave nothing');
-  return out;
+  return (postfixVersion = out);
 }
 
-/** Dovecot is optional: it only provides SASL AUTH to Postfix. */
+let dovecotAvailable: boolean | undefined;
+
+/** Dovecot is optional: it only provides SASL AUTH to Postfix. Tried (and installed) once per process. */
 function ensureDovecot(): boolean {
-  return have('dovecot') || (aptInstall(['dovecot-core']) && have('dovecot'));
+  dovecotAvailable ??= have('dovecot') || (aptInstall(['dovecot-core']) === null && have('dovecot'));
+  return dovecotAvailable;
 }
 
 function freePort(): Promise<number> {
@@ -92,11 +110,11 @@ function freePort(): Promise<number> {
 }
 
 function uidOf(user: string): number {
-  return Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+  return Number(execFileSync('id', ['-u', user], { encoding: 'utf8', env: ENV }).trim());
 }
 
 function gidOf(user: string): number {
-  return Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
+  return Number(execFileSync('id', ['-g', user], { encoding: 'utf8', env: ENV }).trim());
 }
 
 /** Counts files in every `<mailbox>/new` and `<mailbox>/cur` under the virtual mailbox base. */
@@ -111,7 +129,7 @@ function countMaildir(base: string): number {
 
 function mainCf(dir: string, o: PostfixPeerOptions, vuid: number, vgid: number, sasl: boolean): string {
   const lines = [
-    // Newest defaults (e.g. smtputf8, chroot off) without compatibility warnings.
+    // Current defaults, without backwards-compatibility warnings.
     'compatibility_level = 3.6',
     `queue_directory = ${dir}/queue`,
     `data_directory = ${dir}/data`,
@@ -124,7 +142,11 @@ function mainCf(dir: string, o: PostfixPeerOptions, vuid: number, vgid: number, 
     'inet_protocols = ipv4',
     'myhostname = postfix-peer.bench.test',
     'mydomain = bench.test',
+    // No local(8) domains at all, hence no /etc/aliases lookups (the file does not exist with "No configuration").
     'mydestination =',
+    'alias_maps =',
+    'alias_database =',
+    'local_recipient_maps =',
     'mynetworks = 127.0.0.0/8',
     'relayhost =',
     // Nothing must ever leave the machine: anything not for the virtual domain bounces at once.
@@ -135,7 +157,7 @@ function mainCf(dir: string, o: PostfixPeerOptions, vuid: number, vgid: number, 
     // Real local delivery: one Maildir per recipient (trailing slash = Maildir), owned by an unprivileged uid.
     `virtual_mailbox_domains = ${o.domain}`,
     `virtual_mailbox_base = ${dir}/mail`,
-    `virtual_mailbox_maps = texthash:${dir}/vmailbox`,
+    `virtual_mailbox_maps = texthash:${dir}/etc/vmailbox`,
     `virtual_uid_maps = static:${vuid}`,
     `virtual_gid_maps = static:${vgid}`,
     'virtual_minimum_uid = 1',
@@ -216,7 +238,8 @@ userdb {
 }
 service auth {
   unix_listener ${d}/auth-postfix {
-    mode = 0666
+    user = postfix
+    mode = 0600
   }
 }
 service stats {
@@ -230,9 +253,32 @@ service stats {
 `;
 }
 
-function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): void {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000, env: env ?? process.env });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout || String(r.error ?? '')).trim()}`);
+/**
+ * Runs a command to completion. Output goes to a file, not a pipe: daemons (dovecot, postfix's master) inherit
+ * the descriptors, and spawnSync would wait for a pipe to close until its timeout.
+ */
+function run(cmd: string, args: string[], outFile: string): void {
+  const fd = openSync(outFile, 'a');
+  try {
+    const r = spawnSync(cmd, args, { stdio: ['ignore', fd, fd], timeout: 60_000, env: ENV });
+    if (r.status !== 0) {
+      const out = readFileSyncSafe(outFile).trim().split('\n').slice(-10).join('\n');
+      throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal ?? String(r.error)}): ${out}`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Cleanups of every instance started and not yet stopped, including ones still starting. */
+const running = new Set<() => void>();
+
+/**
+ * Stops every peer this process started, synchronously: for `process.on('exit')`, so that no Postfix or Dovecot
+ * outlives the bench even when it is interrupted half-way through a start-up.
+ */
+export function stopAllPostfixPeersSync(): void {
+  for (const cleanup of [...running]) cleanup();
 }
 
 /**
@@ -249,61 +295,59 @@ export async function startPostfixPeer(o: PostfixPeerOptions): Promise<PostfixPe
   chmodSync(dir, 0o755);
   let postfixStarted = false;
   let dovecotStarted = false;
+  // Synchronous and idempotent, so it can run from a process 'exit' handler and after a half-done start-up.
   const cleanup = () => {
-    if (postfixStarted) spawnSync('postfix', ['-c', dir, 'stop'], { stdio: 'ignore', timeout: 60_000 });
-    if (dovecotStarted) {
-      const pid = Number(readFileSyncSafe(path.join(dir, 'dovecot/run/master.pid')));
-      if (pid > 0) {
-        try {
-          process.kill(pid, 'SIGTERM');
-        } catch {
-          /* already gone */
-        }
-      }
-    }
+    if (postfixStarted) spawnSync('postfix', ['-c', path.join(dir, 'etc'), 'stop'], { stdio: 'ignore', timeout: 60_000, env: ENV }); // waits for master
+    if (dovecotStarted) stopPidSync(Number(readFileSyncSafe(path.join(dir, 'dovecot/run/master.pid'))));
     postfixStarted = dovecotStarted = false;
     rmSync(dir, { recursive: true, force: true });
+    running.delete(cleanup);
   };
+  running.add(cleanup);
   try {
     const vuid = uidOf('nobody');
     const vgid = gidOf('nobody');
-    for (const sub of ['tls', 'data', 'mail']) mkdirSync(path.join(dir, sub));
+    // queue/ must exist (root-owned); `postfix check`, run by `postfix start`, creates its subdirectories.
+    // etc/ is the `-c` directory; it holds only what `postfix check` may inspect (it warns about, e.g., the
+    // world-writable Dovecot sockets if they live below it).
+    for (const sub of ['etc', 'tls', 'data', 'mail', 'queue']) mkdirSync(path.join(dir, sub), { mode: 0o755 });
+    chownSync(path.join(dir, 'data'), uidOf('postfix'), gidOf('postfix'));
     chownSync(path.join(dir, 'mail'), vuid, vgid);
 
     run('openssl', [
       'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
       '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
       '-keyout', path.join(dir, 'tls/key.pem'), '-out', path.join(dir, 'tls/cert.pem'),
-    ]);
+    ], path.join(dir, 'tls/openssl.out'));
     chmodSync(path.join(dir, 'tls/key.pem'), 0o600);
 
-    writeFileSync(path.join(dir, 'vmailbox'), o.recipients.map((r) => `${r} ${o.domain}/${r.split('@')[0]}/\n`).join(''));
+    writeFileSync(path.join(dir, 'etc/vmailbox'), o.recipients.map((r) => `${r} ${o.domain}/${r.split('@')[0]}/\n`).join(''));
 
     let password: string | undefined;
     if (sasl) {
       const d = path.join(dir, 'dovecot');
       mkdirSync(d, { mode: 0o755 });
-      password = `bench-${Math.random().toString(36).slice(2)}`;
+      password = randomBytes(12).toString('base64url');
       writeFileSync(path.join(d, 'passwd'), `${o.user}:{PLAIN}${password}::::::\n`);
       writeFileSync(path.join(d, 'dovecot.conf'), dovecotConf(d));
-      run('dovecot', ['-c', path.join(d, 'dovecot.conf')]);
-      dovecotStarted = true;
+      dovecotStarted = true; // set first: a half-started instance must be stopped too
+      run('dovecot', ['-c', path.join(d, 'dovecot.conf')], path.join(d, 'dovecot.out'));
       await waitFor(() => existsSync(path.join(d, 'auth-postfix')), 10_000, 'dovecot auth socket');
     }
 
     const port = await freePort();
-    writeFileSync(path.join(dir, 'main.cf'), mainCf(dir, o, vuid, vgid, sasl));
-    writeFileSync(path.join(dir, 'master.cf'), masterCf(port));
-    // `postfix check` (run by start) creates the queue directories with the right owners.
-    run('postfix', ['-c', dir, 'start']);
+    writeFileSync(path.join(dir, 'etc/main.cf'), mainCf(dir, o, vuid, vgid, sasl));
+    writeFileSync(path.join(dir, 'etc/master.cf'), masterCf(port));
     postfixStarted = true;
-    await waitFor(() => canConnect(port), 15_000, `postfix smtpd on 127.0.0.1:${port}`);
+    // Returns once master(8) is up with its listeners bound (postfix-script starts it with `master -w`).
+    run('postfix', ['-c', path.join(dir, 'etc'), 'start'], path.join(dir, 'postfix.out'));
 
     const mail = path.join(dir, 'mail');
     return {
       name: `postfix-${version}`,
       port,
       ca: readFileSync(path.join(dir, 'tls/cert.pem'), 'utf8'),
+      logFile: path.join(dir, 'postfix.log'),
       ...(sasl ? { user: o.user, password } : {}),
       delivered: () => countMaildir(mail),
       async waitDelivered(count, timeoutMs) {
@@ -342,12 +386,20 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
   }
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
+/** SIGTERM, then SIGKILL after 5 s; returns once the process is gone. */
+function stopPidSync(pid: number): void {
+  if (!(pid > 0)) return;
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  process.kill(pid, 'SIGTERM');
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 50 && alive(); i++) Atomics.wait(tick, 0, 0, 100); // a synchronous 100 ms sleep
+  if (alive()) process.kill(pid, 'SIGKILL');
 }

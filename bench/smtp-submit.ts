@@ -3,12 +3,18 @@
  * (smtp-server waits 100 ms before each greeting), into local mailboxes. The server runs as the real CLI in
  * its own process. Durability: every 250 follows an fsync'd SQLite WAL commit (synchronous=FULL).
  *
+ * Peer: the same load, bodies and client against a throwaway Postfix instance (bench/_postfix-peer.ts) in the
+ * same run: implicit TLS, SASL AUTH via an auth-only Dovecot when available, 250 after cleanup(8) fsyncs the
+ * queue file, then real delivery into a Maildir. `ratio` = our msgs_per_s / Postfix's. If Postfix cannot be
+ * installed or started, the RESULT lines say `peer=unavailable` and carry no ratio.
+ *
  *   npm run bench -- smtp-submit [--n=2000] [--k=8] [--runs=3]
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startPostfixPeer, stopAllPostfixPeersSync } from './_postfix-peer.js';
 import { SmtpSession } from './_smtp-session.js';
 
 const arg = (name: string, dflt: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
@@ -16,6 +22,14 @@ const N = arg('n', 2000);
 const K = arg('k', 8);
 const RUNS = arg('runs', 3);
 const repo = path.resolve(import.meta.dirname, '..');
+
+const DOMAIN = 'hopital-demo.mssante.test';
+const FROM = `jean.dupont@${DOMAIN}`;
+const TO = `claire.martin@${DOMAIN}`;
+/** Bounds for everything that waits on a server, so the bench always ends by itself. */
+const SERVER_START_TIMEOUT_MS = 60_000;
+const SERVER_STOP_TIMEOUT_MS = 15_000;
+const PEER_DELIVERY_TIMEOUT_MS = 120_000;
 
 function message(size: number, i: number): Buffer {
   const head = [
@@ -40,44 +54,79 @@ function percentile(sorted: number[], p: number): number {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function startServer(dir: string): Promise<{ port: number; ca: string; password: string; stop(): Promise<void> }> {
+interface Target {
+  port: number;
+  ca: string;
+  /** Absent when the target offers no AUTH (Postfix peer without Dovecot). */
+  auth?: { user: string; password: string };
+  stop(): Promise<void>;
+}
+
+interface Figures {
+  msgsPerS: number;
+  p50: number;
+  p99: number;
+}
+
+/** Our server, as the real CLI in its own process, in a fresh directory. */
+async function startServer(): Promise<Target> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mss-bench-'));
   const any = { host: '127.0.0.1', port: 0 };
   writeFileSync(
     path.join(dir, 'config.json'),
     JSON.stringify({ smtp: { submission: any, submissionTls: any }, imap: { plain: any, tls: any }, log: { level: 'warn' } }),
   );
-  const init = execFileSync(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'init'], { cwd: dir, encoding: 'utf8' });
+  const init = execFileSync(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'init'], { cwd: dir, encoding: 'utf8', timeout: SERVER_START_TIMEOUT_MS });
   const password = /^jean\.dupont@\S+\s+password: (\S+)$/m.exec(init)![1]!;
   const child = spawn(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'start'], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (out.includes('ready\n')) resolve();
-    });
-    child.on('exit', () => reject(new Error(`server exited: ${out}`)));
-  });
-  const port = Number(/smtp-submission \(TLS\)\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
-  return {
-    port,
-    password,
-    ca: readFileSync(path.join(dir, 'certs/ca/root.pem'), 'utf8'),
-    stop: () =>
-      new Promise((resolve) => {
-        child.on('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+  liveServers.set(child, dir);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), SERVER_STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    liveServers.delete(child);
   };
+  let out = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server not ready after ${SERVER_START_TIMEOUT_MS} ms: ${out}`)), SERVER_START_TIMEOUT_MS);
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (out.includes('ready\n')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', () => {
+        clearTimeout(timer);
+        reject(new Error(`server exited: ${out}`));
+      });
+    });
+    return {
+      port: Number(/smtp-submission \(TLS\)\s+127\.0\.0\.1:(\d+)/.exec(out)![1]),
+      ca: readFileSync(path.join(dir, 'certs/ca/root.pem'), 'utf8'),
+      auth: { user: FROM, password },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
 
-async function runCase(size: number, count: number): Promise<{ msgsPerS: number; p50: number; p99: number }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'mss-bench-'));
-  const server = await startServer(dir);
+/** The same load against any target: `count` messages spread over K reused sessions, each waiting for its 250. */
+async function runLoad(target: Pick<Target, 'port' | 'ca' | 'auth'>, bodies: Buffer[], count: number): Promise<Figures> {
+  const sessions: SmtpSession[] = [];
   try {
-    const sessions = await Promise.all(
-      Array.from({ length: K }, () => SmtpSession.open(server.port, server.ca, 'jean.dupont@hopital-demo.mssante.test', server.password)),
-    );
-    const bodies = Array.from({ length: 16 }, (_, i) => message(size, i));
+    for (const s of await Promise.allSettled(Array.from({ length: K }, () => SmtpSession.open(target.port, target.ca, target.auth)))) {
+      if (s.status === 'rejected') throw s.reason;
+      sessions.push(s.value);
+    }
     const latencies: number[] = [];
     let next = 0;
     const start = process.hrtime.bigint();
@@ -85,7 +134,7 @@ async function runCase(size: number, count: number): Promise<{ msgsPerS: number;
       sessions.map(async (s) => {
         while (next < count) {
           const i = next++;
-          latencies.push(await s.send('jean.dupont@hopital-demo.mssante.test', 'claire.martin@hopital-demo.mssante.test', bodies[i % bodies.length]!));
+          latencies.push(await s.send(FROM, TO, bodies[i % bodies.length]!));
         }
       }),
     );
@@ -93,29 +142,96 @@ async function runCase(size: number, count: number): Promise<{ msgsPerS: number;
     await Promise.all(sessions.map((s) => s.close()));
     latencies.sort((a, b) => a - b);
     return { msgsPerS: count / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
-  } finally {
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
+  } catch (err) {
+    for (const s of sessions) s.destroy();
+    throw err;
   }
 }
+
+async function runOurs(bodies: Buffer[], count: number): Promise<Figures> {
+  const server = await startServer();
+  try {
+    return await runLoad(server, bodies, count);
+  } finally {
+    await server.stop();
+  }
+}
+
+/** One run against a fresh Postfix peer; also checks that Postfix really delivered every message to the Maildir. */
+async function runPeer(bodies: Buffer[], count: number): Promise<Figures & { name: string; auth: boolean }> {
+  const peer = await startPostfixPeer({ domain: DOMAIN, recipients: [TO], user: FROM });
+  try {
+    const auth = peer.user ? { user: peer.user, password: peer.password! } : undefined;
+    const figures = await runLoad({ port: peer.port, ca: peer.ca, auth }, bodies, count);
+    // Not timed: delivery is asynchronous after the 250 (as in any MTA); this only proves nothing was discarded.
+    const delivered = await peer.waitDelivered(count, PEER_DELIVERY_TIMEOUT_MS);
+    if (delivered < count) console.warn(`warning: postfix peer delivered only ${delivered}/${count} messages within ${PEER_DELIVERY_TIMEOUT_MS} ms`);
+    return { ...figures, name: peer.name, auth: Boolean(peer.user) };
+  } finally {
+    await peer.stop();
+  }
+}
+
+/** Our server processes still running (with their directories), for the exit handler below. */
+const liveServers = new Map<ChildProcess, string>();
+// Whatever way the bench ends (error, Ctrl-C, kill), leave no server, Postfix or Dovecot behind. 'exit' handlers
+// must be synchronous, hence the sync variants; the signals are turned into a normal exit so that it runs.
+process.once('exit', () => {
+  for (const [child, dir] of liveServers) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  stopAllPostfixPeersSync();
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(130));
+
+const fmt = (r: Figures) => `${r.msgsPerS.toFixed(0)} msg/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms`;
 
 execFileSync(process.execPath, [path.join(repo, 'scripts/build-if-needed.mjs')], { stdio: 'inherit' });
 const cases = [
   { name: '5KB', size: 5 * 1024, count: N },
   { name: '100KB', size: 100 * 1024, count: Math.max(1, Math.floor(N / 4)) },
 ];
+/** Set once the peer fails: later cases then skip it rather than retrying installation or start-up. */
+let peerUnavailable: string | null = null;
 const results: string[] = [];
 for (const c of cases) {
-  const runs = [];
+  const bodies = Array.from({ length: 16 }, (_, i) => message(c.size, i));
+  const ours: Figures[] = [];
+  const peer: (Figures & { name: string; auth: boolean })[] = [];
   for (let r = 0; r < RUNS; r++) {
-    const res = await runCase(c.size, c.count);
-    console.log(`run ${r + 1}/${RUNS} ${c.name}: ${res.msgsPerS.toFixed(0)} msg/s, p50 ${res.p50.toFixed(1)} ms, p99 ${res.p99.toFixed(1)} ms`);
-    runs.push(res);
+    // Alternate who goes first so neither side always gets the warmer (or more fragmented) machine.
+    const order = r % 2 === 0 ? (['ours', 'peer'] as const) : (['peer', 'ours'] as const);
+    for (const who of order) {
+      if (who === 'ours') {
+        const res = await runOurs(bodies, c.count);
+        console.log(`run ${r + 1}/${RUNS} ${c.name} ours:    ${fmt(res)}`);
+        ours.push(res);
+      } else if (!peerUnavailable) {
+        try {
+          const res = await runPeer(bodies, c.count);
+          console.log(`run ${r + 1}/${RUNS} ${c.name} ${res.name}: ${fmt(res)}${res.auth ? '' : ' (no AUTH)'}`);
+          peer.push(res);
+        } catch (err) {
+          peerUnavailable = (err as Error).message;
+          console.warn(`postfix peer unavailable, reporting our figures alone: ${peerUnavailable}`);
+        }
+      }
+    }
+  }
+  const mine = { msgsPerS: median(ours.map((r) => r.msgsPerS)), p50: median(ours.map((r) => r.p50)), p99: median(ours.map((r) => r.p99)) };
+  let peerFields = 'peer=unavailable';
+  // Only a peer measured as many times as we were gives a ratio (a peer failing mid-case does not).
+  if (!peerUnavailable && peer.length === RUNS) {
+    const theirs = { msgsPerS: median(peer.map((r) => r.msgsPerS)), p50: median(peer.map((r) => r.p50)), p99: median(peer.map((r) => r.p99)) };
+    peerFields =
+      `peer=${peer[0]!.name} peer_msgs_per_s=${theirs.msgsPerS.toFixed(0)} peer_p50_ms=${theirs.p50.toFixed(1)} ` +
+      `peer_p99_ms=${theirs.p99.toFixed(1)} peer_auth=${peer.every((r) => r.auth) ? 'yes' : 'no'} ratio=${(mine.msgsPerS / theirs.msgsPerS).toFixed(2)}`;
   }
   results.push(
-    `RESULT smtp-submit-${c.name} msgs_per_s=${median(runs.map((r) => r.msgsPerS)).toFixed(0)} p50_ms=${median(runs.map((r) => r.p50)).toFixed(1)} ` +
-      `p99_ms=${median(runs.map((r) => r.p99)).toFixed(1)} messages=${c.count} sessions=${K} runs=${RUNS} ` +
-      `durable=fsync-per-commit(sqlite-wal-synchronous-full) tls=yes peer=none`,
+    `RESULT smtp-submit-${c.name} msgs_per_s=${mine.msgsPerS.toFixed(0)} p50_ms=${mine.p50.toFixed(1)} ` +
+      `p99_ms=${mine.p99.toFixed(1)} messages=${c.count} sessions=${K} runs=${RUNS} ` +
+      `durable=fsync-per-commit(sqlite-wal-synchronous-full) tls=yes ${peerFields}`,
   );
 }
 for (const line of results) console.log(line);
