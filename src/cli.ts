@@ -4,12 +4,12 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { createMailbox, MailboxError, setMailboxPassword } from './accounts/mailboxes.js';
 import { generatePassword } from './accounts/password.js';
 import { verifyJournal } from './audit/journal.js';
-import { ConfigError, loadConfig, sqlitePath } from './config/load.js';
+import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { initOperator, isInitialised, openKeyring } from './init.js';
 import { createLogger } from './log.js';
 import { startServer } from './server.js';
-import { openSqliteStore } from './store/sqlite/index.js';
+import { describeStore, openStore, StoreUnavailableError } from './store/open.js';
 import { MAILBOX_TYPES, type MailboxType, type Store } from './store/types.js';
 
 class UsageError extends Error {}
@@ -24,8 +24,10 @@ function withConfig(cmd: Command): Command {
 }
 
 async function withStore<T>(config: Config, work: (store: Store) => Promise<T>): Promise<T> {
-  if (!isInitialised(config)) throw new UsageError(`no operator in ${config.dataDir}: run "mss init" first`);
-  const store = await openSqliteStore(sqlitePath(config));
+  if (!(await isInitialised(config))) {
+    throw new UsageError(`no operator in ${config.dataDir} with database ${describeStore(config)}: run "mss init" first`);
+  }
+  const store = await openStore(config);
   try {
     return await work(store);
   } finally {
@@ -68,7 +70,7 @@ withConfig(program.command('start'))
   .description('initialise if needed, then serve SMTP submission and IMAP')
   .action(async (_opts, cmd: Command) => {
     const config = configOf(cmd);
-    if (!isInitialised(config)) {
+    if (!(await isInitialised(config))) {
       const report = await initOperator(config);
       for (const line of report.lines) console.log(line);
       printAccounts(report.accounts);
@@ -165,7 +167,13 @@ withConfig(auditCmd.command('verify'))
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof UsageError || err instanceof MailboxError || err instanceof InvalidArgumentError) {
+  if (
+    err instanceof ConfigError ||
+    err instanceof UsageError ||
+    err instanceof MailboxError ||
+    err instanceof InvalidArgumentError ||
+    err instanceof StoreUnavailableError
+  ) {
     console.error(`mss: ${err.message}`);
   } else {
     console.error(`mss: unexpected error: ${(err as Error).stack ?? String(err)}`);

@@ -4,10 +4,9 @@ import { createMailbox } from './accounts/mailboxes.js';
 import { generatePassword } from './accounts/password.js';
 import { audit } from './audit/journal.js';
 import type { Config } from './config/schema.js';
-import { sqlitePath } from './config/load.js';
 import { ensureDevPki, issueOrganisationCertificate, issuePractitionerCertificates, type DevPkiOptions } from './crypto/devpki.js';
 import { createMasterKey, Keyring, masterKeyPath, readMasterKey } from './crypto/seal.js';
-import { openSqliteStore } from './store/sqlite/index.js';
+import { describeStore, openStore, storeExists } from './store/open.js';
 import type { Store } from './store/types.js';
 
 export interface InitReport {
@@ -30,8 +29,9 @@ export function pkiOptions(config: Config, keyring: Keyring): DevPkiOptions {
   };
 }
 
-export function isInitialised(config: Config): boolean {
-  return existsSync(masterKeyPath(config.dataDir)) && existsSync(sqlitePath(config));
+/** The master key is present and the database holds a schema (SQLite file, or PostgreSQL schema_version). */
+export async function isInitialised(config: Config): Promise<boolean> {
+  return existsSync(masterKeyPath(config.dataDir)) && (await storeExists(config));
 }
 
 export function openKeyring(config: Config): Keyring {
@@ -56,12 +56,12 @@ export async function initOperator(config: Config): Promise<InitReport> {
     report.changed = true;
     report.lines.push(`created dev PKI in ${config.certsDir} (trust ${config.certsDir}/ca/root.pem in your mail client)`);
   }
-  const freshDb = !existsSync(sqlitePath(config));
-  const store = await openSqliteStore(sqlitePath(config));
+  const freshDb = !(await storeExists(config));
+  const store = await openStore(config);
   try {
     if (freshDb) {
       report.changed = true;
-      report.lines.push(`created database ${sqlitePath(config)}`);
+      report.lines.push(`created database ${describeStore(config)}`);
       if (config.demo.enabled) await createDemo(config, store, keyring, report);
       await audit(store, { actor: 'cli', action: 'init', object: config.hostname, outcome: 'ok', detail: { demo: config.demo.enabled } });
     }

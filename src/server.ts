@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import type { Logger } from 'pino';
 import { Authenticator } from './accounts/authenticator.js';
-import { sqlitePath } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { loadServerTls } from './crypto/devpki.js';
 import { ImapServer } from './imap/server.js';
@@ -10,7 +9,7 @@ import { Pipeline } from './pipeline/index.js';
 import { SubmissionServer } from './smtp/submission.js';
 import { LocalNotifier } from './store/notifier.js';
 import { SealedMail } from './store/sealed-mail.js';
-import { openSqliteStore } from './store/sqlite/index.js';
+import { openStore } from './store/open.js';
 
 export interface Listener {
   protocol: 'smtp-submission (STARTTLS)' | 'smtp-submission (TLS)' | 'imap (STARTTLS)' | 'imap (TLS)';
@@ -33,7 +32,7 @@ export function localDomains(config: Config): string[] {
 /** Wires store, pipeline and listeners for `mss start`. The operator must be initialised. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const keyring = openKeyring(config);
-  const store = await openSqliteStore(sqlitePath(config));
+  const store = await openStore(config);
   const tls = loadServerTls(config.certsDir, keyring);
   const notifier = new LocalNotifier();
   const mail = new SealedMail(store, keyring);

@@ -4,7 +4,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from './helpers/engines.js';
+import { createTestDatabase, tempDir } from './helpers/engines.js';
 
 const repo = path.resolve(__dirname, '..');
 const cli = path.join(repo, 'dist/src/cli.js');
@@ -121,5 +121,45 @@ describe('the mss command (built CLI, in a temp dir)', () => {
     } finally {
       empty.dispose();
     }
+  });
+});
+
+describe('the mss command on PostgreSQL (built CLI)', () => {
+  const tmp = tempDir('mss-cli-pg-');
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, [path.join(repo, 'scripts/build-if-needed.mjs')], { stdio: 'inherit' });
+    db = await createTestDatabase();
+    writeFileSync(path.join(tmp.dir, 'config.json'), JSON.stringify({ store: { engine: 'postgres', url: db.url } }));
+  });
+  afterAll(async () => {
+    await db?.drop();
+    tmp.dispose();
+  });
+
+  it('is not initialised before init; init creates the schema and the demo; a second init changes nothing; audit verify works', () => {
+    expect(mss(tmp.dir, ['mailbox', 'list'])).toMatchObject({ code: 2, err: expect.stringMatching(/run "mss init" first/) });
+    const first = mss(tmp.dir, ['init']);
+    expect(first.code).toBe(0);
+    expect(first.out).toMatch(/^created database postgres:\/\/postgres@127\.0\.0\.1:5432\/mss_test_/m);
+    expect(mss(tmp.dir, ['init'])).toMatchObject({ code: 0, out: 'already initialised: nothing changed\n' });
+    expect(mss(tmp.dir, ['mailbox', 'list']).out).toMatch(/^4 mailboxes$/m);
+    expect(mss(tmp.dir, ['audit', 'verify']).out).toMatch(/^ok \d+ records$/m);
+  });
+
+  it('refuses engine "postgres" without a url, saying which key is missing', () => {
+    writeFileSync(path.join(tmp.dir, 'nourl.json'), JSON.stringify({ store: { engine: 'postgres' } }));
+    expect(mss(tmp.dir, ['init', '--config', 'nourl.json'])).toMatchObject({ code: 2, err: expect.stringMatching(/store\.url: store\.url is required/) });
+  });
+
+  it('says which database it cannot use, without the password', () => {
+    const url = new URL(db.url);
+    url.password = 's3cret';
+    url.pathname = '/mss_test_does_not_exist';
+    writeFileSync(path.join(tmp.dir, 'missing-db.json'), JSON.stringify({ store: { engine: 'postgres', url: url.toString() } }));
+    const result = mss(tmp.dir, ['init', '--config', 'missing-db.json']);
+    expect(result).toMatchObject({ code: 2, err: expect.stringMatching(/^mss: cannot use the PostgreSQL database postgres:\/\/postgres:\*\*\*@.*mss_test_does_not_exist: .*does not exist/) });
+    expect(result.err).not.toMatch(/s3cret/);
   });
 });

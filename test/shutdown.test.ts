@@ -1,7 +1,6 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sqlitePath } from '../src/config/load.js';
-import { openSqliteStore } from '../src/store/sqlite/index.js';
+import { openStore } from '../src/store/open.js';
 import { LineClient } from './helpers/line-client.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from './helpers/operator.js';
 
@@ -33,7 +32,7 @@ describe('graceful shutdown', () => {
     c.send('QUIT');
     await closing;
 
-    const store = await openSqliteStore(sqlitePath(op.config));
+    const store = await openStore(op.config);
     try {
       const claire = (await store.getMailbox(DEMO.claire))!;
       const inbox = (await store.getFolder(claire.id, 'INBOX'))!;

@@ -49,6 +49,7 @@ export function configMarkdown(): string {
 export function configExample(): Record<string, unknown> {
   const example = configSchema.parse({}) as Record<string, unknown> & { store: Record<string, unknown> };
   // Optional keys without a default are shown with the value they fall back to.
-  example.store = { ...example.store, path: './data/mss.sqlite' };
+  // `url` is used only with engine "postgres".
+  example.store = { ...example.store, path: './data/mss.sqlite', url: 'postgres://mss@127.0.0.1:5432/mss' };
   return example;
 }

@@ -32,10 +32,16 @@ export const configSchema = z
       .describe('mail domains served by this operator; mail for any other domain is remote'),
     store: z
       .object({
-        engine: z.literal('sqlite').default('sqlite').describe('database engine (PostgreSQL comes next)'),
+        engine: z.enum(['sqlite', 'postgres']).default('sqlite').describe('database engine: sqlite (one process) or postgres (several processes on one database)'),
         path: z.string().optional().describe('SQLite file; default <dataDir>/mss.sqlite'),
+        url: z.string().optional().describe('PostgreSQL connection URL (postgres://user:password@host:5432/db); required when engine is postgres'),
+        poolSize: z.number().int().positive().default(10).describe('PostgreSQL connections per process'),
       })
       .strict()
+      .refine((s) => s.engine !== 'postgres' || (s.url !== undefined && s.url.length > 0), {
+        message: 'store.url is required when store.engine is "postgres" (e.g. "postgres://mss@127.0.0.1:5432/mss")',
+        path: ['url'],
+      })
       .prefault({}),
     smtp: z
       .object({

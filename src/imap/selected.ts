@@ -10,6 +10,10 @@ export class SelectedFolder {
   #exists = false;
   readonly #flags = new Map<number, string[]>();
   readonly #expunged = new Set<number>();
+  /** Changes may have been missed (`resync` event): re-read the folder at the next flush. */
+  #resync = false;
+  /** Flag changes with a MODSEQ above this one have not been reconciled by a resync yet. */
+  #syncedModseq: number;
 
   constructor(
     readonly folder: FolderRow,
@@ -17,7 +21,10 @@ export class SelectedFolder {
     /** Ascending UIDs; index + 1 is the message sequence number. */
     public uids: number[],
     private readonly sessionId: string,
-  ) {}
+  ) {
+    // Read before the message list at SELECT, so at worst a change is reported twice, never missed.
+    this.#syncedModseq = folder.highestModseq;
+  }
 
   get exists(): number {
     return this.uids.length;
@@ -25,6 +32,10 @@ export class SelectedFolder {
 
   /** Notifier listener: records a change to report later. */
   onEvent(event: MailboxEvent): void {
+    if (event.kind === 'resync') {
+      this.#resync = true;
+      return;
+    }
     if (event.folderId !== this.folder.id) return;
     if (event.kind === 'exists') this.#exists = true;
     else if (event.kind === 'expunge') this.#expunged.add(event.uid);
@@ -62,6 +73,7 @@ export class SelectedFolder {
 
   /** Writes pending EXPUNGE (when allowed), EXISTS and FETCH FLAGS responses. */
   async flush(store: Store, send: (data: Buffer | readonly Buffer[]) => Promise<void>, expungeAllowed: boolean): Promise<void> {
+    if (this.#resync) await this.#reconcile(store);
     if (expungeAllowed && this.#expunged.size > 0) {
       const gone = [...this.#expunged];
       this.#expunged.clear();
@@ -90,5 +102,25 @@ export class SelectedFolder {
         if (seq > 0) await send(untagged([seq, atom('FETCH'), [atom('FLAGS'), flags.map(atom), atom('UID'), uid]]));
       }
     }
+  }
+
+  /**
+   * Re-reads the folder after a `resync` event and turns the differences into pending changes, reported
+   * like the events they stand for: UIDs gone become expunges, messages whose MODSEQ rose since the last
+   * reconciliation get their flags re-sent (harmless when unchanged), and new UIDs are picked up as EXISTS.
+   */
+  async #reconcile(store: Store): Promise<void> {
+    this.#resync = false;
+    const current = await store.listMessages(this.folder.id);
+    const present = new Set(current.map((m) => m.uid));
+    for (const uid of this.uids) if (!present.has(uid)) this.#expunged.add(uid);
+    let highest = this.#syncedModseq;
+    for (const m of current) {
+      if (m.modseq > this.#syncedModseq && this.seqOf(m.uid) > 0) this.#flags.set(m.uid, m.flags);
+      if (m.modseq > highest) highest = m.modseq;
+    }
+    this.#syncedModseq = highest;
+    for (const uid of this.#expunged) this.#flags.delete(uid);
+    this.#exists = true;
   }
 }

@@ -144,6 +144,26 @@ export interface AuthFailureState {
   lockedUntil: number; // ms since epoch, 0 when not locked
 }
 
+/**
+ * An outbound item (a message for a remote operator), sealed before it reaches the store. A worker claims due
+ * items for a lease; an item whose lease expires (its worker died) is claimable again.
+ */
+export interface NewQueueItem {
+  id: string;
+  destination: string; // the remote domain or operator
+  sealedEnvelope: Buffer;
+  sealedMessage: Buffer;
+  nextAttemptAt: number; // ms since epoch
+}
+
+export interface QueueItem extends NewQueueItem {
+  /** Claims so far, this one included. */
+  attempts: number;
+  leaseOwner: string | null;
+  leaseUntil: number | null; // ms since epoch
+  createdAt: number;
+}
+
 export interface StoreReads {
   getMailbox(address: string): Promise<MailboxRow | null>;
   getMailboxById(id: number): Promise<MailboxRow | null>;
@@ -167,6 +187,10 @@ export interface StoreReads {
   readAudit(afterSeq: number, limit: number): Promise<AuditRow[]>;
 
   getAuthFailures(key: string): Promise<AuthFailureState>;
+
+  getQueueItem(id: string): Promise<QueueItem | null>;
+  /** Items still in the queue (claimed or not). */
+  queueLength(): Promise<number>;
 }
 
 export interface StoreTx extends StoreReads {
@@ -209,11 +233,28 @@ export interface StoreTx extends StoreReads {
 
   recordAuthFailure(key: string, now: number, maxFailures: number, lockoutMs: number): Promise<AuthFailureState>;
   clearAuthFailures(key: string): Promise<void>;
+
+  /** Adds an item inside the caller's unit of work (committed with the submission it comes from). */
+  enqueue(item: NewQueueItem): Promise<void>;
+  /**
+   * Claims up to `limit` due items (next attempt reached, no live lease) for `workerId` until `now + leaseMs`,
+   * counting an attempt for each; oldest due first. Concurrent claimers, in any number of processes, never
+   * claim the same item while its lease lives. Commit the unit of work before delivering.
+   */
+  claimDue(workerId: string, limit: number, leaseMs: number, now?: number): Promise<QueueItem[]>;
+  /** Removes a delivered item; false when `workerId` no longer holds its lease (it expired and was reclaimed). */
+  completeQueueItem(id: string, workerId: string): Promise<boolean>;
+  /** Gives the item back for another attempt at `nextAttemptAt`; false when `workerId` no longer holds its lease. */
+  releaseQueueItem(id: string, workerId: string, nextAttemptAt: number): Promise<boolean>;
 }
 
 export interface Store extends StoreReads {
-  readonly engine: 'sqlite';
-  /** Runs `work` as one atomic, durable unit: committed when it resolves, rolled back when it throws. */
+  readonly engine: 'sqlite' | 'postgres';
+  /**
+   * Runs `work` as one atomic, durable unit: committed when it resolves, rolled back when it throws. An engine
+   * may run `work` again after rolling it back for a transient conflict (a PostgreSQL deadlock victim), so
+   * `work` must have no effect outside the unit of work (publish events after it resolves).
+   */
   transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T>;
   /** Runs pending migrations; returns the schema version now in force. */
   migrate(): Promise<number>;
@@ -224,7 +265,12 @@ export interface Store extends StoreReads {
 export type MailboxEvent =
   | { kind: 'exists'; mailboxId: number; folderId: number; uid: number; modseq: number }
   | { kind: 'flags'; mailboxId: number; folderId: number; uid: number; modseq: number; flags: string[]; origin?: string }
-  | { kind: 'expunge'; mailboxId: number; folderId: number; uid: number; modseq: number };
+  | { kind: 'expunge'; mailboxId: number; folderId: number; uid: number; modseq: number }
+  /**
+   * Changes to this mailbox may have been missed (a cross-process notifier lost its connection, or a
+   * notification was too large to carry): listeners re-read the state of what they show.
+   */
+  | { kind: 'resync'; mailboxId: number };
 
 export interface Notifier {
   /** Called after the change is committed. */

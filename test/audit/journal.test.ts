@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import path from 'node:path';
+import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendAudit, audit, verifyJournal } from '../../src/audit/journal.js';
 import type { Store } from '../../src/store/types.js';
@@ -33,6 +34,14 @@ describe.each(ENGINES)('audit journal (%s)', (engine) => {
     expect(await verifyJournal(store)).toEqual({ ok: true, records: 30 });
   });
 
+  it.runIf(engine === 'postgres')('keeps one chain with concurrent writers on two Store instances of one database', async () => {
+    const second = await t.openAnother();
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) => audit(i % 2 === 0 ? store : second, { actor: 'x', action: 'login', object: String(i), outcome: 'ok' })),
+    );
+    expect(await verifyJournal(second)).toEqual({ ok: true, records: 40 });
+  });
+
   it('a record rolls back with the unit of work it belongs to', async () => {
     await fill(2);
     await expect(
@@ -59,6 +68,30 @@ describe.each(ENGINES)('audit journal (%s)', (engine) => {
       db.prepare('DELETE FROM audit WHERE seq = 2').run();
       expect(await verifyJournal(store)).toMatchObject({ ok: false, brokenSeq: 3 });
       db.close();
+    });
+  }
+
+  if (engine === 'postgres') {
+    it('refuses UPDATE, DELETE and TRUNCATE through SQL, and detects a record altered behind its back', async () => {
+      await fill(5);
+      // A superuser connection, as an intruder with database access would have.
+      const db = new pg.Client({ connectionString: t.url });
+      await db.connect();
+      try {
+        await expect(db.query("UPDATE audit SET outcome = 'forged' WHERE seq = 3")).rejects.toThrow(/append-only/);
+        await expect(db.query('DELETE FROM audit WHERE seq = 3')).rejects.toThrow(/append-only/);
+        await expect(db.query('TRUNCATE audit')).rejects.toThrow(/append-only/);
+        await db.query('ALTER TABLE audit DISABLE TRIGGER audit_no_update');
+        await db.query('ALTER TABLE audit DISABLE TRIGGER audit_no_delete');
+        await db.query("UPDATE audit SET outcome = 'forged' WHERE seq = 3");
+        expect(await verifyJournal(store)).toMatchObject({ ok: false, brokenSeq: 3, records: 2 });
+        await db.query("UPDATE audit SET outcome = 'ok' WHERE seq = 3");
+        expect(await verifyJournal(store)).toEqual({ ok: true, records: 5 });
+        await db.query('DELETE FROM audit WHERE seq = 2');
+        expect(await verifyJournal(store)).toMatchObject({ ok: false, brokenSeq: 3 });
+      } finally {
+        await db.end();
+      }
     });
   }
 });

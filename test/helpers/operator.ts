@@ -5,7 +5,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config, ConfigInput } from '../../src/config/schema.js';
 import { initOperator, type InitReport } from '../../src/init.js';
 import { startServer, type RunningServer } from '../../src/server.js';
-import { tempDir } from './engines.js';
+import { createTestDatabase, tempDir, type Engine } from './engines.js';
 
 export interface TestOperator {
   dir: string;
@@ -38,10 +38,15 @@ function ephemeral(overrides: ConfigInput): ConfigInput {
   };
 }
 
-/** A whole operator in a temp dir: init (dev PKI, demo accounts), then the real listeners on ephemeral ports. */
-export async function startOperator(overrides: ConfigInput = {}): Promise<TestOperator> {
+/**
+ * A whole operator in a temp dir: init (dev PKI, demo accounts), then the real listeners on ephemeral ports.
+ * With the postgres engine, the operator gets a fresh database, dropped by `dispose`.
+ */
+export async function startOperator(overrides: ConfigInput = {}, engine: Engine = 'sqlite'): Promise<TestOperator> {
   const tmp = tempDir('mss-op-');
-  const input = ephemeral({ dataDir: 'data', certsDir: 'certs', ...overrides });
+  const db = engine === 'postgres' ? await createTestDatabase() : null;
+  const store: ConfigInput['store'] = db ? { engine: 'postgres', url: db.url, poolSize: 5 } : undefined;
+  const input = ephemeral({ dataDir: 'data', certsDir: 'certs', ...(store ? { store } : {}), ...overrides });
   writeFileSync(path.join(tmp.dir, 'config.json'), JSON.stringify(input, null, 2));
   const config = parseConfig(input, tmp.dir);
   const report = await initOperator(config);
@@ -69,6 +74,7 @@ export async function startOperator(overrides: ConfigInput = {}): Promise<TestOp
     stop: () => op.server.close(),
     async dispose() {
       await op.server.close();
+      await db?.drop();
       tmp.dispose();
     },
   };

@@ -2,8 +2,8 @@ import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyJournal } from '../../src/audit/journal.js';
-import { sqlitePath } from '../../src/config/load.js';
-import { openSqliteStore } from '../../src/store/sqlite/index.js';
+import { openStore } from '../../src/store/open.js';
+import { ENGINES } from '../helpers/engines.js';
 import { LineClient } from '../helpers/line-client.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
 
@@ -27,11 +27,11 @@ function rawMessage(from: string, to: string, subject: string, body: string): Bu
   );
 }
 
-describe('SMTP submission', () => {
+describe.each(ENGINES)('SMTP submission (%s)', (engine) => {
   let op: TestOperator;
 
   beforeAll(async () => {
-    op = await startOperator({ smtp: { maxMessageSize: MAX_SIZE, maxConnectionsPerIp: 4 } });
+    op = await startOperator({ smtp: { maxMessageSize: MAX_SIZE, maxConnectionsPerIp: 4 } }, engine);
   });
   afterAll(() => op?.dispose());
 
@@ -58,7 +58,7 @@ describe('SMTP submission', () => {
   }
 
   async function auditRows() {
-    const store = await openSqliteStore(sqlitePath(op.config));
+    const store = await openStore(op.config);
     try {
       return await store.readAudit(0, 100_000);
     } finally {
@@ -238,7 +238,7 @@ describe('SMTP submission', () => {
   });
 
   it('keeps an audit journal that verifies', async () => {
-    const store = await openSqliteStore(sqlitePath(op.config));
+    const store = await openStore(op.config);
     try {
       const result = await verifyJournal(store);
       expect(result.ok).toBe(true);

@@ -16,12 +16,14 @@ import type {
   NewFolder,
   NewMailbox,
   NewMessage,
+  NewQueueItem,
+  QueueItem,
   Store,
   StoreReads,
   StoreTx,
 } from '../types.js';
 import { migrations } from './migrations.js';
-import { readBytes, readInt, toAudit, toFolder, toMailbox, toMessage, toSummary } from './rows.js';
+import { readBytes, readInt, toAudit, toFolder, toMailbox, toMessage, toQueueItem, toSummary } from './rows.js';
 
 type Db = Database.Database;
 type Raw = Record<string, unknown>;
@@ -115,6 +117,15 @@ class SqliteReads implements StoreReads {
   async getAuthFailures(key: string): Promise<AuthFailureState> {
     const row = this.one('SELECT failures, locked_until FROM auth_failures WHERE key = ?', key);
     return row ? { failures: readInt(row, 'failures'), lockedUntil: readInt(row, 'locked_until') } : { failures: 0, lockedUntil: 0 };
+  }
+
+  async getQueueItem(id: string): Promise<QueueItem | null> {
+    const row = this.one('SELECT * FROM queue WHERE id = ?', id);
+    return row ? toQueueItem(row) : null;
+  }
+
+  async queueLength(): Promise<number> {
+    return readInt(this.one("SELECT count(*) AS n FROM queue WHERE state = 'queued'")!, 'n');
   }
 }
 
@@ -284,6 +295,44 @@ class SqliteTx extends SqliteReads implements StoreTx {
 
   async clearAuthFailures(key: string): Promise<void> {
     this.db.prepare('DELETE FROM auth_failures WHERE key = ?').run(key);
+  }
+
+  async enqueue(item: NewQueueItem): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO queue (id, destination, next_attempt_at, created_at, sealed_envelope, sealed_message)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      )
+      .run(item.id, item.destination, item.nextAttemptAt, Date.now(), item.sealedEnvelope, item.sealedMessage);
+  }
+
+  async claimDue(workerId: string, limit: number, leaseMs: number, now = Date.now()): Promise<QueueItem[]> {
+    // Units of work are serialised (BEGIN IMMEDIATE takes the database's write lock, across processes too),
+    // so choosing and leasing in one statement cannot race.
+    return (
+      this.db
+        .prepare(
+          `UPDATE queue SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
+            WHERE id IN (SELECT id FROM queue
+                          WHERE state = 'queued' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+                          ORDER BY next_attempt_at, id LIMIT ?)
+           RETURNING *`,
+        )
+        .all(workerId, now + leaseMs, now, now, limit) as Raw[]
+    )
+      .map(toQueueItem)
+      .sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async completeQueueItem(id: string, workerId: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM queue WHERE id = ? AND lease_owner = ?').run(id, workerId).changes === 1;
+  }
+
+  async releaseQueueItem(id: string, workerId: string, nextAttemptAt: number): Promise<boolean> {
+    const info = this.db
+      .prepare('UPDATE queue SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ? WHERE id = ? AND lease_owner = ?')
+      .run(nextAttemptAt, id, workerId);
+    return info.changes === 1;
   }
 }
 

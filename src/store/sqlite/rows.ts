@@ -8,6 +8,7 @@ import {
   type MailboxRow,
   type MessageRow,
   type MessageSummary,
+  type QueueItem,
 } from '../types.js';
 
 /** Store rows are a boundary: each column is checked as it is read, never cast. */
@@ -110,6 +111,24 @@ export function toAudit(row: Raw): AuditRow {
     detail: text(row, 'detail'),
     prevHash: text(row, 'prev_hash'),
     hash: text(row, 'hash'),
+  };
+}
+
+function intOrNull(row: Raw, column: string): number | null {
+  return row[column] === null || row[column] === undefined ? null : int(row, column);
+}
+
+export function toQueueItem(row: Raw): QueueItem {
+  return {
+    id: text(row, 'id'),
+    destination: text(row, 'destination'),
+    sealedEnvelope: bytes(row, 'sealed_envelope'),
+    sealedMessage: bytes(row, 'sealed_message'),
+    nextAttemptAt: int(row, 'next_attempt_at'),
+    attempts: int(row, 'attempts'),
+    leaseOwner: textOrNull(row, 'lease_owner'),
+    leaseUntil: intOrNull(row, 'lease_until'),
+    createdAt: int(row, 'created_at'),
   };
 }
 

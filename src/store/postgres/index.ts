@@ -1,0 +1,564 @@
+import pg from 'pg';
+import type {
+  AppendedMessage,
+  AuditRow,
+  AuthFailureState,
+  CopiedMessages,
+  ExpungedMessage,
+  FlagChange,
+  FolderRow,
+  MailboxRow,
+  MailboxState,
+  MessageRow,
+  MessageSummary,
+  NewFolder,
+  NewMailbox,
+  NewMessage,
+  NewQueueItem,
+  QueueItem,
+  Store,
+  StoreReads,
+  StoreTx,
+} from '../types.js';
+import { migrations } from './migrations.js';
+import { readBytes, readInt, toAudit, toFolder, toMailbox, toMessage, toQueueItem, toSummary } from './rows.js';
+
+type Raw = Record<string, unknown>;
+type Run = (sql: string, params?: unknown[]) => Promise<Raw[]>;
+
+/**
+ * The engine for several gateway processes on one database: `pg` with a pool. A unit of work checks out one
+ * client (`BEGIN` … `COMMIT`); reads outside a unit of work use any pooled client and see committed data.
+ * Every connection runs with `synchronous_commit = on`, so a resolved `transaction()` is durable (the basis
+ * of "durable before 250"), whatever the server's default.
+ *
+ * Concurrency across processes (docs/decisions/0004-postgresql-engine.md):
+ * - UIDs and MODSEQs come from the folder row, taken under its row lock (`UPDATE … RETURNING`, or
+ *   `SELECT … FOR UPDATE` first where the change depends on what the folder holds), so writers of one folder
+ *   are serialised and never share a UID; a rolled-back unit of work gives its UID back.
+ * - The audit chain is serialised by a transaction-scoped advisory lock.
+ * - Migrations run under a session advisory lock.
+ */
+
+/** Advisory lock keys (scoped to the database by PostgreSQL). */
+const MIGRATION_LOCK = 0x6d7373_01; // 'mss' 01
+const AUDIT_LOCK = 0x6d7373_02; // 'mss' 02
+
+/** SQLSTATEs after which a unit of work is run again: deadlock detected, serialization failure. */
+const RETRYABLE = new Set(['40P01', '40001']);
+const MAX_ATTEMPTS = 5;
+
+function sqlState(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+function runner(target: pg.Pool | pg.PoolClient): Run {
+  return async (sql, params = []) => (await target.query<Raw>(sql, params)).rows;
+}
+
+class PostgresReads implements StoreReads {
+  constructor(protected readonly run: Run) {}
+
+  protected async one(sql: string, ...params: unknown[]): Promise<Raw | undefined> {
+    return (await this.run(sql, params))[0];
+  }
+
+  protected all(sql: string, ...params: unknown[]): Promise<Raw[]> {
+    return this.run(sql, params);
+  }
+
+  async getMailbox(address: string): Promise<MailboxRow | null> {
+    const row = await this.one('SELECT * FROM mailboxes WHERE address = $1', address.toLowerCase());
+    return row ? toMailbox(row) : null;
+  }
+
+  async getMailboxById(id: number): Promise<MailboxRow | null> {
+    const row = await this.one('SELECT * FROM mailboxes WHERE id = $1', id);
+    return row ? toMailbox(row) : null;
+  }
+
+  async listMailboxes(): Promise<MailboxRow[]> {
+    return (await this.all('SELECT * FROM mailboxes ORDER BY address')).map(toMailbox);
+  }
+
+  async listFolders(mailboxId: number): Promise<FolderRow[]> {
+    // Byte order of names, as SQLite's default collation gives.
+    return (await this.all('SELECT * FROM folders WHERE mailbox_id = $1 ORDER BY name COLLATE "C"', mailboxId)).map(toFolder);
+  }
+
+  async getFolder(mailboxId: number, name: string): Promise<FolderRow | null> {
+    const row = await this.one('SELECT * FROM folders WHERE mailbox_id = $1 AND name = $2', mailboxId, name);
+    return row ? toFolder(row) : null;
+  }
+
+  async getFolderById(id: number): Promise<FolderRow | null> {
+    const row = await this.one('SELECT * FROM folders WHERE id = $1', id);
+    return row ? toFolder(row) : null;
+  }
+
+  async listMessages(folderId: number): Promise<MessageSummary[]> {
+    return (
+      await this.all('SELECT id, uid, modseq, flags, internal_date, size FROM messages WHERE folder_id = $1 ORDER BY uid', folderId)
+    ).map(toSummary);
+  }
+
+  async listMessagesSince(folderId: number, afterUid: number): Promise<MessageSummary[]> {
+    return (
+      await this.all(
+        'SELECT id, uid, modseq, flags, internal_date, size FROM messages WHERE folder_id = $1 AND uid > $2 ORDER BY uid',
+        folderId,
+        afterUid,
+      )
+    ).map(toSummary);
+  }
+
+  async getMessages(folderId: number, uids: number[]): Promise<MessageRow[]> {
+    if (uids.length === 0) return [];
+    const wanted = [...new Set(uids)];
+    return (await this.all('SELECT * FROM messages WHERE folder_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid', folderId, wanted)).map(
+      toMessage,
+    );
+  }
+
+  async getBlob(blobId: number): Promise<Buffer | null> {
+    const row = await this.one('SELECT data FROM blobs WHERE id = $1', blobId);
+    return row ? readBytes(row, 'data') : null;
+  }
+
+  async lastAudit(): Promise<AuditRow | null> {
+    const row = await this.one('SELECT * FROM audit ORDER BY seq DESC LIMIT 1');
+    return row ? toAudit(row) : null;
+  }
+
+  async readAudit(afterSeq: number, limit: number): Promise<AuditRow[]> {
+    return (await this.all('SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2', afterSeq, limit)).map(toAudit);
+  }
+
+  async getAuthFailures(key: string): Promise<AuthFailureState> {
+    const row = await this.one('SELECT failures, locked_until FROM auth_failures WHERE key = $1', key);
+    return row ? { failures: readInt(row, 'failures'), lockedUntil: readInt(row, 'locked_until') } : { failures: 0, lockedUntil: 0 };
+  }
+
+  async getQueueItem(id: string): Promise<QueueItem | null> {
+    const row = await this.one('SELECT * FROM queue WHERE id = $1', id);
+    return row ? toQueueItem(row) : null;
+  }
+
+  async queueLength(): Promise<number> {
+    return readInt((await this.one("SELECT count(*) AS n FROM queue WHERE state = 'queued'"))!, 'n');
+  }
+}
+
+class PostgresTx extends PostgresReads implements StoreTx {
+  async insertMailbox(m: NewMailbox): Promise<MailboxRow> {
+    const row = await this.one(
+      `INSERT INTO mailboxes (address, type, owner_id, display_name, password_hash, state, wrapped_key, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+      m.address.toLowerCase(),
+      m.type,
+      m.ownerId,
+      m.displayName,
+      m.passwordHash,
+      m.state,
+      m.wrappedKey,
+      Date.now(),
+    );
+    return toMailbox(row!);
+  }
+
+  async updateMailbox(
+    id: number,
+    change: { passwordHash?: string | null; state?: MailboxState; displayName?: string | null },
+  ): Promise<void> {
+    const columns = { password_hash: change.passwordHash, state: change.state, display_name: change.displayName };
+    for (const [column, value] of Object.entries(columns)) {
+      if (value !== undefined) await this.run(`UPDATE mailboxes SET ${column} = $1 WHERE id = $2`, [value, id]);
+    }
+  }
+
+  async insertFolder(f: NewFolder): Promise<FolderRow> {
+    // UIDVALIDITY: the clock in seconds, but always above every value handed out before (the counter row is
+    // locked by the UPDATE, so concurrent creations get distinct values); wraps to 1 past 32 bits.
+    const counter = await this.one(
+      `UPDATE uid_validity_counter
+          SET last = CASE WHEN greatest(last + 1, $1::bigint) > 4294967295 THEN 1 ELSE greatest(last + 1, $1::bigint) END
+        WHERE id = 1 RETURNING last`,
+      Math.floor(Date.now() / 1000),
+    );
+    const row = await this.one(
+      'INSERT INTO folders (mailbox_id, name, uid_validity, special_use, subscribed) VALUES ($1, $2, $3, $4, $5) RETURNING *',
+      f.mailboxId,
+      f.name,
+      readInt(counter!, 'last'),
+      f.specialUse,
+      f.subscribed,
+    );
+    return toFolder(row!);
+  }
+
+  async renameFolder(folderId: number, name: string): Promise<FolderRow> {
+    const row = await this.one('UPDATE folders SET name = $1 WHERE id = $2 RETURNING *', name, folderId);
+    if (!row) throw new Error(`no folder ${folderId}`);
+    return toFolder(row);
+  }
+
+  /** Locks the folder row until the end of the unit of work: every writer of a folder's messages takes it first. */
+  async #lockFolder(folderId: number): Promise<Raw> {
+    const row = await this.one('SELECT id, mailbox_id, uid_validity, uid_next, highest_modseq FROM folders WHERE id = $1 FOR UPDATE', folderId);
+    if (!row) throw new Error(`no folder ${folderId}`);
+    return row;
+  }
+
+  async deleteFolder(folderId: number): Promise<ExpungedMessage[]> {
+    let modseq = readInt(await this.#lockFolder(folderId), 'highest_modseq');
+    const rows = await this.all('DELETE FROM messages WHERE folder_id = $1 RETURNING uid, blob_id', folderId);
+    await this.run('DELETE FROM folders WHERE id = $1', [folderId]);
+    await this.#dropUnusedBlobs(rows.map((r) => readInt(r, 'blob_id')));
+    return rows
+      .map((r) => readInt(r, 'uid'))
+      .sort((a, b) => a - b)
+      .map((uid) => ({ uid, modseq: ++modseq }));
+  }
+
+  async setSubscribed(folderId: number, subscribed: boolean): Promise<void> {
+    await this.run('UPDATE folders SET subscribed = $1 WHERE id = $2', [subscribed, folderId]);
+  }
+
+  /** Deletes those of the given blobs that no message refers to any more. */
+  async #dropUnusedBlobs(blobIds: number[]): Promise<void> {
+    if (blobIds.length === 0) return;
+    await this.run(
+      'DELETE FROM blobs b WHERE b.id = ANY($1::bigint[]) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id)',
+      [[...new Set(blobIds)]],
+    );
+  }
+
+  async insertBlob(mailboxId: number, sealed: Buffer): Promise<number> {
+    return readInt((await this.one('INSERT INTO blobs (mailbox_id, data) VALUES ($1, $2) RETURNING id', mailboxId, sealed))!, 'id');
+  }
+
+  async appendMessage(folderId: number, m: NewMessage): Promise<AppendedMessage> {
+    // The UPDATE takes the folder's row lock: concurrent appends to one folder, from any process, wait here
+    // and each gets the next UID and MODSEQ.
+    const folder = await this.one(
+      `UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = $1
+       RETURNING mailbox_id, uid_validity, uid_next - 1 AS uid, highest_modseq AS modseq`,
+      folderId,
+    );
+    if (!folder) throw new Error(`no folder ${folderId}`);
+    const uid = readInt(folder, 'uid');
+    const modseq = readInt(folder, 'modseq');
+    const row = await this.one(
+      `INSERT INTO messages (mailbox_id, folder_id, uid, modseq, flags, internal_date, size, blob_id, meta)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+      readInt(folder, 'mailbox_id'),
+      folderId,
+      uid,
+      modseq,
+      JSON.stringify(m.flags),
+      m.internalDate,
+      m.size,
+      m.blobId,
+      m.sealedMeta,
+    );
+    return { id: readInt(row!, 'id'), uid, modseq, uidValidity: readInt(folder, 'uid_validity') };
+  }
+
+  async setFlags(folderId: number, uid: number, flags: string[]): Promise<FlagChange | null> {
+    const folder = await this.one('SELECT highest_modseq FROM folders WHERE id = $1 FOR UPDATE', folderId);
+    if (!folder) return null;
+    if (!(await this.one('SELECT 1 FROM messages WHERE folder_id = $1 AND uid = $2', folderId, uid))) return null;
+    const modseq = readInt(folder, 'highest_modseq') + 1;
+    await this.run('UPDATE folders SET highest_modseq = $1 WHERE id = $2', [modseq, folderId]);
+    await this.run('UPDATE messages SET flags = $1, modseq = $2 WHERE folder_id = $3 AND uid = $4', [JSON.stringify(flags), modseq, folderId, uid]);
+    return { uid, modseq, flags };
+  }
+
+  async expunge(folderId: number, uids: number[]): Promise<ExpungedMessage[]> {
+    let modseq = readInt(await this.#lockFolder(folderId), 'highest_modseq');
+    if (uids.length === 0) return [];
+    const rows = await this.all(
+      'DELETE FROM messages WHERE folder_id = $1 AND uid = ANY($2::bigint[]) RETURNING uid, blob_id',
+      folderId,
+      [...new Set(uids)],
+    );
+    const removed = rows
+      .map((r) => readInt(r, 'uid'))
+      .sort((a, b) => a - b)
+      .map((uid) => ({ uid, modseq: ++modseq }));
+    if (removed.length > 0) await this.run('UPDATE folders SET highest_modseq = $1 WHERE id = $2', [modseq, folderId]);
+    await this.#dropUnusedBlobs(rows.map((r) => readInt(r, 'blob_id')));
+    return removed;
+  }
+
+  async copyMessages(fromFolderId: number, uids: number[], toFolderId: number): Promise<CopiedMessages> {
+    // Both folder rows are locked in id order, so two opposite copies cannot deadlock.
+    const locked = await this.all(
+      'SELECT id, mailbox_id, uid_validity, uid_next, highest_modseq FROM folders WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE',
+      [fromFolderId, toFolderId],
+    );
+    const from = locked.find((r) => readInt(r, 'id') === fromFolderId);
+    const to = locked.find((r) => readInt(r, 'id') === toFolderId);
+    if (!from) throw new Error(`no folder ${fromFolderId}`);
+    if (!to) throw new Error(`no folder ${toFolderId}`);
+    const mailboxId = readInt(to, 'mailbox_id');
+    if (readInt(from, 'mailbox_id') !== mailboxId) throw new Error('messages can only be copied within one mailbox');
+    const uidNext = readInt(to, 'uid_next');
+    const highest = readInt(to, 'highest_modseq');
+    // The source UIDs that exist, in order (stable: the source folder is locked).
+    const existing = (
+      await this.all('SELECT uid FROM messages WHERE folder_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid', fromFolderId, [...new Set(uids)])
+    ).map((r) => readInt(r, 'uid'));
+    if (existing.length === 0) return { uidValidity: readInt(to, 'uid_validity'), copies: [] };
+    // One statement: the n-th source message (in UID order) becomes uid_next + n - 1 with MODSEQ highest + n.
+    const inserted = await this.all(
+      `INSERT INTO messages (mailbox_id, folder_id, uid, modseq, flags, internal_date, size, blob_id, meta)
+       SELECT $3, $4, $5::bigint + s.n - 1, $6::bigint + s.n, s.flags, s.internal_date, s.size, s.blob_id, s.meta
+         FROM (SELECT *, row_number() OVER (ORDER BY uid) AS n FROM messages WHERE folder_id = $1 AND uid = ANY($2::bigint[])) s
+       RETURNING uid`,
+      fromFolderId,
+      existing,
+      mailboxId,
+      toFolderId,
+      uidNext,
+      highest,
+    );
+    if (inserted.length !== existing.length) throw new Error('copy: the source folder changed during the copy');
+    const copies = existing.map((sourceUid, i) => ({ sourceUid, uid: uidNext + i, modseq: highest + i + 1 }));
+    if (copies.length > 0) {
+      await this.run('UPDATE folders SET uid_next = $1, highest_modseq = $2 WHERE id = $3', [uidNext + copies.length, highest + copies.length, toFolderId]);
+    }
+    return { uidValidity: readInt(to, 'uid_validity'), copies };
+  }
+
+  async lockAuditChain(): Promise<void> {
+    // Held until the unit of work ends: one appender at a time across every process on this database.
+    await this.run('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+  }
+
+  async insertAudit(r: AuditRow): Promise<void> {
+    await this.run(
+      `INSERT INTO audit (seq, time, actor, action, object, outcome, detail, prev_hash, hash)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [r.seq, r.time, r.actor, r.action, r.object, r.outcome, r.detail, r.prevHash, r.hash],
+    );
+  }
+
+  async recordAuthFailure(key: string, now: number, maxFailures: number, lockoutMs: number): Promise<AuthFailureState> {
+    // One statement, so concurrent failures from several processes each count: the conflicting row is
+    // locked and re-read. A lockout that has expired starts a fresh count.
+    const row = await this.one(
+      `WITH input AS (SELECT $2::bigint AS now, $3::int AS max_failures, $4::bigint AS lockout_ms)
+       INSERT INTO auth_failures AS a (key, failures, locked_until, updated_at)
+       SELECT $1, 1, CASE WHEN 1 >= max_failures THEN now + lockout_ms ELSE 0 END, now FROM input
+       ON CONFLICT (key) DO UPDATE SET
+         failures = CASE WHEN a.locked_until <> 0 AND a.locked_until <= excluded.updated_at THEN 1 ELSE a.failures + 1 END,
+         locked_until = CASE
+           WHEN (CASE WHEN a.locked_until <> 0 AND a.locked_until <= excluded.updated_at THEN 1 ELSE a.failures + 1 END) >= $3::int
+           THEN excluded.updated_at + $4::bigint ELSE 0 END,
+         updated_at = excluded.updated_at
+       RETURNING failures, locked_until`,
+      key,
+      now,
+      maxFailures,
+      lockoutMs,
+    );
+    return { failures: readInt(row!, 'failures'), lockedUntil: readInt(row!, 'locked_until') };
+  }
+
+  async clearAuthFailures(key: string): Promise<void> {
+    await this.run('DELETE FROM auth_failures WHERE key = $1', [key]);
+  }
+
+  async enqueue(item: NewQueueItem): Promise<void> {
+    await this.run(
+      `INSERT INTO queue (id, destination, next_attempt_at, created_at, sealed_envelope, sealed_message)
+       VALUES ($1, $2, $3, $4, $5, $6)`,
+      [item.id, item.destination, item.nextAttemptAt, Date.now(), item.sealedEnvelope, item.sealedMessage],
+    );
+  }
+
+  async claimDue(workerId: string, limit: number, leaseMs: number, now = Date.now()): Promise<QueueItem[]> {
+    // SKIP LOCKED: a claimer passes over rows another claimer is leasing right now instead of waiting for
+    // them; a row leased and committed meanwhile is re-checked against the WHERE clause and left out.
+    const rows = await this.all(
+      `UPDATE queue q SET lease_owner = $1, lease_until = $3::bigint + $4::bigint, attempts = q.attempts + 1
+        WHERE q.id IN (SELECT id FROM queue
+                        WHERE state = 'queued' AND next_attempt_at <= $3::bigint AND (lease_until IS NULL OR lease_until <= $3::bigint)
+                        ORDER BY next_attempt_at, id
+                        LIMIT $2
+                        FOR UPDATE SKIP LOCKED)
+       RETURNING q.*`,
+      workerId,
+      limit,
+      now,
+      leaseMs,
+    );
+    return rows.map(toQueueItem).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async completeQueueItem(id: string, workerId: string): Promise<boolean> {
+    return (await this.all('DELETE FROM queue WHERE id = $1 AND lease_owner = $2 RETURNING id', id, workerId)).length === 1;
+  }
+
+  async releaseQueueItem(id: string, workerId: string, nextAttemptAt: number): Promise<boolean> {
+    const rows = await this.all(
+      'UPDATE queue SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1 WHERE id = $2 AND lease_owner = $3 RETURNING id',
+      nextAttemptAt,
+      id,
+      workerId,
+    );
+    return rows.length === 1;
+  }
+}
+
+export interface PostgresOptions {
+  /** Connections in the pool (units of work in flight at once). */
+  poolSize?: number;
+}
+
+export class PostgresStore extends PostgresReads implements Store {
+  readonly engine = 'postgres' as const;
+  readonly #pool: pg.Pool;
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #closed = false;
+
+  private constructor(pool: pg.Pool) {
+    super(runner(pool));
+    this.#pool = pool;
+  }
+
+  static open(url: string, options: PostgresOptions = {}): PostgresStore {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: options.poolSize ?? 10,
+      application_name: 'mss',
+      options: '-c synchronous_commit=on',
+    });
+    // An idle client that loses its connection is dropped from the pool; the next checkout opens a new one.
+    pool.on('error', () => {});
+    return new PostgresStore(pool);
+  }
+
+  async transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new Error('store is closed');
+    const running = this.#withRetry(work);
+    this.#inFlight.add(running);
+    try {
+      return await running;
+    } finally {
+      this.#inFlight.delete(running);
+    }
+  }
+
+  /**
+   * A unit of work chosen as a deadlock victim (or a serialization failure) is rolled back and run again:
+   * `work` must have no effect outside the unit of work, which the port already requires (events are
+   * published after the commit).
+   */
+  async #withRetry<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#once(work);
+      } catch (err) {
+        const state = sqlState(err);
+        if (attempt >= MAX_ATTEMPTS || state === undefined || !RETRYABLE.has(state)) throw err;
+        await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+      }
+    }
+  }
+
+  async #once<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      try {
+        const result = await work(new PostgresTx(runner(client)));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch((e: unknown) => {
+          broken = e instanceof Error ? e : new Error(String(e));
+        });
+        throw err;
+      }
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async migrate(): Promise<number> {
+    if (this.#closed) throw new Error('store is closed');
+    const client = await this.#pool.connect();
+    try {
+      // Two processes starting together: the second waits here, then finds nothing left to do.
+      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      try {
+        await client.query('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at BIGINT NOT NULL)');
+        const current = readInt((await client.query<Raw>('SELECT coalesce(max(version), 0) AS v FROM schema_version')).rows[0]!, 'v');
+        let version = current;
+        for (const m of migrations) {
+          if (m.version <= current) continue;
+          await client.query('BEGIN');
+          try {
+            await client.query(m.sql);
+            await client.query('INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)', [m.version, Date.now()]);
+            await client.query('COMMIT');
+          } catch (err) {
+            await client.query('ROLLBACK');
+            throw err;
+          }
+          version = m.version;
+        }
+        return version;
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Let units of work in flight finish, then close every connection.
+    await Promise.allSettled([...this.#inFlight]);
+    await this.#pool.end();
+  }
+}
+
+export async function openPostgresStore(url: string, options: PostgresOptions = {}): Promise<Store> {
+  const store = PostgresStore.open(url, options);
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
+}
+
+/**
+ * The schema version of the database at `url`, or null when the database or its schema does not exist yet
+ * (`isInitialised`, `mss init`). Opens one connection, changes nothing.
+ */
+export async function postgresSchemaVersion(url: string): Promise<number | null> {
+  const client = new pg.Client({ connectionString: url, application_name: 'mss' });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (err) {
+    if (sqlState(err) === '3D000') return null; // invalid_catalog_name: no such database
+    throw err;
+  }
+  try {
+    const present = (await client.query<Raw>("SELECT to_regclass('schema_version') IS NOT NULL AS present")).rows[0];
+    if (present?.present !== true) return null;
+    const row = (await client.query<Raw>('SELECT max(version) AS v FROM schema_version')).rows[0];
+    return row?.v === null || row === undefined ? null : readInt(row, 'v');
+  } finally {
+    await client.end();
+  }
+}
