@@ -8,8 +8,21 @@ import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { initOperator, isInitialised, openKeyring } from './init.js';
 import { createLogger } from './log.js';
+import { ProgressBar } from './progress.js';
 import { startServer } from './server.js';
+import { TargetNotEmptyError } from './store/dump.js';
+import {
+  copyStore,
+  describeLocation,
+  MigrationRefusedError,
+  openDumpSource,
+  openDumpTarget,
+  parseStoreLocation,
+  verifyCopy,
+  type StoreLocation,
+} from './store/migrate.js';
 import { describeStore, openStore, StoreUnavailableError } from './store/open.js';
+import { SourceMissingError } from './store/sqlite/dump.js';
 import { MAILBOX_TYPES, type MailboxType, type Store } from './store/types.js';
 
 class UsageError extends Error {}
@@ -166,13 +179,87 @@ withConfig(auditCmd.command('verify'))
     });
   });
 
+const storeCmd = program.command('store').description('the database');
+
+/** A database of the migration that cannot be reached: say which (without the password) and why. */
+async function reachingLocation<T>(location: StoreLocation, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (location.engine !== 'postgres' || typeof (err as { code?: unknown }).code !== 'string') throw err;
+    throw new StoreUnavailableError(`cannot use the PostgreSQL database ${describeLocation(location)}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+storeCmd
+  .command('migrate')
+  .description('copy a whole operator from SQLite to an empty PostgreSQL database, then verify the copy (stop the server first)')
+  .requiredOption('--from <source>', 'sqlite:<path> (e.g. sqlite:data/mss.sqlite)')
+  .requiredOption('--to <target>', 'postgres:<url> (e.g. postgres:postgres://mss@127.0.0.1:5432/mss), an empty database')
+  .option('--verify-only', 'copy nothing: compare a target migrated before with the source')
+  .action(async (opts: { from: string; to: string; verifyOnly?: boolean }) => {
+    const from = parseStoreLocation(opts.from);
+    const to = parseStoreLocation(opts.to);
+    if (from.engine !== 'sqlite') throw new MigrationRefusedError(`--from ${opts.from}: the source must be sqlite:<path>`);
+    if (to.engine !== 'postgres') throw new MigrationRefusedError(`--to ${opts.to}: the target must be postgres:<url>`);
+    const source = await openDumpSource(from);
+    try {
+      const target = await reachingLocation(to, () => openDumpTarget(to));
+      try {
+        const bars = { copy: new ProgressBar(process.stderr, 'copying'), verify: new ProgressBar(process.stderr, 'verifying') };
+        const onProgress = (phase: 'copy' | 'verify', done: number, total: number, table: string) => bars[phase].update(done, total, table);
+        if (!opts.verifyOnly) {
+          try {
+            await copyStore(source, target, { onProgress });
+          } catch (err) {
+            bars.copy.finish();
+            if (err instanceof TargetNotEmptyError || err instanceof MigrationRefusedError) throw err;
+            console.error(`mss: the copy failed and was rolled back: ${describeLocation(to)} holds no operator data; fix the cause and run the same command again`);
+            throw err;
+          }
+          bars.copy.finish();
+        }
+        const outcome = await verifyCopy(source, target, { onProgress });
+        bars.verify.finish();
+        if (!outcome.ok) {
+          console.log(`mismatch: ${outcome.mismatch}`);
+          console.log(
+            opts.verifyOnly
+              ? 'the target does not match the source'
+              : `the target does not match the source: drop ${describeLocation(to)} and create a fresh database before migrating again (the source was only read)`,
+          );
+          process.exitCode = 1;
+          return;
+        }
+        const c = outcome.counts;
+        console.log(
+          `${opts.verifyOnly ? 'compared' : 'migrated'} ${c.mailboxes} mailboxes, ${c.folders} folders, ${c.messages} messages, ${c.blobs} blobs, ${c.audit} audit records; verified`,
+        );
+        console.log(
+          `(schema version ${outcome.schemaVersion}, ${c.queue} queue items, ${c.auth_failures} login-failure counters, last audit hash ${outcome.lastAuditHash ?? 'none'})`,
+        );
+        console.log(
+          `next: point the config at the target — store: { "engine": "postgres", "url": "${describeLocation(to).slice('postgres:'.length)}" } — and keep the same dataDir ` +
+            `(its master.key unlocks the copied mailbox keys) and certsDir; the SQLite file is left as it was`,
+        );
+      } finally {
+        await target.close();
+      }
+    } finally {
+      await source.close();
+    }
+  });
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (
     err instanceof ConfigError ||
     err instanceof UsageError ||
     err instanceof MailboxError ||
     err instanceof InvalidArgumentError ||
-    err instanceof StoreUnavailableError
+    err instanceof StoreUnavailableError ||
+    err instanceof MigrationRefusedError ||
+    err instanceof TargetNotEmptyError ||
+    err instanceof SourceMissingError
   ) {
     console.error(`mss: ${err.message}`);
   } else {

@@ -53,7 +53,8 @@ export function audit(store: Store, event: AuditEvent): Promise<AuditRow> {
 
 export type VerifyResult = { ok: true; records: number } | { ok: false; records: number; brokenSeq: number; reason: string };
 
-export async function verifyJournal(store: StoreReads, batch = 1000): Promise<VerifyResult> {
+/** Needs only `readAudit`, so it also checks a journal read through the export port (`mss store migrate`). */
+export async function verifyJournal(store: Pick<StoreReads, 'readAudit'>, batch = 1000): Promise<VerifyResult> {
   let prevHash = GENESIS_HASH;
   let expectedSeq = 1;
   let count = 0;

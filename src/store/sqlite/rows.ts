@@ -132,4 +132,4 @@ export function toQueueItem(row: Raw): QueueItem {
   };
 }
 
-export { int as readInt, bytes as readBytes };
+export { int as readInt, bytes as readBytes, text as readText, textOrNull as readTextOrNull };
