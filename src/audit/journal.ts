@@ -27,28 +27,42 @@ export function hashRecord(row: Omit<AuditRow, 'hash'>): string {
   return createHash('sha256').update(canonical, 'utf8').digest('hex');
 }
 
-/** Appends inside the caller's unit of work, so the record commits with the change it describes. */
-export async function appendAudit(tx: StoreTx, event: AuditEvent, now = new Date()): Promise<AuditRow> {
+/**
+ * Appends inside the caller's unit of work, so the records commit with the change they describe. Several
+ * writers share one chain, so appending takes the chain lock until the commit: call it once, as the LAST step
+ * of a unit of work, with all its events (the lock is then held only for the append and the commit).
+ */
+export async function appendAudit(tx: StoreTx, events: AuditEvent | AuditEvent[], now = new Date()): Promise<AuditRow[]> {
+  const list = Array.isArray(events) ? events : [events];
+  if (list.length === 0) return [];
   await tx.lockAuditChain();
   const last = await tx.lastAudit();
-  const partial = {
-    seq: (last?.seq ?? 0) + 1,
-    time: now.toISOString(),
-    actor: event.actor,
-    action: event.action,
-    object: event.object,
-    outcome: event.outcome,
-    detail: canonicalDetail(event.detail),
-    prevHash: last?.hash ?? GENESIS_HASH,
-  };
-  const row: AuditRow = { ...partial, hash: hashRecord(partial) };
-  await tx.insertAudit(row);
-  return row;
+  let seq = last?.seq ?? 0;
+  let prevHash = last?.hash ?? GENESIS_HASH;
+  const rows: AuditRow[] = [];
+  for (const event of list) {
+    const partial = {
+      seq: ++seq,
+      time: now.toISOString(),
+      actor: event.actor,
+      action: event.action,
+      object: event.object,
+      outcome: event.outcome,
+      detail: canonicalDetail(event.detail),
+      prevHash,
+    };
+    const row: AuditRow = { ...partial, hash: hashRecord(partial) };
+    await tx.insertAudit(row);
+    rows.push(row);
+    prevHash = row.hash;
+  }
+  return rows;
 }
 
 /** Appends in a unit of work of its own (for events that change nothing else, such as a failed login). */
-export function audit(store: Store, event: AuditEvent): Promise<AuditRow> {
-  return store.transaction((tx) => appendAudit(tx, event));
+export async function audit(store: Store, event: AuditEvent): Promise<AuditRow> {
+  const [row] = await store.transaction((tx) => appendAudit(tx, event));
+  return row!;
 }
 
 export type VerifyResult = { ok: true; records: number } | { ok: false; records: number; brokenSeq: number; reason: string };

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { appendAudit } from '../audit/journal.js';
+import { appendAudit, type AuditEvent } from '../audit/journal.js';
 import type { SealedMail } from '../store/sealed-mail.js';
 import type { MailboxEvent } from '../store/types.js';
 import type { Accepted, Delivered, ParsedSubmission, RecipientRoute } from './types.js';
@@ -21,6 +21,7 @@ export async function deliverLocal(
   return mail.store.transaction(async (tx) => {
     const delivered: Delivered[] = [];
     const events: MailboxEvent[] = [];
+    const trail: AuditEvent[] = [];
     for (const route of routes) {
       const inbox = await tx.getFolder(route.mailbox.id, 'INBOX');
       if (!inbox) throw new Error(`mailbox ${route.mailbox.id} has no INBOX`);
@@ -30,7 +31,7 @@ export async function deliverLocal(
       });
       delivered.push({ address: route.address, mailboxId: route.mailbox.id, folderId: inbox.id, uid: appended.uid, modseq: appended.modseq });
       events.push({ kind: 'exists', mailboxId: route.mailbox.id, folderId: inbox.id, uid: appended.uid, modseq: appended.modseq });
-      await appendAudit(tx, {
+      trail.push({
         actor: submission.sender.address,
         action: 'deliver',
         object: route.address,
@@ -38,7 +39,7 @@ export async function deliverLocal(
         detail: { queueId, folder: 'INBOX', uid: appended.uid, uidValidity: appended.uidValidity },
       });
     }
-    await appendAudit(tx, {
+    trail.push({
       actor: submission.sender.address,
       action: 'submit',
       object: queueId,
@@ -51,6 +52,8 @@ export async function deliverLocal(
         messageIdSha256: messageIdHash,
       },
     });
+    // Last, in one call: the audit chain lock is held only from here to the commit.
+    await appendAudit(tx, trail);
     return { accepted: { queueId, delivered }, events };
   });
 }

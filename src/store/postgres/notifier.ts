@@ -120,6 +120,7 @@ export class PgNotifier implements Notifier {
     this.#pendingResync.clear();
     if (client) {
       try {
+        await this.#sending; // notifications of changes already committed still go out
         await client.query(`UNLISTEN "${this.#channel}"`);
       } catch {
         // The connection may be gone already.
@@ -218,16 +219,21 @@ export class PgNotifier implements Notifier {
     this.#pending = this.#pending.filter((e) => e.mailboxId !== event.mailboxId);
   }
 
+  /** Sends one at a time: a pg client must not be given a query while another is running (pg 9 refuses it). */
+  #sending: Promise<void> = Promise.resolve();
+
   #send(client: pg.Client, event: MailboxEvent): void {
     const payload = encodePayload(this.#origin, event);
-    client.query('SELECT pg_notify($1, $2)', [this.#channel, payload]).then(
-      () => {},
-      (err: unknown) => {
-        if (this.#closed) return;
-        this.#log?.warn({ err: errorText(err), mailboxId: event.mailboxId, kind: event.kind }, 'notifier publish failed');
-        // Announced as a resync once connected again (if the connection is in fact fine, at the next loss).
-        this.#pendingResync.add(event.mailboxId);
-      },
+    this.#sending = this.#sending.then(() =>
+      client.query('SELECT pg_notify($1, $2)', [this.#channel, payload]).then(
+        () => {},
+        (err: unknown) => {
+          if (this.#closed) return;
+          this.#log?.warn({ err: errorText(err), mailboxId: event.mailboxId, kind: event.kind }, 'notifier publish failed');
+          // Announced as a resync once connected again (if the connection is in fact fine, at the next loss).
+          this.#pendingResync.add(event.mailboxId);
+        },
+      ),
     );
   }
 
