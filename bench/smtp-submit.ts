@@ -10,10 +10,7 @@
  *
  *   npm run bench -- smtp-submit [--n=2000] [--k=8] [--runs=3]
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { buildIfNeeded, createOperator, DOMAIN, FROM, median, message, percentile, startServer as startMss, stopAllServersSync } from './_operator.js';
 import { startPostfixPeer, stopAllPostfixPeersSync } from './_postfix-peer.js';
 import { SmtpSession } from './_smtp-session.js';
 
@@ -21,38 +18,10 @@ const arg = (name: string, dflt: number) => Number(process.argv.find((a) => a.st
 const N = arg('n', 2000);
 const K = arg('k', 8);
 const RUNS = arg('runs', 3);
-const repo = path.resolve(import.meta.dirname, '..');
 
-const DOMAIN = 'hopital-demo.mssante.test';
-const FROM = `jean.dupont@${DOMAIN}`;
 const TO = `claire.martin@${DOMAIN}`;
-/** Bounds for everything that waits on a server, so the bench always ends by itself. */
-const SERVER_START_TIMEOUT_MS = 60_000;
-const SERVER_STOP_TIMEOUT_MS = 15_000;
+/** Bounds the wait for the peer's deliveries, so the bench always ends by itself. */
 const PEER_DELIVERY_TIMEOUT_MS = 120_000;
-
-function message(size: number, i: number): Buffer {
-  const head = [
-    'From: Dr Jean DUPONT <jean.dupont@hopital-demo.mssante.test>',
-    'To: <claire.martin@hopital-demo.mssante.test>',
-    `Subject: Compte rendu ${i}`,
-    `Message-ID: <bench-${i}-${size}@hopital-demo.mssante.test>`,
-    'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    '',
-  ].join('\r\n');
-  const line = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n';
-  let body = '';
-  while (head.length + body.length < size) body += line;
-  return Buffer.from(head + body.slice(0, size - head.length));
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Target {
   port: number;
@@ -70,51 +39,16 @@ interface Figures {
 
 /** Our server, as the real CLI in its own process, in a fresh directory. */
 async function startServer(): Promise<Target> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'mss-bench-'));
-  const any = { host: '127.0.0.1', port: 0 };
-  writeFileSync(
-    path.join(dir, 'config.json'),
-    JSON.stringify({ smtp: { submission: any, submissionTls: any }, imap: { plain: any, tls: any }, log: { level: 'warn' } }),
-  );
-  const init = execFileSync(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'init'], { cwd: dir, encoding: 'utf8', timeout: SERVER_START_TIMEOUT_MS });
-  const password = /^jean\.dupont@\S+\s+password: (\S+)$/m.exec(init)![1]!;
-  const child = spawn(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'start'], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
-  liveServers.set(child, dir);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), SERVER_STOP_TIMEOUT_MS);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(dir, { recursive: true, force: true });
-    liveServers.delete(child);
-  };
-  let out = '';
+  const operator = createOperator();
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server not ready after ${SERVER_START_TIMEOUT_MS} ms: ${out}`)), SERVER_START_TIMEOUT_MS);
-      child.stdout.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        if (out.includes('ready\n')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', () => {
-        clearTimeout(timer);
-        reject(new Error(`server exited: ${out}`));
-      });
-    });
-    return {
-      port: Number(/smtp-submission \(TLS\)\s+127\.0\.0\.1:(\d+)/.exec(out)![1]),
-      ca: readFileSync(path.join(dir, 'certs/ca/root.pem'), 'utf8'),
-      auth: { user: FROM, password },
-      stop,
+    const server = await startMss(operator.dir);
+    const stop = async () => {
+      await server.stop();
+      operator.remove();
     };
+    return { port: server.port, ca: operator.ca, auth: { user: FROM, password: operator.password }, stop };
   } catch (err) {
-    await stop();
+    operator.remove();
     throw err;
   }
 }
@@ -172,22 +106,17 @@ async function runPeer(bodies: Buffer[], count: number): Promise<Figures & { nam
   }
 }
 
-/** Our server processes still running (with their directories), for the exit handler below. */
-const liveServers = new Map<ChildProcess, string>();
 // Whatever way the bench ends (error, Ctrl-C, kill), leave no server, Postfix or Dovecot behind. 'exit' handlers
 // must be synchronous, hence the sync variants; the signals are turned into a normal exit so that it runs.
 process.once('exit', () => {
-  for (const [child, dir] of liveServers) {
-    child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  }
+  stopAllServersSync();
   stopAllPostfixPeersSync();
 });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(130));
 
 const fmt = (r: Figures) => `${r.msgsPerS.toFixed(0)} msg/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms`;
 
-execFileSync(process.execPath, [path.join(repo, 'scripts/build-if-needed.mjs')], { stdio: 'inherit' });
+buildIfNeeded();
 const cases = [
   { name: '5KB', size: 5 * 1024, count: N },
   { name: '100KB', size: 100 * 1024, count: Math.max(1, Math.floor(N / 4)) },

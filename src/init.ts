@@ -6,7 +6,7 @@ import { audit } from './audit/journal.js';
 import type { Config } from './config/schema.js';
 import { ensureDevPki, issueOrganisationCertificate, issuePractitionerCertificates, type DevPkiOptions } from './crypto/devpki.js';
 import { createMasterKey, Keyring, masterKeyPath, readMasterKey } from './crypto/seal.js';
-import { describeStore, openStore, storeExists } from './store/open.js';
+import { describeStore, openStore, storeExists, withInitLock } from './store/open.js';
 import type { Store } from './store/types.js';
 
 export interface InitReport {
@@ -40,9 +40,15 @@ export function openKeyring(config: Config): Keyring {
 
 /**
  * Creates what a fresh operator needs: data dir, master key (0600), dev PKI, database and, on first run,
- * the demo hospital. Idempotent: a second run creates nothing.
+ * the demo hospital. Idempotent: a second run creates nothing. On PostgreSQL it runs under an advisory lock, so
+ * processes started together on a fresh database (`mss start` initialises when needed) do not race: one
+ * initialises, the others wait and find everything created.
  */
-export async function initOperator(config: Config): Promise<InitReport> {
+export function initOperator(config: Config): Promise<InitReport> {
+  return withInitLock(config, () => initialise(config));
+}
+
+async function initialise(config: Config): Promise<InitReport> {
   const report: InitReport = { changed: false, lines: [], accounts: [] };
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   if (!existsSync(masterKeyPath(config.dataDir))) {

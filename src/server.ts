@@ -8,8 +8,10 @@ import { openKeyring } from './init.js';
 import { Pipeline } from './pipeline/index.js';
 import { SubmissionServer } from './smtp/submission.js';
 import { LocalNotifier } from './store/notifier.js';
+import { PgNotifier } from './store/postgres/notifier.js';
 import { SealedMail } from './store/sealed-mail.js';
-import { openStore } from './store/open.js';
+import { openStore, postgresUrl } from './store/open.js';
+import type { Notifier } from './store/types.js';
 
 export interface Listener {
   protocol: 'smtp-submission (STARTTLS)' | 'smtp-submission (TLS)' | 'imap (STARTTLS)' | 'imap (TLS)';
@@ -33,8 +35,15 @@ export function localDomains(config: Config): string[] {
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const keyring = openKeyring(config);
   const store = await openStore(config);
-  const tls = loadServerTls(config.certsDir, keyring);
-  const notifier = new LocalNotifier();
+  let tls: ReturnType<typeof loadServerTls>;
+  let notifier: Notifier;
+  try {
+    tls = loadServerTls(config.certsDir, keyring);
+    notifier = await openNotifier(config, log);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const mail = new SealedMail(store, keyring);
   const auth = new Authenticator(store, config.auth);
   const pipeline = new Pipeline({
@@ -60,6 +69,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     listeners.push({ protocol: 'imap (TLS)', host: i2.address, port: i2.port });
   } catch (err) {
     await Promise.allSettled([smtp.close(), imap.close()]);
+    await notifier.close();
     await store.close();
     throw err;
   }
@@ -74,4 +84,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         await store.close();
       })()),
   };
+}
+
+/**
+ * SQLite serves one process: its events stay in it. On PostgreSQL, several processes share the database, so a
+ * change committed by one must reach the IMAP sessions of the others (LISTEN/NOTIFY, ADR 0004).
+ */
+async function openNotifier(config: Config, log: Logger): Promise<Notifier> {
+  if (config.store.engine !== 'postgres') return new LocalNotifier();
+  return PgNotifier.connect(postgresUrl(config), { log: log.child({ component: 'notifier' }) });
 }

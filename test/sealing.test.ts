@@ -1,8 +1,13 @@
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ENGINES } from './helpers/engines.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from './helpers/operator.js';
+
+const execFileAsync = promisify(execFile);
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -11,21 +16,34 @@ function filesUnder(dir: string): string[] {
   });
 }
 
-/** Looks for the marker as UTF-8, UTF-16LE and base64 of the UTF-8 (as a MIME encoder would write it). */
-function leaks(file: string, marker: string): boolean {
-  const data = readFileSync(file);
-  const forms = [Buffer.from(marker), Buffer.from(marker, 'utf16le'), Buffer.from(Buffer.from(marker).toString('base64').slice(0, 12))];
-  return forms.some((f) => data.includes(f));
+/**
+ * Looks for the marker as UTF-8, UTF-16LE, base64 of the UTF-8 (as a MIME encoder would write it) and hex of
+ * the UTF-8 (as pg_dump writes bytea: `\\x…`), both cases.
+ */
+function leaksIn(data: Buffer, marker: string): boolean {
+  const hex = Buffer.from(marker).toString('hex');
+  const forms = [marker, Buffer.from(marker, 'utf16le'), Buffer.from(marker).toString('base64').slice(0, 12), hex, hex.toUpperCase()];
+  return forms.some((f) => data.includes(typeof f === 'string' ? Buffer.from(f) : f));
 }
 
-describe('sealed at rest', () => {
+function leaks(file: string, marker: string): boolean {
+  return leaksIn(readFileSync(file), marker);
+}
+
+/** Every row of the test database as `pg_dump --data-only` writes it (COPY text, bytea as `\\x` hex). */
+async function dumpDatabase(url: string): Promise<Buffer> {
+  const { stdout } = await execFileAsync('pg_dump', ['--data-only', '--no-owner', '--dbname', url], { encoding: 'buffer', maxBuffer: 256 * 1024 * 1024 });
+  return stdout;
+}
+
+describe.each(ENGINES)('sealed at rest (%s)', (engine) => {
   let op: TestOperator;
   beforeAll(async () => {
-    op = await startOperator();
+    op = await startOperator({}, engine);
   });
   afterAll(() => op?.dispose());
 
-  it('leaves no trace of subject, header addresses or body in any file under the data dir', async () => {
+  it('leaves no trace of subject, header addresses or body in any file under the data dir, nor in the database dump', async () => {
     const subjectMarker = 'SUBJMARK7q3z';
     const addressMarker = 'addrmark9k2w';
     const bodyMarker = 'BODYMARK4x8v';
@@ -46,17 +64,28 @@ describe('sealed at rest', () => {
     });
     expect(info.accepted).toEqual([DEMO.claire]);
 
-    const check = () => {
+    const markers = [subjectMarker, addressMarker, bodyMarker];
+    const check = async () => {
       const files = filesUnder(op.config.dataDir);
-      expect(files.some((f) => f.endsWith('mss.sqlite-wal') || f.endsWith('mss.sqlite'))).toBe(true);
+      if (engine === 'sqlite') expect(files.some((f) => f.endsWith('mss.sqlite-wal') || f.endsWith('mss.sqlite'))).toBe(true);
+      else expect(files.some((f) => f.endsWith('master.key'))).toBe(true);
       for (const file of files) {
-        for (const marker of [subjectMarker, addressMarker, bodyMarker]) {
+        for (const marker of markers) {
           expect(leaks(file, marker), `${marker} found in ${path.basename(file)}`).toBe(false);
         }
       }
+      if (engine === 'postgres') {
+        const dump = await dumpDatabase(op.config.store.url!);
+        // The dump holds the delivered message (sealed, as bytea hex), so an absence below means something.
+        expect(dump.toString('latin1')).toMatch(/^COPY public\.messages /m);
+        expect(dump.toString('latin1')).toMatch(/\\\\x[0-9a-f]{256,}/); // a sealed blob, as COPY writes bytea
+        expect(dump.toString('utf8')).toContain(DEMO.claire); // plain where it must be: the mailbox address
+        expect(leaksIn(dump, DEMO.claire)).toBe(true); // the scan sees what is stored in clear (mailbox addresses)
+        for (const marker of markers) expect(leaksIn(dump, marker), `${marker} found in pg_dump --data-only`).toBe(false);
+      }
     };
-    check(); // while running: database, WAL and shared memory
+    await check(); // while running: database, WAL and shared memory (SQLite); every table (PostgreSQL)
     await op.stop();
-    check(); // after the WAL is checkpointed into the database on close
+    await check(); // after the WAL is checkpointed into the database on close
   });
 });

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { sqlitePath } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { openPostgresStore, postgresSchemaVersion } from './postgres/index.js';
+import { openPostgresStore, postgresSchemaVersion, withPostgresInitLock } from './postgres/index.js';
 import { openSqliteStore } from './sqlite/index.js';
 import type { Store } from './types.js';
 
@@ -24,6 +24,25 @@ export function openStore(config: Config): Promise<Store> {
       return openSqliteStore(sqlitePath(config));
     case 'postgres':
       return reaching(config, () => openPostgresStore(postgresUrl(config), { poolSize: config.store.poolSize }));
+  }
+}
+
+/**
+ * Runs `work` (initialisation) alone among the processes sharing the configured database: under a session
+ * advisory lock on PostgreSQL; SQLite serves one process, so it just runs.
+ */
+export async function withInitLock<T>(config: Config, work: () => Promise<T>): Promise<T> {
+  if (config.store.engine === 'sqlite') return work();
+  let started = false;
+  try {
+    return await withPostgresInitLock(postgresUrl(config), () => {
+      started = true;
+      return work();
+    });
+  } catch (err) {
+    if (started) throw err;
+    // Could not connect or lock: say which database, as openStore does.
+    return reaching(config, () => Promise.reject(err as Error));
   }
 }
 
@@ -50,7 +69,7 @@ export function describeStore(config: Config): string {
   }
 }
 
-function postgresUrl(config: Config): string {
+export function postgresUrl(config: Config): string {
   // The schema refuses engine "postgres" without a url; this guards configs built by hand.
   if (!config.store.url) throw new Error('store.url is required when store.engine is "postgres"');
   return config.store.url;

@@ -43,6 +43,7 @@ type Run = (sql: string, params?: unknown[]) => Promise<Raw[]>;
 /** Advisory lock keys (scoped to the database by PostgreSQL). */
 const MIGRATION_LOCK = 0x6d7373_01; // 'mss' 01
 const AUDIT_LOCK = 0x6d7373_02; // 'mss' 02
+const INIT_LOCK = 0x6d7373_03; // 'mss' 03
 
 /** SQLSTATEs after which a unit of work is run again: deadlock detected, serialization failure. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -560,5 +561,28 @@ export async function postgresSchemaVersion(url: string): Promise<number | null>
     return row?.v === null || row === undefined ? null : readInt(row, 'v');
   } finally {
     await client.end();
+  }
+}
+
+/**
+ * Runs `work` while holding a session advisory lock on the database at `url`, so that `mss init` (master key,
+ * dev PKI, schema, demo) runs once when several processes start together on a fresh database: the others wait,
+ * then find everything created. Rejects when the database cannot be reached, before `work` runs.
+ */
+export async function withPostgresInitLock<T>(url: string, work: () => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, application_name: 'mss-init' });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT pg_advisory_lock($1)', [INIT_LOCK]);
+  } catch (err) {
+    await client.end().catch(() => {});
+    throw err;
+  }
+  try {
+    return await work();
+  } finally {
+    // Ending the session releases the lock.
+    await client.end().catch(() => {});
   }
 }
