@@ -9,7 +9,8 @@ import type { Config } from './config/schema.js';
 import { initOperator, isInitialised, openKeyring } from './init.js';
 import { createLogger } from './log.js';
 import { ProgressBar } from './progress.js';
-import { startServer } from './server.js';
+import { startServer, type RunningServer } from './server.js';
+import type { Logger } from 'pino';
 import { TargetNotEmptyError } from './store/dump.js';
 import {
   copyStore,
@@ -89,33 +90,41 @@ withConfig(program.command('start'))
       printAccounts(report.accounts);
     }
     const log = createLogger(config.log.level);
-    const server = await startServer(config, log);
+    // Signal handlers go in before anything is announced: a SIGTERM that arrives before a JS listener exists
+    // takes the default action and kills the process without a clean shutdown.
+    let server: RunningServer | null = null;
+    let stopping: string | null = null;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = signal;
+      if (server) shutdown(server, signal, log);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    server = await startServer(config, log);
     for (const l of server.listeners) console.log(`listening  ${l.protocol.padEnd(27)} ${l.host}:${l.port}`);
     console.log(
       `log in with a mailbox address and its password (printed by "mss init"; reset with "mss mailbox passwd <address> --password-stdin");` +
         ` TLS certificates chain to ${config.certsDir}/ca/root.pem`,
     );
     console.log('ready');
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      console.log(`${signal}: stopping (finishing transactions in flight)`);
-      server.close().then(
-        () => {
-          console.log('stopped');
-          log.flush();
-          process.exit(0);
-        },
-        (err: unknown) => {
-          console.error(`error while stopping: ${(err as Error).message}`);
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    if (stopping) shutdown(server, stopping, log);
   });
+
+function shutdown(server: RunningServer, signal: string, log: Logger): void {
+  console.log(`${signal}: stopping (finishing transactions in flight)`);
+  server.close().then(
+    () => {
+      console.log('stopped');
+      log.flush();
+      process.exit(0);
+    },
+    (err: unknown) => {
+      console.error(`error while stopping: ${(err as Error).message}`);
+      process.exit(1);
+    },
+  );
+}
 
 const mailbox = program.command('mailbox').description('manage mailboxes');
 

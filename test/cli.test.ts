@@ -96,6 +96,26 @@ describe('the mss command (built CLI, in a temp dir)', () => {
     expect(out).toMatch(/stopped\n$/);
   });
 
+  it('start on a fresh directory initialises, and a SIGTERM right after "ready" still stops cleanly', async () => {
+    const fresh = tempDir('mss-cli-cold-');
+    try {
+      const any = { host: '127.0.0.1', port: 0 };
+      writeFileSync(path.join(fresh.dir, 'config.json'), JSON.stringify({ smtp: { submission: any, submissionTls: any }, imap: { plain: any, tls: any } }));
+      const child = spawn(process.execPath, [cli, 'start'], { cwd: fresh.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (out.includes('ready\n')) child.kill('SIGTERM');
+      });
+      expect(await exited).toEqual({ code: 0, signal: null });
+      expect(out).toMatch(/^jean\.dupont@hopital-demo\.mssante\.test {2}password: \S+$/m);
+      expect(out).toMatch(/SIGTERM: stopping[^]*stopped\n$/);
+    } finally {
+      fresh.dispose();
+    }
+  });
+
   it('audit verify passes, then finds one altered record', () => {
     const ok = mss(tmp.dir, ['audit', 'verify']);
     expect(ok.code).toBe(0);
