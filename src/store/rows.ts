@@ -10,6 +10,7 @@ import {
   type MessageSummary,
   type QueueItem,
 } from './types.js';
+import type { DumpRows, DumpTable } from './dump.js';
 
 /**
  * Store rows are a boundary: each column is checked as it is read, never cast. The mapping from columns to
@@ -68,7 +69,7 @@ export function rowReaders({ int, bool }: EngineColumns) {
     size: int(row, 'size'),
   });
 
-  return {
+  const mappers = {
     readInt: int,
     readBytes: bytes,
     readText: text,
@@ -131,4 +132,33 @@ export function rowReaders({ int, bool }: EngineColumns) {
       createdAt: int(row, 'created_at'),
     }),
   };
+
+  /** Any table's row, for the export/import port (`mss store migrate`). */
+  function toDumpRow<T extends DumpTable>(table: T, row: Raw): DumpRows[T] {
+    const parsed: DumpRows[DumpTable] = (() => {
+      switch (table) {
+        case 'mailboxes':
+          return mappers.toMailbox(row);
+        case 'folders':
+          return mappers.toFolder(row);
+        case 'blobs':
+          return { id: int(row, 'id'), mailboxId: int(row, 'mailbox_id'), data: bytes(row, 'data') };
+        case 'messages':
+          return mappers.toMessage(row);
+        case 'audit':
+          return mappers.toAudit(row);
+        case 'queue':
+          return { ...mappers.toQueueItem(row), state: text(row, 'state') };
+        case 'auth_failures':
+          return { key: text(row, 'key'), failures: int(row, 'failures'), lockedUntil: int(row, 'locked_until'), updatedAt: int(row, 'updated_at') };
+        case 'uid_validity_counter':
+          if (int(row, 'id') !== 1) throw new CorruptRowError('uid_validity_counter: unexpected row id');
+          return { id: 1 as const, last: int(row, 'last') };
+      }
+      throw new CorruptRowError(`unknown table ${String(table)}`);
+    })();
+    return parsed as DumpRows[T];
+  }
+
+  return { ...mappers, toDumpRow };
 }

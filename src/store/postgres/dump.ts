@@ -13,7 +13,7 @@ import {
   type DumpTarget,
 } from '../dump.js';
 import { openPostgresStore } from './index.js';
-import { readBytes, readInt, readText, toAudit, toFolder, toMailbox, toMessage, toQueueItem } from './rows.js';
+import { readInt, toDumpRow } from './rows.js';
 
 type Raw = Record<string, unknown>;
 
@@ -31,36 +31,6 @@ const ROWS_PER_STATEMENT = 1000;
 /** Text keys are ordered by bytes ("C"), as SQLite's default collation orders them. */
 const TEXT_KEYED: readonly DumpTable[] = ['queue', 'auth_failures'];
 
-function toDumpRow<T extends DumpTable>(table: T, row: Raw): DumpRows[T] {
-  const parsed: DumpRows[DumpTable] = (() => {
-    switch (table) {
-      case 'mailboxes':
-        return toMailbox(row);
-      case 'folders':
-        return toFolder(row);
-      case 'blobs':
-        return { id: readInt(row, 'id'), mailboxId: readInt(row, 'mailbox_id'), data: readBytes(row, 'data') };
-      case 'messages':
-        return toMessage(row);
-      case 'audit':
-        return toAudit(row);
-      case 'queue':
-        return { ...toQueueItem(row), state: readText(row, 'state') };
-      case 'auth_failures':
-        return {
-          key: readText(row, 'key'),
-          failures: readInt(row, 'failures'),
-          lockedUntil: readInt(row, 'locked_until'),
-          updatedAt: readInt(row, 'updated_at'),
-        };
-      case 'uid_validity_counter':
-        if (readInt(row, 'id') !== 1) throw new Error('uid_validity_counter: unexpected row id');
-        return { id: 1 as const, last: readInt(row, 'last') };
-    }
-    throw new Error(`unknown table ${String(table)}`);
-  })();
-  return parsed as DumpRows[T];
-}
 
 class PostgresDump implements DumpTarget {
   readonly engine = 'postgres' as const;

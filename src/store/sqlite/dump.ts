@@ -14,7 +14,7 @@ import {
   type DumpTarget,
 } from '../dump.js';
 import { openSqliteStore } from './index.js';
-import { readBytes, readInt, readText, toAudit, toFolder, toMailbox, toMessage, toQueueItem } from './rows.js';
+import { readInt, toDumpRow } from './rows.js';
 
 type Db = Database.Database;
 type Raw = Record<string, unknown>;
@@ -27,36 +27,6 @@ type Raw = Record<string, unknown>;
  * As a target, the schema is created first (the engine's migrations) and `importAll` is one
  * `BEGIN IMMEDIATE` unit of work.
  */
-function toDumpRow<T extends DumpTable>(table: T, row: Raw): DumpRows[T] {
-  const parsed: DumpRows[DumpTable] = (() => {
-    switch (table) {
-      case 'mailboxes':
-        return toMailbox(row);
-      case 'folders':
-        return toFolder(row);
-      case 'blobs':
-        return { id: readInt(row, 'id'), mailboxId: readInt(row, 'mailbox_id'), data: readBytes(row, 'data') };
-      case 'messages':
-        return toMessage(row);
-      case 'audit':
-        return toAudit(row);
-      case 'queue':
-        return { ...toQueueItem(row), state: readText(row, 'state') };
-      case 'auth_failures':
-        return {
-          key: readText(row, 'key'),
-          failures: readInt(row, 'failures'),
-          lockedUntil: readInt(row, 'locked_until'),
-          updatedAt: readInt(row, 'updated_at'),
-        };
-      case 'uid_validity_counter':
-        if (readInt(row, 'id') !== 1) throw new Error('uid_validity_counter: unexpected row id');
-        return { id: 1 as const, last: readInt(row, 'last') };
-    }
-    throw new Error(`unknown table ${String(table)}`);
-  })();
-  return parsed as DumpRows[T];
-}
 
 class SqliteDump implements DumpTarget {
   readonly engine = 'sqlite' as const;

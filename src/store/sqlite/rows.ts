@@ -12,5 +12,5 @@ function bool(row: Raw, column: string): boolean {
   return int(row, column) !== 0;
 }
 
-export const { readInt, readBytes, readText, readTextOrNull, toMailbox, toFolder, toSummary, toMessage, toAudit, toQueueItem } =
+export const { readInt, readBytes, readText, readTextOrNull, toMailbox, toFolder, toSummary, toMessage, toAudit, toQueueItem, toDumpRow } =
   rowReaders({ int, bool });
