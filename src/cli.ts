@@ -64,7 +64,7 @@ function printAccounts(accounts: { address: string; password: string }[]): void 
 }
 
 const program = new Command('mss')
-  .description('Secure health messaging server (MSSanté model): SMTP submission, IMAP, S/MIME, audit')
+  .description('Secure health messaging server (MSSanté model): SMTP submission, IMAP, sealed store, audit journal')
   .showHelpAfterError();
 withConfig(program);
 
