@@ -51,6 +51,7 @@ export const configSchema = z
         maxRecipients: z.number().int().positive().default(100).describe('RCPT TO per transaction; 452 4.5.3 beyond'),
         maxClients: z.number().int().positive().default(500).describe('concurrent SMTP connections per listener'),
         maxConnectionsPerIp: z.number().int().positive().default(20).describe('concurrent SMTP connections from one client address; 421 4.7.0 beyond'),
+        maxAuthFailuresPerConnection: z.number().int().positive().default(3).describe('failed AUTH attempts on one connection; the last is answered 421 4.7.0 and the connection closed'),
         maxUnauthenticatedCommands: z.number().int().positive().default(10).describe('commands allowed before a successful AUTH; the connection is closed beyond'),
         shutdownGraceMs: z.number().int().min(0).default(10_000).describe('on shutdown, how long open sessions may finish their transaction before they are closed'),
         socketTimeoutMs: z.number().int().positive().default(5 * 60_000).describe('idle SMTP connection timeout'),

@@ -42,6 +42,8 @@ export class SubmissionServer {
   /** Open connections per client address, across both listeners. */
   readonly #perIp = new Map<string, number>();
   readonly #counted = new WeakSet<SMTPServerSession>();
+  /** Failed AUTH attempts per connection (the per-address lockout is in the Authenticator). */
+  readonly #authFailures = new Map<string, number>();
 
   constructor(private readonly deps: SubmissionDeps) {}
 
@@ -99,6 +101,7 @@ export class SubmissionServer {
         callback();
       },
       onClose: (session) => {
+        this.#authFailures.delete(session.id);
         if (!this.#counted.delete(session)) return;
         const count = (this.#perIp.get(session.remoteAddress) ?? 1) - 1;
         if (count > 0) this.#perIp.set(session.remoteAddress, count);
@@ -116,7 +119,11 @@ export class SubmissionServer {
         this.deps.auth
           .login(auth.username ?? '', auth.password ?? '', { protocol: 'smtp', remote: session.remoteAddress })
           .then((result) => {
-            if (result.ok) callback(null, { user: result.mailbox });
+            if (result.ok) return callback(null, { user: result.mailbox });
+            const failures = (this.#authFailures.get(session.id) ?? 0) + 1;
+            this.#authFailures.set(session.id, failures);
+            if (failures >= limits.maxAuthFailuresPerConnection)
+              callback(smtpError(421, '4.7.0 Too many failed authentication attempts, closing connection'));
             else if (result.reason === 'locked')
               callback(smtpError(454, '4.7.0 Too many failed logins, try again later / Trop d’échecs, réessayez plus tard'));
             else callback(smtpError(535, '5.7.8 Authentication failed / Échec de l’authentification'));

@@ -139,6 +139,22 @@ describe.each(ENGINES)('SMTP submission (%s)', (engine) => {
     expect(JSON.stringify(rows)).not.toContain('not-the-password');
   });
 
+  it('closes a connection after repeated failed AUTH attempts (421 4.7.0), whatever the addresses tried', async () => {
+    const c = await LineClient.connect(op.ports.submissionTls, { tls: true, ca: op.ca });
+    try {
+      await c.reply();
+      await c.command('EHLO client.test');
+      const attempt = (user: string) => c.command(`AUTH PLAIN ${Buffer.from(`\0${user}\0wrong-password`).toString('base64')}`);
+      expect(await attempt('spray1@hopital-demo.mssante.test')).toMatch(/^535 5\.7\.8 /);
+      expect(await attempt('spray2@hopital-demo.mssante.test')).toMatch(/^535 5\.7\.8 /);
+      expect(await attempt('spray3@hopital-demo.mssante.test')).toMatch(/^421 4\.7\.0 Too many failed authentication attempts/);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(c.closed).toBe(true);
+    } finally {
+      c.close();
+    }
+  });
+
   it('locks an address out after repeated failures, without revealing whether it exists', async () => {
     const ghost = 'nobody@hopital-demo.mssante.test';
     for (let i = 0; i < op.config.auth.maxFailures; i++) {
