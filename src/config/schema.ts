@@ -66,6 +66,7 @@ export const configSchema = z
         maxLiteralSize: z.number().int().positive().default(50 * 1024 * 1024).describe('bytes of one literal (APPEND size limit)'),
         idleTimeoutMs: z.number().int().min(1000).default(30 * 60_000).describe('authenticated idle timeout (RFC 9051: at least 30 minutes)'),
         preauthTimeoutMs: z.number().int().min(1000).default(60_000).describe('time allowed to log in after connecting'),
+        maxAuthFailuresPerConnection: z.number().int().positive().default(3).describe('failed LOGIN/AUTHENTICATE on one connection; BYE after the last'),
         maxBadCommands: z.number().int().positive().default(10).describe('BAD replies before the connection is closed'),
         maxConnections: z.number().int().positive().default(1000).describe('concurrent IMAP connections per listener'),
         maxConnectionsPerIp: z.number().int().positive().default(20).describe('concurrent IMAP connections from one client address, both listeners together; BYE beyond'),

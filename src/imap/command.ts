@@ -55,6 +55,8 @@ export interface SessionApi {
   idle(prompt: string, push: () => Promise<void>): Promise<Buffer | null>;
   /** Login succeeded: enters the authenticated state. */
   authenticated(mailbox: MailboxRow): void;
+  /** Login failed: counted per connection; past the limit the session says BYE after this command. */
+  loginFailed(): void;
   /** Enters the selected state with `folder`, or leaves it with null. */
   select(folder: SelectedFolder | null): void;
   /** Upgrades the connection to TLS (run after the tagged OK of STARTTLS). */

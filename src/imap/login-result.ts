@@ -7,6 +7,7 @@ export function loginCompletion(session: SessionApi, result: LoginResult): Compl
     session.authenticated(result.mailbox);
     return { code: `CAPABILITY ${session.capabilities().join(' ')}`, text: 'Logged in' };
   }
+  if (result.reason !== 'disabled') session.loginFailed();
   switch (result.reason) {
     case 'bad-credentials':
       throw new ImapError('NO', 'Invalid credentials', 'AUTHENTICATIONFAILED');

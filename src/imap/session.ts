@@ -152,6 +152,14 @@ export class Session implements SessionApi {
     }
   }
 
+  #loginFailures = 0;
+
+  loginFailed(): void {
+    if (++this.#loginFailures >= this.deps.limits.maxAuthFailuresPerConnection) {
+      this.#byeAfterCommand = 'Too many failed login attempts';
+    }
+  }
+
   authenticated(mailbox: MailboxRow): void {
     this.user = mailbox;
     this.state = 'authenticated';
