@@ -108,15 +108,7 @@ export class Session implements SessionApi {
       if (event?.kind === 'refused') return null;
       if (event?.kind === 'fatal') throw new ConnectionClosedError();
       if (this.#ended) throw new ConnectionClosedError();
-      if (!event) {
-        this.#socket.resume();
-        this.#awaitingInput = true;
-        try {
-          await new Promise<void>((resolve) => (this.#wake = resolve));
-        } finally {
-          this.#awaitingInput = false;
-        }
-      }
+      if (!event) await this.#awaitInput();
     }
   }
 
@@ -142,13 +134,18 @@ export class Session implements SessionApi {
         await push();
         continue;
       }
-      this.#socket.resume();
-      this.#awaitingInput = true;
-      try {
-        await new Promise<void>((resolve) => (this.#wake = resolve));
-      } finally {
-        this.#awaitingInput = false;
-      }
+      await this.#awaitInput();
+    }
+  }
+
+  /** Lets the socket flow and waits until the reader has something (or the connection ends). */
+  async #awaitInput(): Promise<void> {
+    this.#socket.resume();
+    this.#awaitingInput = true;
+    try {
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    } finally {
+      this.#awaitingInput = false;
     }
   }
 

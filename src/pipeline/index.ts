@@ -72,29 +72,28 @@ export class Pipeline {
     });
   }
 
-  /** Audits a refusal the adapter decided itself (e.g. the size limit, found while reading DATA). */
-  async report(refusal: Refusal, actor: string, remote: string): Promise<void> {
-    await this.refusing(actor, 'message', remote, () => Promise.reject(refusal)).catch(() => undefined);
+  /** Logs and audits a refusal (also one the adapter decided itself, e.g. the size limit found in DATA). */
+  async report(refusal: Refusal, actor: string, object: string, remote: string): Promise<void> {
+    this.deps.log.info({ actor, refusal: refusal.code, remote }, 'refused');
+    try {
+      await audit(this.deps.mail.store, {
+        actor,
+        action: 'refuse',
+        object,
+        outcome: refusal.code,
+        detail: { remote, reason: refusal.detail ?? null },
+      });
+    } catch (auditErr) {
+      this.deps.log.error({ err: auditErr }, 'could not audit a refusal');
+    }
   }
 
-  /** Runs a step; a `Refusal` it throws is audited and logged, then rethrown for the adapter to answer. */
+  /** Runs a step; a `Refusal` it throws is reported, then rethrown for the adapter to answer. */
   private async refusing<T>(actor: string, object: string, remote: string, step: () => Promise<T>): Promise<T> {
     try {
       return await step();
     } catch (err) {
-      if (!(err instanceof Refusal)) throw err;
-      this.deps.log.info({ actor, refusal: err.code, remote }, 'refused');
-      try {
-        await audit(this.deps.mail.store, {
-          actor,
-          action: 'refuse',
-          object,
-          outcome: err.code,
-          detail: { remote, reason: err.detail ?? null },
-        });
-      } catch (auditErr) {
-        this.deps.log.error({ err: auditErr }, 'could not audit a refusal');
-      }
+      if (err instanceof Refusal) await this.report(err, actor, object, remote);
       throw err;
     }
   }

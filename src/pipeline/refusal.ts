@@ -4,7 +4,6 @@
  */
 export const REFUSALS = {
   'auth-required': { smtp: 530, enhanced: '5.7.0', fr: 'Authentification requise', en: 'Authentication required' },
-  'tls-required': { smtp: 530, enhanced: '5.7.0', fr: 'Passez en TLS (STARTTLS) avant de vous authentifier', en: 'Must issue a STARTTLS command first' },
   'sender-not-owned': {
     smtp: 550,
     enhanced: '5.7.1',

@@ -108,14 +108,7 @@ export class SubmissionServer {
         else this.#perIp.delete(session.remoteAddress);
       },
       onAuth: (auth, session, callback) => {
-        if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') {
-          callback(smtpError(504, '5.5.4 Unsupported authentication mechanism'));
-          return;
-        }
-        if (!session.secure) {
-          callback(smtpError(538, new Refusal('tls-required').smtpText));
-          return;
-        }
+        // Only PLAIN and LOGIN reach here (authMethods), and only over TLS (smtp-server answers 538 5.7.0 before).
         this.deps.auth
           .login(auth.username ?? '', auth.password ?? '', { protocol: 'smtp', remote: session.remoteAddress })
           .then((result) => {
@@ -177,7 +170,7 @@ export class SubmissionServer {
     }
     const sender = senderOf(session);
     if (stream.sizeExceeded || size > max) {
-      await this.deps.pipeline.report(new Refusal('message-too-large', `${size} bytes`), sender.address, session.remoteAddress);
+      await this.deps.pipeline.report(new Refusal('message-too-large', `${size} bytes`), sender.address, 'message', session.remoteAddress);
       throw new Refusal('message-too-large');
     }
     const accepted = await this.deps.pipeline.submit({
