@@ -15,6 +15,8 @@ export function capabilities(opts: { secure: boolean; state: SessionState; maxLi
     'UIDPLUS',
     'MOVE',
     'IDLE',
+    'ESEARCH',
+    'SEARCHRES',
     'ID',
     'ENABLE',
     `APPENDLIMIT=${opts.maxLiteralSize}`,

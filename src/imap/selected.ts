@@ -14,6 +14,8 @@ export class SelectedFolder {
   #resync = false;
   /** Flag changes with a MODSEQ above this one have not been reconciled by a resync yet. */
   #syncedModseq: number;
+  /** The result saved by `SEARCH RETURN (SAVE)` (RFC 5182), as UIDs: `$` in later commands. */
+  savedUids: ReadonlySet<number> = new Set();
 
   constructor(
     readonly folder: FolderRow,

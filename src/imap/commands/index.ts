@@ -21,6 +21,7 @@ import move from './move.js';
 import namespace from './namespace.js';
 import noop from './noop.js';
 import rename from './rename.js';
+import search from './search.js';
 import select from './select.js';
 import starttls from './starttls.js';
 import status from './status.js';
@@ -30,6 +31,7 @@ import uidCopy from './uid-copy.js';
 import uidExpunge from './uid-expunge.js';
 import uidFetch from './uid-fetch.js';
 import uidMove from './uid-move.js';
+import uidSearch from './uid-search.js';
 import uidStore from './uid-store.js';
 import unselect from './unselect.js';
 import unsubscribe from './unsubscribe.js';
@@ -59,6 +61,7 @@ export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
     namespace,
     noop,
     rename,
+    search,
     select,
     starttls,
     status,
@@ -68,6 +71,7 @@ export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
     uidExpunge,
     uidFetch,
     uidMove,
+    uidSearch,
     uidStore,
     unselect,
     unsubscribe,

@@ -1,0 +1,88 @@
+import { audit } from '../../audit/journal.js';
+import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
+import { searchMessages, needsContent, usesModseq, type SearchMessage } from '../search/evaluate.js';
+import { parseSearch, SUPPORTED_CHARSETS, type SearchCommand } from '../search/keys.js';
+import { atom, untagged, type Value } from '../serializer.js';
+
+/**
+ * SEARCH and UID SEARCH (RFC 9051 §6.4.4, §6.4.9) with ESEARCH result options (RFC 4731: MIN, MAX, ALL, COUNT)
+ * and SEARCHRES (RFC 5182: SAVE, `$`). Criteria on clear metadata are decided from the folder's message list;
+ * criteria on headers or text open only the messages those cannot decide. One audit record names how many
+ * messages were opened.
+ */
+
+/** `1:3,5,8:9` from ascending numbers. */
+export function compressSet(numbers: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < numbers.length; ) {
+    let j = i;
+    while (j + 1 < numbers.length && numbers[j + 1] === numbers[j]! + 1) j++;
+    parts.push(i === j ? String(numbers[i]) : `${numbers[i]}:${numbers[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+export async function runSearch(session: SessionApi, cmd: SearchCommand, byUid: boolean, tag: string): Promise<Completion> {
+  if (cmd.charset !== null && !SUPPORTED_CHARSETS.includes(cmd.charset)) {
+    throw new ImapError('NO', 'Unsupported charset', `BADCHARSET (${SUPPORTED_CHARSETS.join(' ')})`);
+  }
+  const view = session.selected!;
+  const user = session.user!;
+  const { store, mail } = session.deps;
+  const rows = await store.listMessages(view.folder.id);
+  // Only the messages this session knows of: one delivered since its last EXISTS has no sequence number yet.
+  const messages: SearchMessage[] = [];
+  for (const row of rows) {
+    const seq = view.seqOf(row.uid);
+    if (seq > 0) messages.push({ seq, uid: row.uid, flags: row.flags, size: row.size, internalDate: row.internalDate, modseq: row.modseq });
+  }
+  let opened = 0;
+  const found = await searchMessages(cmd.key, messages, { uids: view.uids, saved: view.savedUids, now: Date.now() }, async (m) => {
+    const [full] = await store.getMessages(view.folder.id, [m.uid]);
+    if (!full) return null; // expunged by another session meanwhile
+    opened++;
+    const meta = mail.openMeta(user, full);
+    return { raw: await mail.openBody(user, full), mime: meta.mime, date: meta.envelope.date };
+  });
+  const numbers = found.map((m) => (byUid ? m.uid : m.seq));
+  const modseq = usesModseq(cmd.key) && found.length > 0 ? Math.max(...found.map((m) => m.modseq)) : null;
+
+  if (cmd.returns === null) {
+    const values: Value[] = [atom('SEARCH'), ...numbers];
+    if (modseq !== null) values.push([atom('MODSEQ'), modseq]);
+    await session.send(untagged(values));
+  } else {
+    const returns = cmd.returns.length === 0 ? ['ALL'] : cmd.returns;
+    if (returns.includes('SAVE')) view.savedUids = new Set(found.map((m) => m.uid));
+    const values: Value[] = [atom('ESEARCH'), [atom('TAG'), tag]];
+    if (byUid) values.push(atom('UID'));
+    if (numbers.length > 0) {
+      if (returns.includes('MIN')) values.push(atom('MIN'), numbers[0]!);
+      if (returns.includes('MAX')) values.push(atom('MAX'), numbers[numbers.length - 1]!);
+      if (returns.includes('ALL')) values.push(atom('ALL'), atom(compressSet(numbers)));
+    }
+    if (returns.includes('COUNT')) values.push(atom('COUNT'), numbers.length);
+    if (modseq !== null) values.push(atom('MODSEQ'), modseq);
+    // SAVE alone answers nothing but the tagged OK (RFC 5182 §2.4).
+    if (!(returns.length === 1 && returns[0] === 'SAVE')) await session.send(untagged(values));
+  }
+  if (opened > 0 || needsContent(cmd.key)) {
+    await audit(store, {
+      actor: user.address,
+      action: 'read',
+      object: user.address,
+      outcome: 'ok',
+      detail: { protocol: 'imap', command: 'search', folder: view.folder.name, opened },
+    });
+  }
+  return { text: `${byUid ? 'UID SEARCH' : 'SEARCH'} completed` };
+}
+
+export default defineCommand({
+  name: 'SEARCH',
+  states: SELECTED,
+  expungeAllowed: false,
+  parse: parseSearch,
+  run: (session, args, tag) => runSearch(session, args, false, tag),
+});

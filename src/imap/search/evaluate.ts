@@ -1,0 +1,290 @@
+import { decodeCharset, decodeWords } from '../../mime/encoded-words.js';
+import { readHeader } from '../../mime/headers.js';
+import { paramValue } from '../../mime/params.js';
+import type { MimeNode } from '../../mime/types.js';
+import { hasFlag } from '../flags.js';
+import { resolveSequenceNumbers, resolveUids } from '../sequence.js';
+import type { Day, SearchKey } from './keys.js';
+
+/**
+ * Applies a SEARCH tree to messages. Keys on what the store keeps in clear (flags, sizes, dates, UIDs,
+ * MODSEQs) are decided without opening anything; keys on headers or text open the message, and match as RFC
+ * 9051 §6.4.4 says: a case-insensitive substring of the field or text, after decoding encoded words, transfer
+ * encodings and charsets.
+ */
+
+export interface SearchMessage {
+  seq: number;
+  uid: number;
+  flags: string[];
+  size: number;
+  internalDate: number; // ms since epoch
+  modseq: number;
+}
+
+export interface SearchContext {
+  /** All UIDs of the folder, ascending (index + 1 = sequence number). */
+  uids: readonly number[];
+  /** UIDs saved by `SEARCH RETURN (SAVE)` (RFC 5182), for `$`. */
+  saved: ReadonlySet<number>;
+  now: number;
+}
+
+/** The decrypted message, for content keys. */
+export type OpenMessage = () => Promise<Buffer>;
+
+const DAY_MS = 86_400_000;
+
+/** Whether the tree needs message content (the caller then opens candidates). */
+export function needsContent(key: SearchKey): boolean {
+  switch (key.k) {
+    case 'header':
+    case 'body':
+    case 'text':
+      return true;
+    case 'date':
+      return key.of === 'sent';
+    case 'not':
+      return needsContent(key.key);
+    case 'or':
+      return needsContent(key.a) || needsContent(key.b);
+    case 'and':
+      return key.keys.some(needsContent);
+    default:
+      return false;
+  }
+}
+
+/** Whether the tree has a MODSEQ criterion (the response then carries `(MODSEQ n)`, RFC 7162 §3.1.5). */
+export function usesModseq(key: SearchKey): boolean {
+  switch (key.k) {
+    case 'modseq':
+      return true;
+    case 'not':
+      return usesModseq(key.key);
+    case 'or':
+      return usesModseq(key.a) || usesModseq(key.b);
+    case 'and':
+      return key.keys.some(usesModseq);
+    default:
+      return false;
+  }
+}
+
+/** Sets of sequence numbers or UIDs resolved once per search, not once per message. */
+class SetCache {
+  readonly #sets = new Map<SearchKey, Set<number>>();
+  constructor(private readonly ctx: SearchContext) {}
+
+  has(key: Extract<SearchKey, { k: 'seq' | 'uid' }>, m: SearchMessage): boolean {
+    let set = this.#sets.get(key);
+    if (!set) {
+      const { uids } = this.ctx;
+      const indexes = key.k === 'uid' ? resolveUids(key.set, uids) : (resolveSequenceNumbers(key.set, uids.length) ?? seqsWithin(key, uids.length));
+      set = new Set(indexes.map((i) => uids[i]!));
+      this.#sets.set(key, set);
+    }
+    return set.has(m.uid);
+  }
+}
+
+/** In SEARCH, a sequence number beyond the mailbox selects nothing rather than failing the command. */
+function seqsWithin(key: Extract<SearchKey, { k: 'seq' }>, count: number): number[] {
+  const out: number[] = [];
+  for (const r of key.set) {
+    const a = r.from === '*' ? count : r.from;
+    const b = r.to === '*' ? count : r.to;
+    for (let i = Math.min(a, b); i <= Math.min(Math.max(a, b), count); i++) out.push(i - 1);
+  }
+  return out;
+}
+
+function dayOf(ms: number): Day {
+  return Math.floor(ms / DAY_MS);
+}
+
+function compareDay(day: Day, op: 'before' | 'on' | 'since', target: Day): boolean {
+  return op === 'before' ? day < target : op === 'on' ? day === target : day >= target;
+}
+
+/** Decides a key from clear metadata alone; undefined when it needs the content. */
+function decideMeta(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: SetCache): boolean | undefined {
+  switch (key.k) {
+    case 'all':
+      return true;
+    case 'flag':
+      return hasFlag(m.flags, key.flag) === key.set;
+    case 'recent':
+      return !key.set;
+    case 'date':
+      return key.of === 'internal' ? compareDay(dayOf(m.internalDate), key.op, key.day) : undefined;
+    case 'age': {
+      const age = (ctx.now - m.internalDate) / 1000;
+      return key.op === 'older' ? age >= key.seconds : age <= key.seconds;
+    }
+    case 'size':
+      return key.op === 'larger' ? m.size > key.n : m.size < key.n;
+    case 'modseq':
+      return m.modseq >= key.min;
+    case 'seq':
+    case 'uid':
+      return sets.has(key, m);
+    case 'saved':
+      return ctx.saved.has(m.uid);
+    case 'header':
+    case 'body':
+    case 'text':
+      return undefined;
+    case 'not': {
+      const v = decideMeta(key.key, m, ctx, sets);
+      return v === undefined ? undefined : !v;
+    }
+    case 'or': {
+      const a = decideMeta(key.a, m, ctx, sets);
+      if (a === true) return true;
+      const b = decideMeta(key.b, m, ctx, sets);
+      if (b === true) return true;
+      return a === false && b === false ? false : undefined;
+    }
+    case 'and': {
+      let unknown = false;
+      for (const k of key.keys) {
+        const v = decideMeta(k, m, ctx, sets);
+        if (v === false) return false;
+        if (v === undefined) unknown = true;
+      }
+      return unknown ? undefined : true;
+    }
+  }
+}
+
+/** Lower-cased, NFC-normalised text, so matching ignores case (Unicode) and composition. */
+function fold(text: string): string {
+  return text.normalize('NFC').toLowerCase();
+}
+
+/** The opened message, with its decoded views computed once each. */
+class Content {
+  #headers: { name: string; value: string }[] | null = null;
+  #headerText: string | null = null;
+  #bodyText: string | null = null;
+
+  constructor(readonly raw: Buffer) {}
+
+  headers(): { name: string; value: string }[] {
+    this.#headers ??= readHeader(this.raw, 0, this.raw.length).fields.map((f) => ({ name: f.name, value: fold(decodeWords(f.value)) }));
+    return this.#headers;
+  }
+
+  headerText(): string {
+    this.#headerText ??= this.headers()
+      .map((f) => `${f.name}: ${f.value}`)
+      .join('\n');
+    return this.#headerText;
+  }
+
+  bodyText(mime: MimeNode): string {
+    this.#bodyText ??= fold(textParts(this.raw, mime).join('\n'));
+    return this.#bodyText;
+  }
+}
+
+function decodeTransfer(bytes: Buffer, encoding: string): Buffer {
+  if (encoding === 'base64') return Buffer.from(bytes.toString('latin1').replace(/[^A-Za-z0-9+/]/g, ''), 'base64');
+  if (encoding === 'quoted-printable') {
+    const text = bytes.toString('latin1').replace(/=\r?\n/g, '');
+    const out: number[] = [];
+    for (let i = 0; i < text.length; i++) {
+      const hex = text.slice(i + 1, i + 3);
+      if (text[i] === '=' && /^[0-9A-Fa-f]{2}$/.test(hex)) {
+        out.push(parseInt(hex, 16));
+        i += 2;
+      } else out.push(text.charCodeAt(i) & 0xff);
+    }
+    return Buffer.from(out);
+  }
+  return bytes;
+}
+
+/** The decoded text of every text/* part, and of the text parts of attached messages. */
+function textParts(raw: Buffer, node: MimeNode): string[] {
+  if (node.children.length > 0) {
+    const out: string[] = [];
+    for (const child of node.children) {
+      if (node.type === 'message') {
+        // The attached message's headers are its text too.
+        out.push(...readHeader(raw, child.headerStart, child.bodyStart).fields.map((f) => `${f.name}: ${decodeWords(f.value)}`));
+      }
+      out.push(...textParts(raw, child));
+    }
+    return out;
+  }
+  if (node.type !== 'text') return [];
+  const bytes = decodeTransfer(raw.subarray(node.bodyStart, node.bodyEnd), node.encoding);
+  return [decodeCharset(bytes, paramValue(node.params, 'charset') ?? 'us-ascii')];
+}
+
+/** `Tue, 1 Feb 1994 21:52:25 -0800` → the day as written (RFC 9051: time and zone disregarded). */
+export function sentDay(date: string | null): Day | null {
+  const m = date ? /(\d{1,2})\s+([A-Za-z]{3})[a-z]*\s+(\d{2,4})/.exec(date) : null;
+  if (!m) return null;
+  const month = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'].indexOf(m[2]!.toLowerCase());
+  if (month < 0) return null;
+  let year = Number(m[3]);
+  if (m[3]!.length === 2) year += year < 50 ? 2000 : 1900;
+  return dayOf(Date.UTC(year, month, Number(m[1])));
+}
+
+function decideContent(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: SetCache, c: Content, mime: MimeNode, sent: Day | null): boolean {
+  switch (key.k) {
+    case 'header': {
+      const needle = fold(key.value);
+      return c.headers().some((f) => f.name === key.field && f.value.includes(needle));
+    }
+    case 'body':
+      return c.bodyText(mime).includes(fold(key.value));
+    case 'text': {
+      const needle = fold(key.value);
+      return c.headerText().includes(needle) || c.bodyText(mime).includes(needle);
+    }
+    case 'date':
+      if (key.of === 'internal') return compareDay(dayOf(m.internalDate), key.op, key.day);
+      return sent !== null && compareDay(sent, key.op, key.day);
+    case 'not':
+      return !decideContent(key.key, m, ctx, sets, c, mime, sent);
+    case 'or':
+      return decideContent(key.a, m, ctx, sets, c, mime, sent) || decideContent(key.b, m, ctx, sets, c, mime, sent);
+    case 'and':
+      return key.keys.every((k) => decideContent(k, m, ctx, sets, c, mime, sent));
+    default:
+      return decideMeta(key, m, ctx, sets)!;
+  }
+}
+
+export interface Opened {
+  raw: Buffer;
+  mime: MimeNode;
+  date: string | null;
+}
+
+/**
+ * The messages matching `key`, in the order given. `open` is called only for messages the clear metadata
+ * cannot decide, one at a time; null (the message is gone) is no match.
+ */
+export async function searchMessages(
+  key: SearchKey,
+  messages: readonly SearchMessage[],
+  ctx: SearchContext,
+  open: (m: SearchMessage) => Promise<Opened | null>,
+): Promise<SearchMessage[]> {
+  const sets = new SetCache(ctx);
+  const out: SearchMessage[] = [];
+  for (const m of messages) {
+    const decided = decideMeta(key, m, ctx, sets);
+    if (decided === true) out.push(m);
+    if (decided !== undefined) continue;
+    const opened = await open(m);
+    if (opened && decideContent(key, m, ctx, sets, new Content(opened.raw), opened.mime, sentDay(opened.date))) out.push(m);
+  }
+  return out;
+}
