@@ -16,6 +16,7 @@ export function capabilities(opts: { secure: boolean; state: SessionState; maxLi
     'MOVE',
     'IDLE',
     'ESEARCH',
+    'CONDSTORE',
     'SEARCHRES',
     'ID',
     'ENABLE',

@@ -41,6 +41,8 @@ export interface SessionApi {
   readonly state: SessionState;
   readonly user: MailboxRow | null;
   readonly selected: SelectedFolder | null;
+  /** Extensions the client turned on (ENABLE, or a CONDSTORE parameter/item: RFC 7162 §3.1). */
+  readonly enabled: Set<string>;
   readonly log: Logger;
   capabilities(): string[];
   /** Writes response bytes (one buffer or several in order), waiting while the socket is congested. */

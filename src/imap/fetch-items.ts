@@ -3,7 +3,7 @@ import { ImapSyntaxError, type Token } from './tokenizer.js';
 
 /** FETCH data items (RFC 9051 §6.4.5, plus the RFC 3501 RFC822 forms), parsed from tokens. Pure. */
 
-export type SimpleItem = 'FLAGS' | 'UID' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY';
+export type SimpleItem = 'FLAGS' | 'UID' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY' | 'MODSEQ';
 
 export type FetchItem =
   | { kind: SimpleItem }
@@ -16,7 +16,7 @@ export type FetchItem =
       partial?: { start: number; count: number };
     };
 
-const SIMPLE: readonly SimpleItem[] = ['FLAGS', 'UID', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODYSTRUCTURE', 'BODY'];
+const SIMPLE: readonly SimpleItem[] = ['FLAGS', 'UID', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODYSTRUCTURE', 'BODY', 'MODSEQ'];
 
 const MACROS: Record<string, SimpleItem[]> = {
   ALL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE'],

@@ -20,6 +20,9 @@ export function fetchValues(items: readonly FetchItem[], msg: MessageSummary, me
       case 'UID':
         out.push(atom('UID'), msg.uid);
         break;
+      case 'MODSEQ':
+        out.push(atom('MODSEQ'), [msg.modseq]);
+        break;
       case 'INTERNALDATE':
         out.push(atom('INTERNALDATE'), formatDateTime(msg.internalDate));
         break;

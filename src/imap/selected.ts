@@ -8,7 +8,7 @@ import { atom, untagged } from './serializer.js';
  */
 export class SelectedFolder {
   #exists = false;
-  readonly #flags = new Map<number, string[]>();
+  readonly #flags = new Map<number, { flags: string[]; modseq: number }>();
   readonly #expunged = new Set<number>();
   /** Changes may have been missed (`resync` event): re-read the folder at the next flush. */
   #resync = false;
@@ -41,7 +41,7 @@ export class SelectedFolder {
     if (event.folderId !== this.folder.id) return;
     if (event.kind === 'exists') this.#exists = true;
     else if (event.kind === 'expunge') this.#expunged.add(event.uid);
-    else if (event.origin !== this.sessionId) this.#flags.set(event.uid, event.flags);
+    else if (event.origin !== this.sessionId) this.#flags.set(event.uid, { flags: event.flags, modseq: event.modseq });
   }
 
   /** 1-based sequence number of a UID, or 0. */
@@ -74,7 +74,8 @@ export class SelectedFolder {
   }
 
   /** Writes pending EXPUNGE (when allowed), EXISTS and FETCH FLAGS responses. */
-  async flush(store: Store, send: (data: Buffer | readonly Buffer[]) => Promise<void>, expungeAllowed: boolean): Promise<void> {
+  /** `withModseq`: CONDSTORE is on, so flag updates carry their MODSEQ (RFC 7162 §3.1.4). */
+  async flush(store: Store, send: (data: Buffer | readonly Buffer[]) => Promise<void>, expungeAllowed: boolean, withModseq = false): Promise<void> {
     if (this.#resync) await this.#reconcile(store);
     if (expungeAllowed && this.#expunged.size > 0) {
       const gone = [...this.#expunged];
@@ -99,9 +100,10 @@ export class SelectedFolder {
     if (this.#flags.size > 0) {
       const changes = [...this.#flags];
       this.#flags.clear();
-      for (const [uid, flags] of changes.sort((a, b) => a[0] - b[0])) {
+      for (const [uid, { flags, modseq }] of changes.sort((a, b) => a[0] - b[0])) {
         const seq = this.seqOf(uid);
-        if (seq > 0) await send(untagged([seq, atom('FETCH'), [atom('FLAGS'), flags.map(atom), atom('UID'), uid]]));
+        const data = [atom('FLAGS'), flags.map(atom), atom('UID'), uid, ...(withModseq ? [atom('MODSEQ'), [modseq]] : [])];
+        if (seq > 0) await send(untagged([seq, atom('FETCH'), data]));
       }
     }
   }
@@ -118,7 +120,7 @@ export class SelectedFolder {
     for (const uid of this.uids) if (!present.has(uid)) this.#expunged.add(uid);
     let highest = this.#syncedModseq;
     for (const m of current) {
-      if (m.modseq > this.#syncedModseq && this.seqOf(m.uid) > 0) this.#flags.set(m.uid, m.flags);
+      if (m.modseq > this.#syncedModseq && this.seqOf(m.uid) > 0) this.#flags.set(m.uid, { flags: m.flags, modseq: m.modseq });
       if (m.modseq > highest) highest = m.modseq;
     }
     this.#syncedModseq = highest;

@@ -27,6 +27,7 @@ export class Session implements SessionApi {
   state: SessionState = 'not-authenticated';
   user: MailboxRow | null = null;
   selected: SelectedFolder | null = null;
+  readonly enabled = new Set<string>();
   readonly closed: Promise<void>;
 
   #socket: net.Socket;

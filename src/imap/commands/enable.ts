@@ -3,20 +3,24 @@ import { atom, untagged } from '../serializer.js';
 import { ImapSyntaxError } from '../tokenizer.js';
 
 /**
- * ENABLE (RFC 5161): valid only in the authenticated state. No extension that needs enabling is
- * implemented (no CONDSTORE, QRESYNC, UTF8=ACCEPT, IMAP4rev2), so each is accepted and ignored: the
- * answer is an empty `* ENABLED`.
+ * ENABLE (RFC 5161): valid only in the authenticated state. Extensions we implement are turned on and listed
+ * in `* ENABLED`; unknown names are ignored, as the RFC asks.
  */
+export const ENABLEABLE = ['CONDSTORE'] as const;
+
 export default defineCommand({
   name: 'ENABLE',
   states: ['authenticated'],
   parse: (args) => {
     if (args.remaining === 0) throw new ImapSyntaxError('Missing capability names');
-    while (args.remaining > 0) args.atom('capability name');
-    return null;
+    const names: string[] = [];
+    while (args.remaining > 0) names.push(args.atom('capability name').toUpperCase());
+    return names;
   },
-  async run(session) {
-    await session.send(untagged([atom('ENABLED')]));
+  async run(session, names) {
+    const now = ENABLEABLE.filter((n) => names.includes(n) && !session.enabled.has(n));
+    for (const n of now) session.enabled.add(n);
+    await session.send(untagged([atom('ENABLED'), ...now.map(atom)]));
     return { text: 'ENABLE completed' };
   },
 });

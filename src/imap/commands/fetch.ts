@@ -7,6 +7,7 @@ import { fetchValues } from '../fetch-response.js';
 import { addFlags, hasFlag } from '../flags.js';
 import { resolveSequenceNumbers, resolveUids, type SeqRange } from '../sequence.js';
 import { atom, untaggedParts } from '../serializer.js';
+import { ImapSyntaxError } from '../tokenizer.js';
 
 /**
  * FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9). Messages are read in batches so memory stays bounded by
@@ -19,10 +20,27 @@ const BATCH = 50;
 export interface FetchArgs {
   set: SeqRange[];
   items: FetchItem[];
+  /** `(CHANGEDSINCE n)` (RFC 7162 §3.1.4): only messages whose MODSEQ is above n. */
+  changedSince: number | null;
 }
 
 export function parseFetch(args: Args): FetchArgs {
-  return { set: args.sequenceSet(), items: parseFetchItems(args.token('fetch attributes')) };
+  const set = args.sequenceSet();
+  const items = parseFetchItems(args.token('fetch attributes'));
+  let changedSince: number | null = null;
+  if (args.remaining > 0) {
+    const modifiers = args.list('fetch modifiers');
+    for (let i = 0; i < modifiers.length; i++) {
+      const name = modifiers[i];
+      const value = modifiers[i + 1];
+      if (name?.type !== 'atom' || name.value.toUpperCase() !== 'CHANGEDSINCE' || value?.type !== 'atom' || !/^\d{1,19}$/.test(value.value)) {
+        throw new ImapSyntaxError('Unsupported fetch modifier');
+      }
+      changedSince = Number(value.value);
+      i++;
+    }
+  }
+  return { set, items, changedSince };
 }
 
 async function markSeen(session: SessionApi, rows: MessageRow[]): Promise<void> {
@@ -46,7 +64,7 @@ async function markSeen(session: SessionApi, rows: MessageRow[]): Promise<void> 
   }
 }
 
-export async function runFetch(session: SessionApi, { set, items: asked }: FetchArgs, byUid: boolean): Promise<Completion> {
+export async function runFetch(session: SessionApi, { set, items: asked, changedSince }: FetchArgs, byUid: boolean): Promise<Completion> {
   const view = session.selected!;
   const user = session.user!;
   const { store, mail } = session.deps;
@@ -55,12 +73,18 @@ export async function runFetch(session: SessionApi, { set, items: asked }: Fetch
   let items = byUid && !asked.some((i) => i.kind === 'UID') ? [{ kind: 'UID' } as const, ...asked] : asked;
   const setsSeen = marksSeen(items) && !view.readOnly;
   if (setsSeen && !items.some((i) => i.kind === 'FLAGS')) items = [...items, { kind: 'FLAGS' }];
+  // The MODSEQ item or CHANGEDSINCE turns CONDSTORE on; from then on every FETCH with FLAGS carries MODSEQ.
+  if (changedSince !== null || items.some((i) => i.kind === 'MODSEQ')) session.enabled.add('CONDSTORE');
+  if (session.enabled.has('CONDSTORE') && (changedSince !== null || items.some((i) => i.kind === 'FLAGS')) && !items.some((i) => i.kind === 'MODSEQ')) {
+    items = [...items, { kind: 'MODSEQ' }];
+  }
   const withMeta = needsMeta(items);
   const withBody = needsBody(items);
   let bodies = 0;
   for (let i = 0; i < indexes.length; i += BATCH) {
     const batch = indexes.slice(i, i + BATCH);
-    const rows = await store.getMessages(view.folder.id, batch.map((index) => view.uids[index]!));
+    let rows = await store.getMessages(view.folder.id, batch.map((index) => view.uids[index]!));
+    if (changedSince !== null) rows = rows.filter((r) => r.modseq > changedSince);
     if (setsSeen) await markSeen(session, rows);
     for (const row of rows) {
       const meta = withMeta ? mail.openMeta(user, row) : null;

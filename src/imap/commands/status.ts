@@ -4,9 +4,12 @@ import { canonicalName, decodeMailboxName, encodeMailboxName } from '../mailbox-
 import { atom, untagged, type Value } from '../serializer.js';
 import { ImapSyntaxError } from '../tokenizer.js';
 
-/** STATUS (RFC 3501 §6.3.10): MESSAGES, RECENT (always 0), UIDNEXT, UIDVALIDITY, UNSEEN. */
+/**
+ * STATUS (RFC 9051 §6.3.11): MESSAGES, RECENT (RFC 3501; always 0), UIDNEXT, UIDVALIDITY, UNSEEN, SIZE, and
+ * HIGHESTMODSEQ (RFC 7162 §3.1.6).
+ */
 
-const ITEMS = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN'] as const;
+const ITEMS = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'SIZE', 'HIGHESTMODSEQ'] as const;
 type Item = (typeof ITEMS)[number];
 
 export default defineCommand({
@@ -27,7 +30,8 @@ export default defineCommand({
     const name = canonicalName(decodeMailboxName(mailbox));
     const folder = await store.getFolder(session.user!.id, name);
     if (!folder) throw new ImapError('NO', 'Mailbox does not exist', 'NONEXISTENT');
-    const needsMessages = items.some((i) => i === 'MESSAGES' || i === 'UNSEEN');
+    const needsMessages = items.some((i) => i === 'MESSAGES' || i === 'UNSEEN' || i === 'SIZE');
+    if (items.includes('HIGHESTMODSEQ')) session.enabled.add('CONDSTORE');
     const messages = needsMessages ? await store.listMessages(folder.id) : [];
     const value = (item: Item): number => {
       switch (item) {
@@ -41,6 +45,10 @@ export default defineCommand({
           return folder.uidValidity;
         case 'UNSEEN':
           return messages.filter((m) => !hasFlag(m.flags, '\\Seen')).length;
+        case 'SIZE':
+          return messages.reduce((sum, m) => sum + m.size, 0);
+        case 'HIGHESTMODSEQ':
+          return folder.highestModseq;
       }
     };
     const data: Value[] = items.flatMap((item) => [atom(item), value(item)]);
