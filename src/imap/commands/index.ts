@@ -23,16 +23,20 @@ import noop from './noop.js';
 import rename from './rename.js';
 import search from './search.js';
 import select from './select.js';
+import sort from './sort.js';
 import starttls from './starttls.js';
 import status from './status.js';
 import store from './store.js';
 import subscribe from './subscribe.js';
+import thread from './thread.js';
 import uidCopy from './uid-copy.js';
 import uidExpunge from './uid-expunge.js';
 import uidFetch from './uid-fetch.js';
 import uidMove from './uid-move.js';
 import uidSearch from './uid-search.js';
+import uidSort from './uid-sort.js';
 import uidStore from './uid-store.js';
+import uidThread from './uid-thread.js';
 import unselect from './unselect.js';
 import unsubscribe from './unsubscribe.js';
 
@@ -63,16 +67,20 @@ export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
     rename,
     search,
     select,
+    sort,
     starttls,
     status,
     store,
     subscribe,
+    thread,
     uidCopy,
     uidExpunge,
     uidFetch,
     uidMove,
     uidSearch,
+    uidSort,
     uidStore,
+    uidThread,
     unselect,
     unsubscribe,
   ].map((c) => [c.name, c]),

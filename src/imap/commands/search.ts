@@ -1,7 +1,7 @@
 import { audit } from '../../audit/journal.js';
 import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
-import { searchMessages, needsContent, usesModseq, type SearchMessage } from '../search/evaluate.js';
-import { parseSearch, SUPPORTED_CHARSETS, type SearchCommand } from '../search/keys.js';
+import { searchMessages, usesModseq, type SearchMessage } from '../search/evaluate.js';
+import { parseSearch, SUPPORTED_CHARSETS, type SearchCommand, type SearchKey } from '../search/keys.js';
 import { atom, untagged, type Value } from '../serializer.js';
 
 /**
@@ -23,8 +23,9 @@ export function compressSet(numbers: readonly number[]): string {
   return parts.join(',');
 }
 
-export async function runSearch(session: SessionApi, cmd: SearchCommand, byUid: boolean, tag: string): Promise<Completion> {
-  if (cmd.charset !== null && !SUPPORTED_CHARSETS.includes(cmd.charset)) {
+/** The messages of the selected folder matching `key` (in sequence order), and how many had to be opened. */
+export async function findMessages(session: SessionApi, charset: string | null, key: SearchKey): Promise<{ found: SearchMessage[]; opened: number }> {
+  if (charset !== null && !SUPPORTED_CHARSETS.includes(charset)) {
     throw new ImapError('NO', 'Unsupported charset', `BADCHARSET (${SUPPORTED_CHARSETS.join(' ')})`);
   }
   const view = session.selected!;
@@ -38,13 +39,28 @@ export async function runSearch(session: SessionApi, cmd: SearchCommand, byUid: 
     if (seq > 0) messages.push({ seq, uid: row.uid, flags: row.flags, size: row.size, internalDate: row.internalDate, modseq: row.modseq });
   }
   let opened = 0;
-  const found = await searchMessages(cmd.key, messages, { uids: view.uids, saved: view.savedUids, now: Date.now() }, async (m) => {
+  const found = await searchMessages(key, messages, { uids: view.uids, saved: view.savedUids, now: Date.now() }, async (m) => {
     const [full] = await store.getMessages(view.folder.id, [m.uid]);
     if (!full) return null; // expunged by another session meanwhile
     opened++;
     const meta = mail.openMeta(user, full);
     return { raw: await mail.openBody(user, full), mime: meta.mime, date: meta.envelope.date };
   });
+  if (opened > 0) {
+    await audit(store, {
+      actor: user.address,
+      action: 'read',
+      object: user.address,
+      outcome: 'ok',
+      detail: { protocol: 'imap', command: 'search', folder: view.folder.name, opened },
+    });
+  }
+  return { found, opened };
+}
+
+export async function runSearch(session: SessionApi, cmd: SearchCommand, byUid: boolean, tag: string): Promise<Completion> {
+  const view = session.selected!;
+  const { found } = await findMessages(session, cmd.charset, cmd.key);
   const numbers = found.map((m) => (byUid ? m.uid : m.seq));
   const modseq = usesModseq(cmd.key) && found.length > 0 ? Math.max(...found.map((m) => m.modseq)) : null;
 
@@ -66,15 +82,6 @@ export async function runSearch(session: SessionApi, cmd: SearchCommand, byUid: 
     if (modseq !== null) values.push(atom('MODSEQ'), modseq);
     // SAVE alone answers nothing but the tagged OK (RFC 5182 §2.4).
     if (!(returns.length === 1 && returns[0] === 'SAVE')) await session.send(untagged(values));
-  }
-  if (opened > 0 || needsContent(cmd.key)) {
-    await audit(store, {
-      actor: user.address,
-      action: 'read',
-      object: user.address,
-      outcome: 'ok',
-      detail: { protocol: 'imap', command: 'search', folder: view.folder.name, opened },
-    });
   }
   return { text: `${byUid ? 'UID SEARCH' : 'SEARCH'} completed` };
 }

@@ -225,7 +225,18 @@ export function parseSearch(args: Args): SearchCommand {
     charset = name.toUpperCase();
     i += 2;
   }
-  const rest = tokens.slice(i);
-  if (rest.length === 0) throw new ImapSyntaxError('Missing search criteria');
-  return { returns, charset, key: and(parseKeys(new KeyReader(rest), 0)) };
+  return { returns, charset, key: parseSearchKeys(tokens.slice(i)) };
+}
+
+/** Search keys (implicitly ANDed) from their tokens, for SEARCH, SORT and THREAD. */
+export function parseSearchKeys(tokens: readonly Token[]): SearchKey {
+  if (tokens.length === 0) throw new ImapSyntaxError('Missing search criteria');
+  return and(parseKeys(new KeyReader(tokens), 0));
+}
+
+/** The mandatory charset argument of SORT and THREAD (RFC 5256), upper-cased. */
+export function charsetArgument(t: Token | undefined): string {
+  const name = t?.type === 'string' ? t.value.toString('utf8') : t?.type === 'atom' && !t.section ? t.value : null;
+  if (!name) throw new ImapSyntaxError('Missing charset');
+  return name.toUpperCase();
 }
