@@ -12,6 +12,8 @@ export function capabilities(opts: { secure: boolean; state: SessionState; maxLi
     'UNSELECT',
     'SPECIAL-USE',
     'CHILDREN',
+    'LIST-EXTENDED',
+    'LIST-STATUS',
     'UIDPLUS',
     'MOVE',
     'IDLE',
