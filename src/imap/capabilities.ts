@@ -8,6 +8,7 @@ export function capabilities(opts: { secure: boolean; state: SessionState; maxLi
   const caps = [
     'IMAP4rev1',
     'LITERAL+',
+    'BINARY',
     'NAMESPACE',
     'UNSELECT',
     'SPECIAL-USE',

@@ -14,6 +14,15 @@ export type FetchItem =
       spec: SectionSpec;
       peek: boolean;
       partial?: { start: number; count: number };
+    }
+  /** BINARY[part], BINARY.PEEK[part], BINARY.SIZE[part] (RFC 3516): the part with its transfer encoding removed. */
+  | {
+      kind: 'binary';
+      name: string;
+      path: number[];
+      peek: boolean;
+      sizeOnly: boolean;
+      partial?: { start: number; count: number };
     };
 
 const SIMPLE: readonly SimpleItem[] = ['FLAGS', 'UID', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODYSTRUCTURE', 'BODY', 'MODSEQ'];
@@ -33,6 +42,16 @@ function parsePartial(text: string): { start: number; count: number } {
 function parseItem(token: Token): FetchItem {
   if (token.type !== 'atom') throw new ImapSyntaxError('Invalid fetch attribute');
   const name = token.value.toUpperCase();
+  if (token.section && name.startsWith('BINARY')) {
+    const spec = parseSection(token.section);
+    if (spec.text !== null) throw new ImapSyntaxError('Invalid binary section');
+    const label = spec.path.join('.');
+    const sizeOnly = name === 'BINARY.SIZE';
+    if (sizeOnly && token.partial !== undefined) throw new ImapSyntaxError('BINARY.SIZE takes no partial');
+    const item: FetchItem = { kind: 'binary', name: `${sizeOnly ? 'BINARY.SIZE' : 'BINARY'}[${label}]`, path: spec.path, peek: name !== 'BINARY', sizeOnly };
+    if (token.partial !== undefined) item.partial = parsePartial(token.partial);
+    return item;
+  }
   if (token.section) {
     if (name !== 'BODY' && name !== 'BODY.PEEK') throw new ImapSyntaxError(`Unsupported fetch attribute ${name}`);
     const spec = parseSection(token.section);
@@ -68,14 +87,19 @@ export function parseFetchItems(token: Token): FetchItem[] {
 
 export function needsMeta(items: readonly FetchItem[]): boolean {
   return items.some(
-    (i) => i.kind === 'ENVELOPE' || i.kind === 'BODYSTRUCTURE' || i.kind === 'BODY' || (i.kind === 'section' && (i.spec.path.length > 0 || i.spec.text !== null)),
+    (i) =>
+      i.kind === 'ENVELOPE' ||
+      i.kind === 'BODYSTRUCTURE' ||
+      i.kind === 'BODY' ||
+      (i.kind === 'section' && (i.spec.path.length > 0 || i.spec.text !== null)) ||
+      (i.kind === 'binary' && i.path.length > 0),
   );
 }
 
 export function needsBody(items: readonly FetchItem[]): boolean {
-  return items.some((i) => i.kind === 'section');
+  return items.some((i) => i.kind === 'section' || i.kind === 'binary');
 }
 
 export function marksSeen(items: readonly FetchItem[]): boolean {
-  return items.some((i) => i.kind === 'section' && !i.peek);
+  return items.some((i) => (i.kind === 'section' || (i.kind === 'binary' && !i.sizeOnly)) && !i.peek);
 }

@@ -3,7 +3,8 @@ import type { MessageSummary } from '../store/types.js';
 import { bodyStructureValue, envelopeValue } from './bodystructure.js';
 import { formatDateTime } from './datetime.js';
 import type { FetchItem } from './fetch-items.js';
-import { applyPartial, extractSection } from './sections.js';
+import { decodeTransfer, isKnownEncoding } from '../mime/transfer.js';
+import { applyPartial, extractSection, findPart } from './sections.js';
 import { atom, literal, type Value } from './serializer.js';
 
 /**
@@ -45,7 +46,31 @@ export function fetchValues(items: readonly FetchItem[], msg: MessageSummary, me
         out.push(data === null ? null : literal(applyPartial(data, item.partial)));
         break;
       }
+      case 'binary': {
+        const data = binaryPart(raw!, meta, item.path);
+        if (item.sizeOnly) {
+          out.push(atom(item.name), data.length);
+        } else {
+          const bytes = applyPartial(data, item.partial);
+          out.push(atom(item.partial ? `${item.name}<${item.partial.start}>` : item.name), literal(bytes, bytes.includes(0)));
+        }
+        break;
+      }
     }
   }
   return out;
+}
+
+/** A content-transfer-encoding we cannot undo: FETCH answers `NO [UNKNOWN-CTE]` (RFC 3516 §4.3). */
+export class UnknownCteError extends Error {}
+
+/** The decoded bytes of a part (the whole message for `[]`); a missing part reads as empty, as for BODY. */
+function binaryPart(raw: Buffer, meta: MessageMeta | null, path: readonly number[]): Buffer {
+  if (path.length === 0) return raw;
+  const part = findPart(meta!.mime, path);
+  if (!part) return Buffer.alloc(0);
+  const body = raw.subarray(part.bodyStart, part.bodyEnd);
+  if (part.children.length > 0) return body;
+  if (!isKnownEncoding(part.encoding)) throw new UnknownCteError(part.encoding);
+  return decodeTransfer(body, part.encoding);
 }

@@ -11,7 +11,11 @@ export class Atom {
   constructor(readonly value: string) {}
 }
 export class Literal {
-  constructor(readonly value: Buffer) {}
+  constructor(
+    readonly value: Buffer,
+    /** `~{n}` (RFC 3516 literal8): the bytes may hold NUL. */
+    readonly binary = false,
+  ) {}
 }
 export class Adjacent {
   constructor(readonly items: readonly Value[]) {}
@@ -20,7 +24,7 @@ export class Adjacent {
 export type Value = null | number | string | Buffer | Atom | Literal | Adjacent | readonly Value[];
 
 export const atom = (value: string) => new Atom(value);
-export const literal = (value: Buffer) => new Literal(value);
+export const literal = (value: Buffer, binary = false) => new Literal(value, binary);
 export const adjacent = (items: readonly Value[]) => new Adjacent(items);
 
 const MAX_QUOTED = 1024;
@@ -43,7 +47,7 @@ export function encodeValue(value: Value, out: Buffer[]): void {
   else if (typeof value === 'string') writeString(Buffer.from(value, 'utf8'), out);
   else if (Buffer.isBuffer(value)) writeString(value, out);
   else if (value instanceof Atom) out.push(Buffer.from(value.value, 'utf8'));
-  else if (value instanceof Literal) out.push(Buffer.from(`{${value.value.length}}\r\n`, 'latin1'), value.value);
+  else if (value instanceof Literal) out.push(Buffer.from(`${value.binary ? '~' : ''}{${value.value.length}}\r\n`, 'latin1'), value.value);
   else if (value instanceof Adjacent) {
     out.push(Buffer.from('('));
     for (const item of value.items) encodeValue(item, out);

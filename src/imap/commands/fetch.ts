@@ -3,7 +3,7 @@ import type { MessageRow } from '../../store/types.js';
 import type { Args } from '../args.js';
 import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
 import { marksSeen, needsBody, needsMeta, parseFetchItems, type FetchItem } from '../fetch-items.js';
-import { fetchValues } from '../fetch-response.js';
+import { fetchValues, UnknownCteError } from '../fetch-response.js';
 import { addFlags, hasFlag } from '../flags.js';
 import { resolveSequenceNumbers, resolveUids, type SeqRange } from '../sequence.js';
 import { atom, untaggedParts } from '../serializer.js';
@@ -90,7 +90,14 @@ export async function runFetch(session: SessionApi, { set, items: asked, changed
       const meta = withMeta ? mail.openMeta(user, row) : null;
       const raw = withBody ? await mail.openBody(user, row) : null;
       if (raw) bodies++;
-      await session.send(untaggedParts([view.seqOf(row.uid), atom('FETCH'), fetchValues(items, row, meta, raw)]));
+      let values;
+      try {
+        values = fetchValues(items, row, meta, raw);
+      } catch (err) {
+        if (err instanceof UnknownCteError) throw new ImapError('NO', `Unknown content-transfer-encoding ${err.message.slice(0, 40)}`, 'UNKNOWN-CTE');
+        throw err;
+      }
+      await session.send(untaggedParts([view.seqOf(row.uid), atom('FETCH'), values]));
     }
   }
   if (bodies > 0) {

@@ -1,6 +1,7 @@
 import { decodeCharset, decodeWords } from '../../mime/encoded-words.js';
 import { readHeader } from '../../mime/headers.js';
 import { paramValue } from '../../mime/params.js';
+import { decodeTransfer } from '../../mime/transfer.js';
 import type { MimeNode } from '../../mime/types.js';
 import { hasFlag } from '../flags.js';
 import { resolveSequenceNumbers, resolveUids } from '../sequence.js';
@@ -187,23 +188,6 @@ class Content {
     this.#bodyText ??= fold(textParts(this.raw, mime).join('\n'));
     return this.#bodyText;
   }
-}
-
-function decodeTransfer(bytes: Buffer, encoding: string): Buffer {
-  if (encoding === 'base64') return Buffer.from(bytes.toString('latin1').replace(/[^A-Za-z0-9+/]/g, ''), 'base64');
-  if (encoding === 'quoted-printable') {
-    const text = bytes.toString('latin1').replace(/=\r?\n/g, '');
-    const out: number[] = [];
-    for (let i = 0; i < text.length; i++) {
-      const hex = text.slice(i + 1, i + 3);
-      if (text[i] === '=' && /^[0-9A-Fa-f]{2}$/.test(hex)) {
-        out.push(parseInt(hex, 16));
-        i += 2;
-      } else out.push(text.charCodeAt(i) & 0xff);
-    }
-    return Buffer.from(out);
-  }
-  return bytes;
 }
 
 /** The decoded text of every text/* part, and of the text parts of attached messages. */
