@@ -85,7 +85,7 @@ const liveServers = new Set<ChildProcess>();
 
 /** Starts `mss start` in the operator directory and waits (bounded) for "ready". */
 export async function startServer(dir: string): Promise<Server> {
-  const child = spawn(process.execPath, [cli, 'start'], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(process.env.MSS_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), cli, 'start'], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
   liveServers.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { createMailbox, MailboxError, setMailboxPassword } from './accounts/mailboxes.js';
 import { generatePassword } from './accounts/password.js';
 import { verifyJournal } from './audit/journal.js';
+import { PkiCommandError, registerPkiCommands } from './crypto/pki-cli.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { initOperator, isInitialised, openKeyring } from './init.js';
@@ -172,6 +173,8 @@ withConfig(mailbox.command('passwd <address>'))
     console.log(`password changed for ${address.toLowerCase()}`);
   });
 
+registerPkiCommands(program, { configOf, withStore });
+
 const auditCmd = program.command('audit').description('the audit journal');
 
 withConfig(auditCmd.command('verify'))
@@ -249,7 +252,8 @@ storeCmd
         );
         console.log(
           `next: point the config at the target — store: { "engine": "postgres", "url": "${describeLocation(to).slice('postgres:'.length)}" } — and keep the same dataDir ` +
-            `(its master.key unlocks the copied mailbox keys) and certsDir; the SQLite file is left as it was`,
+            `(its master.key unlocks the copied mailbox keys), certsDir and store.blobs (bodies stored as files in the blob directory are ` +
+            `not copied: the target refers to the same files); the SQLite file is left as it was`,
         );
       } finally {
         await target.close();
@@ -262,6 +266,7 @@ storeCmd
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (
     err instanceof ConfigError ||
+    err instanceof PkiCommandError ||
     err instanceof UsageError ||
     err instanceof MailboxError ||
     err instanceof InvalidArgumentError ||

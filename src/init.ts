@@ -4,6 +4,7 @@ import { createMailbox } from './accounts/mailboxes.js';
 import { generatePassword } from './accounts/password.js';
 import { audit } from './audit/journal.js';
 import type { Config } from './config/schema.js';
+import { issueDemoCredentials } from './crypto/keystore.js';
 import { ensureDevPki, issueOrganisationCertificate, issuePractitionerCertificates, type DevPkiOptions } from './crypto/devpki.js';
 import { createMasterKey, Keyring, masterKeyPath, readMasterKey } from './crypto/seal.js';
 import { describeStore, openStore, storeExists, withInitLock } from './store/open.js';
@@ -44,11 +45,16 @@ export function openKeyring(config: Config): Keyring {
  * processes started together on a fresh database (`mss start` initialises when needed) do not race: one
  * initialises, the others wait and find everything created.
  */
-export function initOperator(config: Config): Promise<InitReport> {
-  return withInitLock(config, () => initialise(config));
+export interface InitOptions {
+  /** Give the demo mailboxes their keystore credentials (S/MIME, OpenPGP); default true. */
+  demoCredentials?: boolean;
 }
 
-async function initialise(config: Config): Promise<InitReport> {
+export function initOperator(config: Config, options: InitOptions = {}): Promise<InitReport> {
+  return withInitLock(config, () => initialise(config, options));
+}
+
+async function initialise(config: Config, options: InitOptions): Promise<InitReport> {
   const report: InitReport = { changed: false, lines: [], accounts: [] };
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   if (!existsSync(masterKeyPath(config.dataDir))) {
@@ -68,7 +74,7 @@ async function initialise(config: Config): Promise<InitReport> {
     if (freshDb) {
       report.changed = true;
       report.lines.push(`created database ${describeStore(config)}`);
-      if (config.demo.enabled) await createDemo(config, store, keyring, report);
+      if (config.demo.enabled) await createDemo(config, store, keyring, report, options.demoCredentials ?? true);
       await audit(store, { actor: 'cli', action: 'init', object: config.hostname, outcome: 'ok', detail: { demo: config.demo.enabled } });
     }
   } finally {
@@ -86,7 +92,7 @@ const DEMO = {
   patientIns: '279035121518989',
 } as const;
 
-async function createDemo(config: Config, store: Store, keyring: Keyring, report: InitReport): Promise<void> {
+async function createDemo(config: Config, store: Store, keyring: Keyring, report: InitReport, credentials: boolean): Promise<void> {
   const { domain, patientDomain } = config.demo;
   const pki = pkiOptions(config, keyring);
   for (const p of DEMO.practitioners) {
@@ -107,5 +113,9 @@ async function createDemo(config: Config, store: Store, keyring: Keyring, report
   const patientPassword = generatePassword();
   await createMailbox(store, keyring, { address: patientAddress, type: 'PATIENT', ownerId: DEMO.patientIns, displayName: null, password: patientPassword, actor: 'init' });
   report.accounts.push({ address: patientAddress, password: patientPassword, type: 'PATIENT' });
+  const keys = !credentials
+    ? { created: 0, lines: [] }
+    : await issueDemoCredentials(store, keyring, pki, [...DEMO.practitioners.map((p) => `${p.local}@${domain}`), appAddress]);
+  if (keys.created > 0) report.lines.push(`created keystore credentials (S/MIME certificates, OpenPGP keys) for ${keys.lines.length} demo mailboxes`);
   report.lines.push(`created demo operator for ${domain} and ${patientDomain}`);
 }

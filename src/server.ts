@@ -4,7 +4,8 @@ import { Authenticator } from './accounts/authenticator.js';
 import type { Config } from './config/schema.js';
 import { loadServerTls } from './crypto/devpki.js';
 import { ImapServer } from './imap/server.js';
-import { openKeyring } from './init.js';
+import { openKeyring, pkiOptions } from './init.js';
+import { buildSecurityContext } from './pipeline/security-context.js';
 import { Pipeline } from './pipeline/index.js';
 import { SubmissionServer } from './smtp/submission.js';
 import { LocalNotifier } from './store/notifier.js';
@@ -24,6 +25,12 @@ export interface RunningServer {
   /** Stops accepting, lets transactions in flight finish, closes the database. */
   close(): Promise<void>;
 }
+
+/**
+ * How often each process sweeps blobs no message refers to, and blob files no row names past the grace period
+ * (a crash between writing a file and committing, or after a commit and before the file was removed).
+ */
+const BLOB_SWEEP_MS = 60 * 60_000;
 
 /** The mail domains this operator serves: the configured ones plus the demo's. */
 export function localDomains(config: Config): string[] {
@@ -53,6 +60,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     localDomains: localDomains(config),
     limits: config.smtp,
     log: log.child({ component: 'pipeline' }),
+    security: buildSecurityContext(config, store, keyring, pkiOptions(config, keyring)),
   });
   const smtp = new SubmissionServer({ limits: config.smtp, hostname: config.hostname, tls, auth, pipeline, log: log.child({ component: 'smtp' }) });
   const imap = new ImapServer({ limits: config.imap, hostname: config.hostname, store, mail, notifier, auth, tls, log: log.child({ component: 'imap' }) });
@@ -74,12 +82,27 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     throw err;
   }
 
+  let sweeping: Promise<void> | null = null;
+  const sweeper = setInterval(() => {
+    sweeping ??= store
+      .sweepBlobs()
+      .then(
+        (swept) => {
+          if (swept.rows + swept.files > 0) log.info({ component: 'store', ...swept }, 'unreferenced blobs swept');
+        },
+        (err: unknown) => log.warn({ component: 'store', err }, 'blob sweep failed; the next one tries again'),
+      )
+      .finally(() => (sweeping = null));
+  }, BLOB_SWEEP_MS).unref();
+
   let closing: Promise<void> | null = null;
   return {
     listeners,
     close: () =>
       (closing ??= (async () => {
+        clearInterval(sweeper);
         await Promise.allSettled([smtp.close(), imap.close()]);
+        await sweeping;
         await notifier.close();
         await store.close();
       })()),

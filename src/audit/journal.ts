@@ -1,13 +1,12 @@
-import { createHash } from 'node:crypto';
-import type { AuditAction, AuditRow, Store, StoreReads, StoreTx } from '../store/types.js';
+import { GENESIS_HASH, hashRecord } from './chain.js';
+import type { AuditAction, Store, StoreReads, StoreTx } from '../store/types.js';
 
 /**
- * The audit journal: append-only, each record carries the SHA-256 of the previous one, so changing,
- * removing or reordering any record breaks every hash after it. Records say who did what to which object
+ * The audit journal: append-only and hash-chained (`chain.ts`). Records say who did what to which object
  * with which outcome; they never hold message content.
  */
 
-export const GENESIS_HASH = '0'.repeat(64);
+export { GENESIS_HASH, hashRecord } from './chain.js';
 
 export interface AuditEvent {
   actor: string;
@@ -22,47 +21,22 @@ function canonicalDetail(detail: AuditEvent['detail']): string {
   return JSON.stringify(Object.fromEntries(entries));
 }
 
-export function hashRecord(row: Omit<AuditRow, 'hash'>): string {
-  const canonical = JSON.stringify([row.seq, row.time, row.actor, row.action, row.object, row.outcome, row.detail, row.prevHash]);
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
-}
-
 /**
- * Appends inside the caller's unit of work, so the records commit with the change they describe. Several
- * writers share one chain, so appending takes the chain lock until the commit: call it once, as the LAST step
- * of a unit of work, with all its events (the lock is then held only for the append and the commit).
+ * Appends inside the caller's unit of work, so the records commit with the change they describe (and vanish
+ * with it when it rolls back).
  */
-export async function appendAudit(tx: StoreTx, events: AuditEvent | AuditEvent[], now = new Date()): Promise<AuditRow[]> {
+export async function appendAudit(tx: StoreTx, events: AuditEvent | AuditEvent[], now = new Date()): Promise<void> {
   const list = Array.isArray(events) ? events : [events];
-  if (list.length === 0) return [];
-  await tx.lockAuditChain();
-  const last = await tx.lastAudit();
-  let seq = last?.seq ?? 0;
-  let prevHash = last?.hash ?? GENESIS_HASH;
-  const rows: AuditRow[] = [];
-  for (const event of list) {
-    const partial = {
-      seq: ++seq,
-      time: now.toISOString(),
-      actor: event.actor,
-      action: event.action,
-      object: event.object,
-      outcome: event.outcome,
-      detail: canonicalDetail(event.detail),
-      prevHash,
-    };
-    const row: AuditRow = { ...partial, hash: hashRecord(partial) };
-    await tx.insertAudit(row);
-    rows.push(row);
-    prevHash = row.hash;
-  }
-  return rows;
+  if (list.length === 0) return;
+  const time = now.toISOString();
+  await tx.appendAudit(
+    list.map((e) => ({ time, actor: e.actor, action: e.action, object: e.object, outcome: e.outcome, detail: canonicalDetail(e.detail) })),
+  );
 }
 
 /** Appends in a unit of work of its own (for events that change nothing else, such as a failed login). */
-export async function audit(store: Store, event: AuditEvent): Promise<AuditRow> {
-  const [row] = await store.transaction((tx) => appendAudit(tx, event));
-  return row!;
+export async function audit(store: Store, event: AuditEvent): Promise<void> {
+  await store.transaction((tx) => appendAudit(tx, event));
 }
 
 export type VerifyResult = { ok: true; records: number } | { ok: false; records: number; brokenSeq: number; reason: string };

@@ -50,6 +50,11 @@ export function configExample(): Record<string, unknown> {
   const example = configSchema.parse({}) as Record<string, unknown> & { store: Record<string, unknown> };
   // Optional keys without a default are shown with the value they fall back to.
   // `url` is used only with engine "postgres".
-  example.store = { ...example.store, path: './data/mss.sqlite', url: 'postgres://mss@127.0.0.1:5432/mss' };
+  example.store = {
+    ...example.store,
+    path: './data/mss.sqlite',
+    url: 'postgres://mss@127.0.0.1:5432/mss',
+    blobs: { ...(example.store.blobs as Record<string, unknown>), directory: './data/blobs' },
+  };
   return example;
 }

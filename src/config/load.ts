@@ -15,6 +15,7 @@ export function parseConfig(input: unknown, baseDir = process.cwd()): Config {
   config.dataDir = path.resolve(baseDir, config.dataDir);
   config.certsDir = path.resolve(baseDir, config.certsDir);
   if (config.store.path) config.store.path = path.resolve(baseDir, config.store.path);
+  if (config.store.blobs.directory) config.store.blobs.directory = path.resolve(baseDir, config.store.blobs.directory);
   return config;
 }
 
@@ -39,4 +40,9 @@ export function loadConfig(file: string | undefined, overrides: ConfigInput = {}
 
 export function sqlitePath(config: Config): string {
   return config.store.path ?? path.join(config.dataDir, 'mss.sqlite');
+}
+
+/** The blob directory: read whenever a blob row names a file, written when `store.blobs.location` is "directory". */
+export function blobDirectory(config: Config): string {
+  return config.store.blobs.directory ?? path.join(config.dataDir, 'blobs');
 }

@@ -36,6 +36,21 @@ export const configSchema = z
         path: z.string().optional().describe('SQLite file; default <dataDir>/mss.sqlite'),
         url: z.string().optional().describe('PostgreSQL connection URL (postgres://user:password@host:5432/db); required when engine is postgres'),
         poolSize: z.number().int().positive().default(10).describe('PostgreSQL connections per process'),
+        blobs: z
+          .object({
+            location: z
+              .enum(['database', 'directory'])
+              .default('database')
+              .describe('where new sealed message bodies go: database (chunk rows of 256 KiB) or directory (one file per body); bodies already stored stay readable where they are'),
+            directory: z
+              .string()
+              .min(1)
+              .optional()
+              .describe('blob directory; default <dataDir>/blobs. With several processes it must be one directory shared by all of them (same path everywhere)'),
+          })
+          .strict()
+          .prefault({})
+          .describe('sealed message bodies, stored and read in pieces'),
       })
       .strict()
       .refine((s) => s.engine !== 'postgres' || (s.url !== undefined && s.url.length > 0), {
@@ -88,6 +103,34 @@ export const configSchema = z
         hash: z.enum(['SHA-256', 'SHA-384', 'SHA-512']).default('SHA-256').describe('signature hash of certificates and CRLs'),
         caValidityDays: z.number().int().positive().default(3650).describe('validity of the dev CA certificates'),
         leafValidityDays: z.number().int().positive().default(825).describe('validity of server and user certificates'),
+      })
+      .strict()
+      .prefault({}),
+    security: z
+      .object({
+        localProtection: z
+          .enum(['off', 'on-request', 'always'])
+          .default('on-request')
+          .describe(
+            'mail between local mailboxes: sign and encrypt it with the sender\'s and recipients\' certificates when the sender asks (header X-MSS-Protection: smime | pgp), always (S/MIME), or never. Either way the recipient reads it decrypted and verified, with an X-MSS-Verification header',
+          ),
+        trustAnchors: z.array(z.string()).default([]).describe('PEM files of trusted root certificates; default the dev PKI root'),
+        intermediates: z.array(z.string()).default([]).describe('PEM files of intermediate CA certificates; default the dev PKI CAs'),
+        crlFiles: z.array(z.string()).default([]).describe('CRL files (PEM or DER); default the dev PKI CRLs'),
+        crlUrls: z.array(z.string()).default([]).describe('CRL URLs fetched over http(s), cached until their nextUpdate'),
+        crlRefreshMs: z.number().int().positive().default(3_600_000).describe('reload every CRL at least this often'),
+        revocation: z
+          .enum(['require', 'best-effort'])
+          .default('require')
+          .describe('require: no valid CRL for a certificate is a (temporary) refusal; best-effort: only a listed certificate is refused'),
+        allowSha1: z.boolean().default(false).describe('accept SHA-1 signatures (MD5 is never accepted)'),
+        digest: z.enum(['sha256', 'sha384', 'sha512']).default('sha256').describe('digest of our S/MIME signatures'),
+        contentEncryption: z
+          .enum(['aes-256-cbc', 'aes-128-cbc', 'aes-256-gcm', 'aes-128-gcm'])
+          .default('aes-256-cbc')
+          .describe('S/MIME content encryption; GCM makes AuthEnvelopedData (RFC 5083), which not every client reads'),
+        keyTransport: z.enum(['rsa-pkcs1', 'rsa-oaep-sha256']).default('rsa-pkcs1').describe('S/MIME key transport: PKCS#1 v1.5 (every client) or RSA-OAEP with SHA-256'),
+        requireSignature: z.boolean().default(true).describe('refuse an S/MIME or PGP/MIME message that is encrypted but not signed'),
       })
       .strict()
       .prefault({}),

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { appendAudit, type AuditEvent } from '../audit/journal.js';
 import type { SealedMail } from '../store/sealed-mail.js';
+import type { MessageMeta } from '../mime/types.js';
 import type { MailboxEvent } from '../store/types.js';
 import type { Accepted, Delivered, ParsedSubmission, RecipientRoute } from './types.js';
 
@@ -14,6 +15,8 @@ export async function deliverLocal(
   submission: ParsedSubmission,
   routes: RecipientRoute[],
   queueId: string,
+  /** What each recipient receives when it differs from `submission.stored` (a message opened with its keys). */
+  contentFor?: (route: RecipientRoute) => { stored: Buffer; meta: MessageMeta },
 ): Promise<{ accepted: Accepted; events: MailboxEvent[] }> {
   const messageIdHash = submission.meta.thread.messageId
     ? createHash('sha256').update(submission.meta.thread.messageId).digest('hex').slice(0, 32)
@@ -25,9 +28,10 @@ export async function deliverLocal(
     for (const route of routes) {
       const inbox = await tx.getFolder(route.mailbox.id, 'INBOX');
       if (!inbox) throw new Error(`mailbox ${route.mailbox.id} has no INBOX`);
-      const appended = await mail.append(tx, route.mailbox, inbox, submission.stored, {
+      const content = contentFor?.(route) ?? { stored: submission.stored, meta: submission.meta };
+      const appended = await mail.append(tx, route.mailbox, inbox, content.stored, {
         internalDate: submission.receivedAt.getTime(),
-        meta: submission.meta,
+        meta: content.meta,
       });
       delivered.push({ address: route.address, mailboxId: route.mailbox.id, folderId: inbox.id, uid: appended.uid, modseq: appended.modseq });
       events.push({ kind: 'exists', mailboxId: route.mailbox.id, folderId: inbox.id, uid: appended.uid, modseq: appended.modseq });

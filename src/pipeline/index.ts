@@ -10,7 +10,11 @@ import { checkLimits, type SubmissionLimits } from './policy.js';
 import { receivedHeader } from './received.js';
 import { Refusal } from './refusal.js';
 import { routeRecipient } from './route.js';
-import { stripBcc } from './strip-bcc.js';
+import { stripHeaderFields } from './strip-bcc.js';
+import { openSecured, VERIFICATION_HEADER } from './open-secured.js';
+import { PROTECTION_HEADER, protectMessage, requestedProtection } from './protect-local.js';
+import type { SecurityContext } from './security-context.js';
+import type { MessageMeta } from '../mime/types.js';
 import type { Accepted, RecipientRoute, Submission } from './types.js';
 
 export interface PipelineDeps {
@@ -20,6 +24,8 @@ export interface PipelineDeps {
   localDomains: readonly string[];
   limits: SubmissionLimits;
   log: Logger;
+  /** The security agent's keys, trust and policy; without it, protected messages are stored as they come. */
+  security?: SecurityContext;
 }
 
 /** A short, unique, non-guessable transaction id, shown in Received and in the 250 reply. */
@@ -52,16 +58,31 @@ export class Pipeline {
     return this.refusing(submission.sender.address, queueId, submission.remoteAddress, async () => {
       checkLimits(this.deps.limits, submission.raw.length, submission.envelope.rcptTo.length);
       checkEnvelopeSender(submission.sender, submission.envelope.mailFrom);
-      const stored = Buffer.concat([Buffer.from(receivedHeader(submission, this.deps.hostname, queueId)), stripBcc(submission.raw)]);
+      const received = Buffer.from(receivedHeader(submission, this.deps.hostname, queueId));
+      // Nobody but this server writes a verification result; the protection request is for this server only.
+      let body = stripHeaderFields(submission.raw, ['bcc', VERIFICATION_HEADER.toLowerCase(), PROTECTION_HEADER.toLowerCase()]);
+      const stored = Buffer.concat([received, body]);
       const meta = parseMessage(stored);
       checkHeaderSender(submission.sender, meta);
       const routes: RecipientRoute[] = [];
       for (const rcpt of new Set(submission.envelope.rcptTo.map((r) => r.toLowerCase()))) {
         routes.push(await routeRecipient(this.deps.mail.store, this.deps.localDomains, rcpt));
       }
+      const opened = new Map<string, { stored: Buffer; meta: MessageMeta }>();
+      const security = this.deps.security;
+      if (security) {
+        const kind = requestedProtection(submission.raw, security.config.localProtection);
+        if (kind) body = await protectMessage(security, kind, body, submission.sender, routes.map((r) => r.mailbox));
+        for (const route of routes) {
+          const result = await openSecured(security, body, route.mailbox);
+          if (!result) continue;
+          const content = Buffer.concat([received, Buffer.from(result.header), stripHeaderFields(result.message, [VERIFICATION_HEADER.toLowerCase()])]);
+          opened.set(route.address, { stored: content, meta: parseMessage(content) });
+        }
+      }
       let result;
       try {
-        result = await deliverLocal(this.deps.mail, { ...submission, meta, stored }, routes, queueId);
+        result = await deliverLocal(this.deps.mail, { ...submission, meta, stored }, routes, queueId, (route) => opened.get(route.address) ?? { stored, meta });
       } catch (err) {
         this.deps.log.error({ err, queueId }, 'delivery failed; nothing was committed');
         throw new Refusal('temporary-failure', 'store error');

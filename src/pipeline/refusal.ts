@@ -35,6 +35,102 @@ export const REFUSALS = {
     fr: 'Erreur temporaire, réessayez plus tard',
     en: 'Temporary failure, please try again later',
   },
+  'security-malformed': {
+    smtp: 554,
+    enhanced: '5.7.5',
+    fr: 'Message chiffré ou signé illisible (structure S/MIME ou OpenPGP invalide)',
+    en: 'Unreadable encrypted or signed message (invalid S/MIME or OpenPGP structure)',
+  },
+  'security-weak-algorithm': {
+    smtp: 550,
+    enhanced: '5.7.6',
+    fr: 'Algorithme cryptographique refusé (MD5, SHA-1, 3DES ou non pris en charge)',
+    en: 'Cryptographic algorithm refused (MD5, SHA-1, 3DES or unsupported)',
+  },
+  'security-weak-key': { smtp: 550, enhanced: '5.7.6', fr: 'Clé trop faible (RSA de moins de 2048 bits)', en: 'Key too weak (RSA under 2048 bits)' },
+  'security-bad-signature': {
+    smtp: 550,
+    enhanced: '5.7.7',
+    fr: 'Signature invalide : le message a été modifié après sa signature',
+    en: 'Invalid signature: the message was changed after it was signed',
+  },
+  'security-tampered': {
+    smtp: 550,
+    enhanced: '5.7.7',
+    fr: "Les en-têtes visibles ne correspondent pas au message signé (falsification)",
+    en: 'The visible headers do not match the signed message (tampering)',
+  },
+  'security-untrusted': {
+    smtp: 550,
+    enhanced: '5.7.5',
+    fr: "Certificat non reconnu : il ne dépend d'aucune autorité de confiance ou n'est pas prévu pour cet usage",
+    en: 'Certificate not trusted: it chains to no trusted authority or is not meant for this use',
+  },
+  'security-cert-expired': { smtp: 550, enhanced: '5.7.5', fr: 'Certificat expiré', en: 'Certificate expired' },
+  'security-cert-not-yet-valid': { smtp: 550, enhanced: '5.7.5', fr: 'Certificat pas encore valide', en: 'Certificate not yet valid' },
+  'security-cert-revoked': { smtp: 550, enhanced: '5.7.5', fr: 'Certificat révoqué', en: 'Certificate revoked' },
+  'security-revocation-unknown': {
+    smtp: 451,
+    enhanced: '4.7.5',
+    fr: 'Impossible de vérifier la révocation du certificat pour le moment, réessayez plus tard',
+    en: 'Certificate revocation cannot be checked right now, try again later',
+  },
+  'security-identity-mismatch': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Le certificat du signataire ne correspond pas à l'adresse de l'expéditeur",
+    en: "The signer's certificate does not match the sender address",
+  },
+  'security-cannot-decrypt': {
+    smtp: 550,
+    enhanced: '5.7.5',
+    fr: "Message impossible à déchiffrer avec les clés du destinataire",
+    en: "The message cannot be decrypted with the recipient's keys",
+  },
+  'security-not-signed': { smtp: 550, enhanced: '5.7.5', fr: 'Message non signé : une signature est exigée', en: 'Message not signed: a signature is required' },
+  'security-no-recipient-certificate': {
+    smtp: 550,
+    enhanced: '5.7.5',
+    fr: "Aucun certificat de chiffrement connu pour ce destinataire",
+    en: 'No encryption certificate is known for this recipient',
+  },
+  'security-no-signing-credential': {
+    smtp: 550,
+    enhanced: '5.7.5',
+    fr: "Aucun certificat de signature valide pour votre boîte",
+    en: 'Your mailbox has no valid signing certificate',
+  },
+  // Sender checks against the practitioner directory (src/pipeline/check-directory.ts).
+  'sender-not-in-directory': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Adresse de l'expéditeur absente de l'annuaire des messageries de santé",
+    en: "The sender's address is not in the health messaging directory",
+  },
+  'sender-unknown-practitioner': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Le professionnel titulaire de cette boîte est inconnu de l'annuaire des professionnels de santé",
+    en: "The practitioner who owns this mailbox is not in the health professional directory",
+  },
+  'sender-inactive-practitioner': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Le professionnel titulaire de cette boîte n'est plus en exercice selon l'annuaire des professionnels de santé",
+    en: 'The practitioner who owns this mailbox is no longer active in the health professional directory',
+  },
+  'signer-not-directory-owner': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Le signataire du message n'est pas le titulaire de l'adresse de l'expéditeur dans l'annuaire",
+    en: "The message's signer is not the directory owner of the sender address",
+  },
+  'invalid-owner-identifier': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Identifiant national du titulaire invalide (8 + RPPS ou 0 + ADELI, 1 + FINESS, 2 + SIREN, 3 + SIRET, INS)",
+    en: "Invalid national identifier of the owner (8 + RPPS or 0 + ADELI, 1 + FINESS, 2 + SIREN, 3 + SIRET, INS)",
+  },
 } as const satisfies Record<string, { smtp: number; enhanced: string; fr: string; en: string }>;
 
 export type RefusalCode = keyof typeof REFUSALS;

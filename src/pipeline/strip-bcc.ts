@@ -3,6 +3,12 @@
  * revealed to everyone who receives the message. Works on the raw header bytes; the body is untouched.
  */
 export function stripBcc(raw: Buffer): Buffer {
+  return stripHeaderFields(raw, ['bcc']);
+}
+
+/** Removes every field with one of these (lower-case) names from the top-level header, continuation lines included. */
+export function stripHeaderFields(raw: Buffer, names: readonly string[]): Buffer {
+  const wanted = new Set(names);
   const headerEnd = endOfHeader(raw);
   const kept: Buffer[] = [];
   let dropping = false;
@@ -13,7 +19,10 @@ export function stripBcc(raw: Buffer): Buffer {
     end = end < 0 || end >= headerEnd ? headerEnd : end + 1;
     const line = raw.subarray(start, end);
     const continuation = line[0] === 0x20 || line[0] === 0x09;
-    if (!continuation) dropping = /^bcc[ \t]*:/i.test(line.subarray(0, 8).toString('latin1'));
+    if (!continuation) {
+      const colon = line.indexOf(0x3a);
+      dropping = colon > 0 && wanted.has(line.toString('latin1', 0, colon).trim().toLowerCase());
+    }
     if (dropping) changed = true;
     else kept.push(line);
     start = end;

@@ -14,6 +14,15 @@ import type { AuditRow, FolderRow, MailboxRow, MessageRow, QueueItem } from './t
 export interface BlobDumpRow {
   id: number;
   mailboxId: number;
+  size: number; // sealed bytes
+  file: string | null; // a file of the blob directory (copied as a reference), or null: the bytes are chunk rows
+}
+
+/** One piece of a blob stored in the database; a blob's chunks, in `seq` order, are its sealed bytes. */
+export interface BlobChunkDumpRow {
+  id: number;
+  blobId: number;
+  seq: number;
   data: Buffer; // sealed
 }
 
@@ -38,6 +47,7 @@ export interface DumpRows {
   mailboxes: MailboxRow;
   folders: FolderRow;
   blobs: BlobDumpRow;
+  blob_chunks: BlobChunkDumpRow;
   messages: MessageRow;
   audit: AuditRow;
   queue: QueueDumpRow;
@@ -51,6 +61,7 @@ export const DUMP_TABLES: readonly DumpTable[] = [
   'mailboxes',
   'folders',
   'blobs',
+  'blob_chunks',
   'messages',
   'audit',
   'queue',
@@ -98,7 +109,7 @@ export interface DumpTarget extends DumpSource {
 }
 
 /** The tables whose rows make a database "not empty" for an import. */
-export const OPERATOR_TABLES: readonly DumpTable[] = ['mailboxes', 'folders', 'blobs', 'messages', 'audit', 'queue', 'auth_failures'];
+export const OPERATOR_TABLES: readonly DumpTable[] = ['mailboxes', 'folders', 'blobs', 'blob_chunks', 'messages', 'audit', 'queue', 'auth_failures'];
 
 export class TargetNotEmptyError extends Error {
   constructor(readonly counts: Partial<Record<DumpTable, number>>) {
@@ -116,7 +127,8 @@ export type DumpValue = number | string | boolean | Buffer | null;
 export const DUMP_COLUMNS: { readonly [T in DumpTable]: readonly string[] } = {
   mailboxes: ['id', 'address', 'type', 'owner_id', 'display_name', 'password_hash', 'state', 'wrapped_key', 'created_at'],
   folders: ['id', 'mailbox_id', 'name', 'uid_validity', 'uid_next', 'highest_modseq', 'special_use', 'subscribed'],
-  blobs: ['id', 'mailbox_id', 'data'],
+  blobs: ['id', 'mailbox_id', 'size', 'file'],
+  blob_chunks: ['id', 'blob_id', 'seq', 'data'],
   messages: ['id', 'mailbox_id', 'folder_id', 'uid', 'modseq', 'flags', 'internal_date', 'size', 'blob_id', 'meta'],
   audit: ['seq', 'time', 'actor', 'action', 'object', 'outcome', 'detail', 'prev_hash', 'hash'],
   queue: ['id', 'destination', 'state', 'attempts', 'next_attempt_at', 'lease_owner', 'lease_until', 'created_at', 'sealed_envelope', 'sealed_message'],
@@ -129,6 +141,7 @@ export const DUMP_KEY_COLUMN: { readonly [T in DumpTable]: string } = {
   mailboxes: 'id',
   folders: 'id',
   blobs: 'id',
+  blob_chunks: 'id',
   messages: 'id',
   audit: 'seq',
   queue: 'id',
@@ -150,7 +163,11 @@ export function dumpValues<T extends DumpTable>(table: T, record: DumpRows[T]): 
     }
     case 'blobs': {
       const b = r as BlobDumpRow;
-      return [b.id, b.mailboxId, b.data];
+      return [b.id, b.mailboxId, b.size, b.file];
+    }
+    case 'blob_chunks': {
+      const c = r as BlobChunkDumpRow;
+      return [c.id, c.blobId, c.seq, c.data];
     }
     case 'messages': {
       const m = r as MessageRow;

@@ -59,7 +59,7 @@ export function openDumpTarget(location: StoreLocation): Promise<DumpTarget> {
 }
 
 export interface MigrationOptions {
-  /** Rows read and written per batch (blobs: a tenth of it, they are the large rows). */
+  /** Rows read and written per batch (queue items a tenth of it, blob chunks of 256 KiB a fiftieth). */
   batch?: number;
   /** Rows done out of the total, per phase. */
   onProgress?: (phase: 'copy' | 'verify', done: number, total: number, table: DumpTable) => void;
@@ -68,7 +68,9 @@ export interface MigrationOptions {
 const DEFAULT_BATCH = 500;
 
 function batchFor(table: DumpTable, batch: number): number {
-  return table === 'blobs' || table === 'queue' ? Math.max(1, Math.floor(batch / 10)) : batch;
+  // Blob bytes cross chunk row by chunk row (10 of 256 KiB per batch by default), never a whole table or body.
+  if (table === 'blob_chunks') return Math.max(1, Math.floor(batch / 50));
+  return table === 'queue' ? Math.max(1, Math.floor(batch / 10)) : batch;
 }
 
 export type TableCounts = Record<DumpTable, number>;

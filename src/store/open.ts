@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { sqlitePath } from '../config/load.js';
+import { blobDirectory, sqlitePath } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { openPostgresStore, postgresSchemaVersion, withPostgresInitLock } from './postgres/index.js';
 import { openSqliteStore } from './sqlite/index.js';
+import type { BlobOptions } from './blobs.js';
 import type { Store } from './types.js';
 
 /** The configured database cannot be reached or opened; the message says which and why (no password). */
@@ -19,11 +20,12 @@ async function reaching<T>(config: Config, work: () => Promise<T>): Promise<T> {
 
 /** Opens the configured engine and runs its pending migrations. */
 export function openStore(config: Config): Promise<Store> {
+  const blobs: BlobOptions = { location: config.store.blobs.location, directory: blobDirectory(config) };
   switch (config.store.engine) {
     case 'sqlite':
-      return openSqliteStore(sqlitePath(config));
+      return openSqliteStore(sqlitePath(config), { blobs });
     case 'postgres':
-      return reaching(config, () => openPostgresStore(postgresUrl(config), { poolSize: config.store.poolSize }));
+      return reaching(config, () => openPostgresStore(postgresUrl(config), { poolSize: config.store.poolSize, blobs }));
   }
 }
 

@@ -9,6 +9,7 @@ import {
   type MessageRow,
   type MessageSummary,
   type QueueItem,
+  type NewAuditRecord,
 } from './types.js';
 import type { DumpRows, DumpTable } from './dump.js';
 
@@ -120,6 +121,15 @@ export function rowReaders({ int, bool }: EngineColumns) {
       hash: text(row, 'hash'),
     }),
 
+    toPendingAudit: (row: Raw): NewAuditRecord => ({
+      time: text(row, 'time'),
+      actor: text(row, 'actor'),
+      action: oneOf<AuditAction>(row, 'action', AUDIT_ACTIONS),
+      object: text(row, 'object'),
+      outcome: text(row, 'outcome'),
+      detail: text(row, 'detail'),
+    }),
+
     toQueueItem: (row: Raw): QueueItem => ({
       id: text(row, 'id'),
       destination: text(row, 'destination'),
@@ -142,7 +152,9 @@ export function rowReaders({ int, bool }: EngineColumns) {
         case 'folders':
           return mappers.toFolder(row);
         case 'blobs':
-          return { id: int(row, 'id'), mailboxId: int(row, 'mailbox_id'), data: bytes(row, 'data') };
+          return { id: int(row, 'id'), mailboxId: int(row, 'mailbox_id'), size: int(row, 'size'), file: textOrNull(row, 'file') };
+        case 'blob_chunks':
+          return { id: int(row, 'id'), blobId: int(row, 'blob_id'), seq: int(row, 'seq'), data: bytes(row, 'data') };
         case 'messages':
           return mappers.toMessage(row);
         case 'audit':

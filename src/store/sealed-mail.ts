@@ -1,5 +1,7 @@
-import { aad, Keyring, open, openJson, seal, sealJson } from '../crypto/seal.js';
+import { aad, Keyring, openJson, sealJson } from '../crypto/seal.js';
+import { openChunks, pieces, sealChunks } from '../crypto/seal-stream.js';
 import { buildMessageMeta } from '../mime/meta.js';
+import { readOnce } from './blobs.js';
 import type { MessageMeta } from '../mime/types.js';
 import type { AppendedMessage, FolderRow, MailboxRow, MessageRow, Store, StoreTx } from './types.js';
 
@@ -17,10 +19,6 @@ export class SealedMail {
     return this.keyring.mailboxKey(mailbox.address, mailbox.wrappedKey);
   }
 
-  sealBody(mailbox: MailboxRow, raw: Buffer): Buffer {
-    return seal(this.key(mailbox), raw, aad.blob(mailbox.id));
-  }
-
   sealMeta(mailbox: MailboxRow, meta: MessageMeta): Buffer {
     return sealJson(this.key(mailbox), meta, aad.messageMeta(mailbox.id));
   }
@@ -29,31 +27,62 @@ export class SealedMail {
     return openJson<MessageMeta>(this.key(mailbox), row.sealedMeta, aad.messageMeta(mailbox.id));
   }
 
-  async openBody(mailbox: MailboxRow, row: Pick<MessageRow, 'blobId'>): Promise<Buffer> {
-    const sealed = await this.store.getBlob(row.blobId);
+  /**
+   * The message, opened segment by segment as it is read from the store. Plaintext is handed out before the
+   * end is authenticated: an error at the end (`SealError`, a cut or altered blob) means the whole message is
+   * bad, and what was already passed on must be discarded.
+   */
+  async *openBodyStream(mailbox: MailboxRow, row: Pick<MessageRow, 'blobId'>): AsyncIterable<Buffer> {
+    const sealed = await this.store.readBlob(row.blobId);
     if (!sealed) throw new Error(`blob ${row.blobId} is missing`);
-    return open(this.key(mailbox), sealed, aad.blob(mailbox.id));
+    yield* openChunks(this.key(mailbox), aad.blob(mailbox.id), sealed);
+  }
+
+  /** The whole message, returned once every segment is authenticated (IMAP FETCH builds its reply from it). */
+  async openBody(mailbox: MailboxRow, row: Pick<MessageRow, 'blobId'>): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const part of this.openBodyStream(mailbox, row)) parts.push(part);
+    return Buffer.concat(parts);
   }
 
   /**
-   * Seals and appends one message inside the caller's unit of work. The caller publishes the `exists`
-   * event after the commit.
+   * Seals and appends one message inside the caller's unit of work; the body is sealed and stored segment by
+   * segment, never whole. A message given as a stream needs its `meta` (built from the headers beforehand),
+   * and a unit of work that may run again must pass a fresh stream each run (a spent one is refused).
+   * The caller publishes the `exists` event after the commit.
    */
   async append(
     tx: StoreTx,
     mailbox: MailboxRow,
     folder: FolderRow,
-    raw: Buffer,
+    raw: Buffer | AsyncIterable<Buffer>,
     options: { flags?: string[]; internalDate?: number; meta?: MessageMeta } = {},
   ): Promise<AppendedMessage> {
-    const meta = options.meta ?? buildMessageMeta(raw);
-    const blobId = await tx.insertBlob(mailbox.id, this.sealBody(mailbox, raw));
+    let meta = options.meta;
+    if (!meta) {
+      if (!Buffer.isBuffer(raw)) throw new Error('a message appended as a stream needs its meta');
+      meta = buildMessageMeta(raw);
+    }
+    let size = 0;
+    const counted = async function* (source: Buffer | AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+      if (Buffer.isBuffer(source)) {
+        size = source.length;
+        yield* pieces(source);
+        return;
+      }
+      readOnce(source);
+      for await (const chunk of source) {
+        size += chunk.length;
+        yield chunk;
+      }
+    };
+    const blobId = await tx.insertBlob(mailbox.id, sealChunks(this.key(mailbox), aad.blob(mailbox.id), counted(raw)));
     return tx.appendMessage(folder.id, {
       blobId,
       sealedMeta: this.sealMeta(mailbox, meta),
       flags: options.flags ?? [],
       internalDate: options.internalDate ?? Date.now(),
-      size: raw.length,
+      size,
     });
   }
 }

@@ -1,10 +1,13 @@
+import type { BlobBody, BlobSweep, BlobSweepOptions } from './blobs.js';
+
 /**
  * The one port between the server and its database. Engines (SQLite now, PostgreSQL next) implement it;
  * nothing outside `src/store/` writes SQL.
  *
  * Content is opaque to the store: message bodies and everything derived from headers or content arrive
- * already sealed (`Buffer`s produced by `src/crypto/seal.ts`). Only what IMAP needs to count and order is in
- * clear: UIDs, MODSEQs, flags, sizes, dates, folder names.
+ * already sealed (`src/crypto/seal.ts`; bodies in the segmented format of `src/crypto/seal-stream.ts`, streamed
+ * in and out as pieces). Only what IMAP needs to count and order is in clear: UIDs, MODSEQs, flags, sizes,
+ * dates, folder names.
  *
  * The interface is asynchronous even where the engine is not, and writes happen only inside an explicit
  * unit of work (`transaction`), so a second engine fits without touching callers.
@@ -124,6 +127,8 @@ export const AUDIT_ACTIONS = [
   'copy',
   'move',
   'init',
+  'directory-import',
+  'sender-warning',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
@@ -138,6 +143,9 @@ export interface AuditRow {
   prevHash: string; // hex
   hash: string; // hex
 }
+
+/** A record before it is linked into the chain (it gets its `seq` and hashes then). */
+export type NewAuditRecord = Omit<AuditRow, 'seq' | 'prevHash' | 'hash'>;
 
 export interface AuthFailureState {
   failures: number;
@@ -180,10 +188,17 @@ export interface StoreReads {
   listMessagesSince(folderId: number, afterUid: number): Promise<MessageSummary[]>;
   /** Full rows for the given UIDs, in UID order; unknown UIDs are skipped. */
   getMessages(folderId: number, uids: number[]): Promise<MessageRow[]>;
-  getBlob(blobId: number): Promise<Buffer | null>;
+  /**
+   * The sealed bytes of a blob, read piece by piece (at most `BLOB_CHUNK` bytes each) as the consumer asks,
+   * never whole; null when there is no such blob. Iterating fails (`BlobMissingError`) if the blob is removed
+   * while it is being read.
+   */
+  readBlob(blobId: number): Promise<AsyncIterable<Buffer> | null>;
 
-  lastAudit(): Promise<AuditRow | null>;
-  /** Records with seq > afterSeq, in order, at most `limit`. */
+  /**
+   * Records with seq > afterSeq, in order, at most `limit`. Read through the `Store` (not inside a unit of
+   * work), every record committed before the call is already linked and visible.
+   */
   readAudit(afterSeq: number, limit: number): Promise<AuditRow[]>;
 
   getAuthFailures(key: string): Promise<AuthFailureState>;
@@ -210,11 +225,20 @@ export interface StoreTx extends StoreReads {
   deleteFolder(folderId: number): Promise<ExpungedMessage[]>;
   setSubscribed(folderId: number, subscribed: boolean): Promise<void>;
 
-  insertBlob(mailboxId: number, sealed: Buffer): Promise<number>;
+  /**
+   * Stores sealed bytes, read from `body` one piece at a time, where `store.blobs.location` says: chunk rows, or
+   * a file of the blob directory made durable before this returns (so before the commit). A file whose unit of
+   * work rolls back is removed. The blob must be referenced by a message in the same unit of work: a blob no
+   * message refers to is dropped by `Store.sweepBlobs`.
+   */
+  insertBlob(mailboxId: number, body: BlobBody): Promise<number>;
   /** Allocates the next UID and MODSEQ of the folder. */
   appendMessage(folderId: number, message: NewMessage): Promise<AppendedMessage>;
-  /** Replaces the flags of one message and gives it a new MODSEQ; null if the UID does not exist. */
-  setFlags(folderId: number, uid: number, flags: string[]): Promise<FlagChange | null>;
+  /**
+   * Replaces the flags of one message and gives it a new MODSEQ; null if the UID does not exist, or if its
+   * MODSEQ is above `unchangedSince` (CONDSTORE: changed since the client last saw it).
+   */
+  setFlags(folderId: number, uid: number, flags: string[], unchangedSince?: number): Promise<FlagChange | null>;
   /**
    * Removes the given messages (unknown UIDs are skipped) and the blobs no other message uses; each removal
    * gets a new MODSEQ (raising the folder's highest MODSEQ). UIDs are never handed out again.
@@ -227,9 +251,13 @@ export interface StoreTx extends StoreReads {
    */
   copyMessages(fromFolderId: number, uids: number[], toFolderId: number): Promise<CopiedMessages>;
 
-  /** Serialises audit appends across writers (no-op where transactions already serialise). */
-  lockAuditChain(): Promise<void>;
-  insertAudit(row: AuditRow): Promise<void>;
+  /**
+   * Adds records, in order, to the single audit chain; they commit or roll back with the unit of work.
+   * SQLite (whose units of work are serialised) links them at once. PostgreSQL stages them without a lock
+   * and links them into the chain just after the commit (docs/decisions/0004-postgresql-engine.md), so
+   * writers in every process do not queue on the chain.
+   */
+  appendAudit(records: readonly NewAuditRecord[]): Promise<void>;
 
   recordAuthFailure(key: string, now: number, maxFailures: number, lockoutMs: number): Promise<AuthFailureState>;
   clearAuthFailures(key: string): Promise<void>;
@@ -244,6 +272,8 @@ export interface StoreTx extends StoreReads {
   claimDue(workerId: string, limit: number, leaseMs: number, now?: number): Promise<QueueItem[]>;
   /** Removes a delivered item; false when `workerId` no longer holds its lease (it expired and was reclaimed). */
   completeQueueItem(id: string, workerId: string): Promise<boolean>;
+  /** Extends `workerId`'s lease (a delivery still in progress); false when it no longer holds the lease. */
+  renewQueueLease(id: string, workerId: string, leaseUntil: number): Promise<boolean>;
   /** Gives the item back for another attempt at `nextAttemptAt`; false when `workerId` no longer holds its lease. */
   releaseQueueItem(id: string, workerId: string, nextAttemptAt: number): Promise<boolean>;
 }
@@ -258,6 +288,11 @@ export interface Store extends StoreReads {
   transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T>;
   /** Runs pending migrations; returns the schema version now in force. */
   migrate(): Promise<number>;
+  /**
+   * Removes blob rows no message refers to, then files of the blob directory older than the grace period that no
+   * row names (a crash between writing a file and committing or removing it). Safe while the server runs.
+   */
+  sweepBlobs(options?: BlobSweepOptions): Promise<BlobSweep>;
   close(): Promise<void>;
 }
 

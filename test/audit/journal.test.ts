@@ -19,6 +19,8 @@ describe.each(ENGINES)('audit journal (%s)', (engine) => {
     for (let i = 0; i < n; i++) {
       await audit(store, { actor: `a${i}@h.test`, action: 'login', object: `a${i}@h.test`, outcome: 'ok', detail: { remote: '127.0.0.1', n: i } });
     }
+    // A read through the store links what PostgreSQL staged, so raw SQL below sees every record.
+    await store.readAudit(0, 1);
   }
 
   it('chains records and verifies an empty and a full journal', async () => {
@@ -72,6 +74,48 @@ describe.each(ENGINES)('audit journal (%s)', (engine) => {
   }
 
   if (engine === 'postgres') {
+    it('links records a stopped process staged but never linked: on the next read, and by the sweep without one', async () => {
+      await fill(3);
+      const db = new pg.Client({ connectionString: t.url });
+      await db.connect();
+      try {
+        // Committed with their unit of work, then the process died before linking them.
+        const stage = (object: string) =>
+          db.query(`INSERT INTO audit_pending (time, actor, action, object, outcome, detail) VALUES ($1, 'x', 'deliver', $2, 'ok', '{}')`, [
+            new Date().toISOString(),
+            object,
+          ]);
+        await stage('first');
+        await stage('second');
+        const rows = await store.readAudit(0, 100);
+        expect(rows.map((r) => r.object).slice(3)).toEqual(['first', 'second']);
+        expect(await verifyJournal(store)).toEqual({ ok: true, records: 5 });
+
+        await stage('third');
+        await expect.poll(async () => (await db.query('SELECT count(*)::int AS n FROM audit')).rows[0].n, { timeout: 10_000, interval: 200 }).toBe(6);
+        expect((await db.query('SELECT count(*)::int AS n FROM audit_pending')).rows[0].n).toBe(0);
+      } finally {
+        await db.end();
+      }
+    });
+
+    it("keeps each unit of work's records together and in order when several stage at once", async () => {
+      const second = await t.openAnother();
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          (i % 2 ? store : second).transaction((tx) =>
+            appendAudit(tx, [0, 1, 2].map((k) => ({ actor: `w${i}`, action: 'deliver' as const, object: `${i}.${k}`, outcome: 'ok' }))),
+          ),
+        ),
+      );
+      const rows = await second.readAudit(0, 100);
+      expect(rows).toHaveLength(60);
+      for (let i = 0; i < 20; i++) {
+        expect(rows.filter((r) => r.actor === `w${i}`).map((r) => r.object)).toEqual([`${i}.0`, `${i}.1`, `${i}.2`]);
+      }
+      expect(await verifyJournal(store)).toEqual({ ok: true, records: 60 });
+    });
+
     it('refuses UPDATE, DELETE and TRUNCATE through SQL, and detects a record altered behind its back', async () => {
       await fill(5);
       // A superuser connection, as an intruder with database access would have.

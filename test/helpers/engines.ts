@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import type { BlobOptions } from '../../src/store/blobs.js';
 import { openPostgresStore } from '../../src/store/postgres/index.js';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/types.js';
@@ -11,6 +12,8 @@ import type { Store } from '../../src/store/types.js';
 export interface TestStore {
   store: Store;
   dir: string;
+  /** Where blobs go; the blob directory is `<dir>/blobs` (shared by every `Store` of the handle). */
+  blobs: BlobOptions;
   /** The PostgreSQL database URL (postgres engine only). */
   url?: string;
   /** Another `Store` on the same database (a second process, for PostgreSQL); closed by `dispose`. */
@@ -21,6 +24,12 @@ export interface TestStore {
 
 export const ENGINES = ['sqlite', 'postgres'] as const;
 export type Engine = (typeof ENGINES)[number];
+
+export const BLOB_LOCATIONS = ['database', 'directory'] as const;
+export type BlobLocation = (typeof BLOB_LOCATIONS)[number];
+
+/** Every engine with every blob location, for `describe.each`. */
+export const ENGINE_BLOBS: readonly [Engine, BlobLocation][] = ENGINES.flatMap((e) => BLOB_LOCATIONS.map((b): [Engine, BlobLocation] => [e, b]));
 
 /** The maintenance database the tests create their databases from (superuser, trust auth on 127.0.0.1). */
 export const PG_ADMIN_URL = process.env.MSS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -48,23 +57,25 @@ export async function createTestDatabase(): Promise<{ name: string; url: string;
   };
 }
 
-export async function openTestStore(engine: Engine): Promise<TestStore> {
+export async function openTestStore(engine: Engine, location: BlobLocation = 'database'): Promise<TestStore> {
   switch (engine) {
     case 'sqlite': {
       const dir = mkdtempSync(path.join(tmpdir(), 'mss-store-'));
       const file = path.join(dir, 'mss.sqlite');
+      const blobs: BlobOptions = { location, directory: path.join(dir, 'blobs') };
       const others: Store[] = [];
       const handle: TestStore = {
-        store: await openSqliteStore(file),
+        store: await openSqliteStore(file, { blobs }),
         dir,
+        blobs,
         async openAnother() {
-          const other = await openSqliteStore(file);
+          const other = await openSqliteStore(file, { blobs });
           others.push(other);
           return other;
         },
         async reopen() {
           await handle.store.close();
-          handle.store = await openSqliteStore(file);
+          handle.store = await openSqliteStore(file, { blobs });
           return handle.store;
         },
         async dispose() {
@@ -76,20 +87,22 @@ export async function openTestStore(engine: Engine): Promise<TestStore> {
     }
     case 'postgres': {
       const dir = mkdtempSync(path.join(tmpdir(), 'mss-store-'));
+      const blobs: BlobOptions = { location, directory: path.join(dir, 'blobs') };
       const db = await createTestDatabase();
       const others: Store[] = [];
       const handle: TestStore = {
-        store: await openPostgresStore(db.url, { poolSize: 5 }),
+        store: await openPostgresStore(db.url, { poolSize: 5, blobs }),
         dir,
+        blobs,
         url: db.url,
         async openAnother() {
-          const other = await openPostgresStore(db.url, { poolSize: 5 });
+          const other = await openPostgresStore(db.url, { poolSize: 5, blobs });
           others.push(other);
           return other;
         },
         async reopen() {
           await handle.store.close();
-          handle.store = await openPostgresStore(db.url, { poolSize: 5 });
+          handle.store = await openPostgresStore(db.url, { poolSize: 5, blobs });
           return handle.store;
         },
         async dispose() {
@@ -106,4 +119,13 @@ export async function openTestStore(engine: Engine): Promise<TestStore> {
 export function tempDir(prefix = 'mss-'): { dir: string; dispose(): void } {
   const dir = mkdtempSync(path.join(tmpdir(), prefix));
   return { dir, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A blob's sealed bytes gathered whole (tests only: the port hands them out in pieces); null when there is none. */
+export async function blobBytes(store: Pick<Store, 'readBlob'>, blobId: number): Promise<Buffer | null> {
+  const pieces = await store.readBlob(blobId);
+  if (!pieces) return null;
+  const out: Buffer[] = [];
+  for await (const piece of pieces) out.push(piece);
+  return Buffer.concat(out);
 }

@@ -46,7 +46,8 @@ export async function startOperator(overrides: ConfigInput = {}, engine: Engine 
   const tmp = tempDir('mss-op-');
   const db = engine === 'postgres' ? await createTestDatabase() : null;
   const store: ConfigInput['store'] = db ? { engine: 'postgres', url: db.url, poolSize: 5 } : undefined;
-  const input = ephemeral({ dataDir: 'data', certsDir: 'certs', ...(store ? { store } : {}), ...overrides });
+  const merged = store || overrides.store ? { store: { ...store, ...overrides.store } } : {};
+  const input = ephemeral({ dataDir: 'data', certsDir: 'certs', ...overrides, ...merged });
   writeFileSync(path.join(tmp.dir, 'config.json'), JSON.stringify(input, null, 2));
   const config = parseConfig(input, tmp.dir);
   const report = await initOperator(config);

@@ -132,7 +132,7 @@ describe('FETCH responses', () => {
   });
 
   it('rejects sections that do not parse', () => {
-    for (const bad of ['BODY[0]', 'BODY[MIME]', 'BODY[HEADER.FIELDS]', 'BODY[1.FOO]', 'BODY[]<1>', 'BINARY[1]', 'WHATEVER']) {
+    for (const bad of ['BODY[0]', 'BODY[MIME]', 'BODY[HEADER.FIELDS]', 'BODY[1.FOO]', 'BODY[]<1>', 'BINARY[1.TEXT]', 'BINARY.SIZE[1]<0.5>', 'WHATEVER']) {
       expect(() => items(bad), bad).toThrow();
     }
   });

@@ -198,12 +198,12 @@ describe('mss store migrate (sqlite → postgres, built CLI)', () => {
       expect((await mss(op.dir, ['store', 'migrate', '--verify-only', '--from', 'sqlite:data/mss.sqlite', '--to', `postgres:${fresh.url}`])).code).toBe(0);
       const c = new pg.Client({ connectionString: fresh.url });
       await c.connect();
-      const blob = (await c.query<{ id: string }>('SELECT min(id) AS id FROM blobs')).rows[0]!.id;
-      await c.query('UPDATE blobs SET data = set_byte(data, 20, (get_byte(data, 20) + 1) % 256) WHERE id = $1', [blob]);
+      const chunk = (await c.query<{ id: string }>('SELECT min(id) AS id FROM blob_chunks')).rows[0]!.id;
+      await c.query('UPDATE blob_chunks SET data = set_byte(data, 20, (get_byte(data, 20) + 1) % 256) WHERE id = $1', [chunk]);
       await c.end();
       const corrupted = await mss(op.dir, ['store', 'migrate', '--verify-only', '--from', 'sqlite:data/mss.sqlite', '--to', `postgres:${fresh.url}`]);
       expect(corrupted.code).toBe(1);
-      expect(corrupted.out).toMatch(new RegExp(`^mismatch: blobs ${blob}: column data: \\d+ bytes, sha256 [0-9a-f]{16}… in the source, \\d+ bytes, sha256 [0-9a-f]{16}… in the target$`, 'm'));
+      expect(corrupted.out).toMatch(new RegExp(`^mismatch: blob_chunks ${chunk}: column data: \\d+ bytes, sha256 [0-9a-f]{16}… in the source, \\d+ bytes, sha256 [0-9a-f]{16}… in the target$`, 'm'));
       expect(corrupted.out).not.toMatch(/verified/);
     } finally {
       await fresh.drop();

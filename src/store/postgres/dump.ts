@@ -12,7 +12,7 @@ import {
   type DumpTable,
   type DumpTarget,
 } from '../dump.js';
-import { openPostgresStore } from './index.js';
+import { openPostgresStore, PostgresStore } from './index.js';
 import { readInt, toDumpRow } from './rows.js';
 
 type Raw = Record<string, unknown>;
@@ -25,7 +25,7 @@ type Raw = Record<string, unknown>;
  */
 
 /** Tables whose id is `GENERATED ALWAYS AS IDENTITY`. */
-const IDENTITY_TABLES: readonly DumpTable[] = ['mailboxes', 'folders', 'blobs', 'messages'];
+const IDENTITY_TABLES: readonly DumpTable[] = ['mailboxes', 'folders', 'blobs', 'blob_chunks', 'messages'];
 /** Rows per INSERT statement (PostgreSQL allows 65,535 parameters per statement). */
 const ROWS_PER_STATEMENT = 1000;
 /** Text keys are ordered by bytes ("C"), as SQLite's default collation orders them. */
@@ -118,8 +118,12 @@ async function connect(url: string): Promise<pg.Client> {
   return client;
 }
 
-/** Opens an existing PostgreSQL database as a migration source (reads only). */
+/**
+ * Opens an existing PostgreSQL database as a migration source. Its only write: audit records committed but not
+ * yet linked into the chain (a server stopped before linking them) are linked first, so the copy holds them.
+ */
 export async function openPostgresDumpSource(url: string): Promise<DumpSource> {
+  await PostgresStore.open(url, { poolSize: 1 }).close();
   return new PostgresDump(await connect(url));
 }
 

@@ -11,6 +11,7 @@ import type {
   MailboxState,
   MessageRow,
   MessageSummary,
+  NewAuditRecord,
   NewFolder,
   NewMailbox,
   NewMessage,
@@ -21,7 +22,21 @@ import type {
   StoreTx,
 } from '../types.js';
 import { migrations } from './migrations.js';
-import { readBytes, readInt, toAudit, toFolder, toMailbox, toMessage, toQueueItem, toSummary } from './rows.js';
+import { readBytes, readInt, readTextOrNull, toAudit, toFolder, toMailbox, toMessage, toPendingAudit, toQueueItem, toSummary } from './rows.js';
+import { linkRecords } from '../../audit/chain.js';
+import {
+  BlobChanges,
+  BlobFiles,
+  DEFAULT_BLOB_OPTIONS,
+  DEFAULT_SWEEP_GRACE_MS,
+  readChunks,
+  rechunk,
+  sweepFiles,
+  type BlobBody,
+  type BlobOptions,
+  type BlobSweep,
+  type BlobSweepOptions,
+} from '../blobs.js';
 
 type Raw = Record<string, unknown>;
 type Run = (sql: string, params?: unknown[]) => Promise<Raw[]>;
@@ -36,7 +51,8 @@ type Run = (sql: string, params?: unknown[]) => Promise<Raw[]>;
  * - UIDs and MODSEQs come from the folder row, taken under its row lock (`UPDATE … RETURNING`, or
  *   `SELECT … FOR UPDATE` first where the change depends on what the folder holds), so writers of one folder
  *   are serialised and never share a UID; a rolled-back unit of work gives its UID back.
- * - The audit chain is serialised by a transaction-scoped advisory lock.
+ * - Audit records are staged without a lock and linked into the single chain after the commit, by one linker
+ *   at a time (a transaction-scoped advisory lock).
  * - Migrations run under a session advisory lock.
  */
 
@@ -44,6 +60,14 @@ type Run = (sql: string, params?: unknown[]) => Promise<Raw[]>;
 const MIGRATION_LOCK = 0x6d7373_01; // 'mss' 01
 const AUDIT_LOCK = 0x6d7373_02; // 'mss' 02
 const INIT_LOCK = 0x6d7373_03; // 'mss' 03
+
+/**
+ * Staged audit records linked per unit of work; how long the linker waits after a commit to gather more; how
+ * often each process looks for records left unlinked by a process that stopped.
+ */
+const CHAIN_BATCH = 2000;
+const CHAIN_LINGER_MS = 20;
+const CHAIN_SWEEP_MS = 2000;
 
 /** SQLSTATEs after which a unit of work is run again: deadlock detected, serialization failure. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -58,7 +82,10 @@ function runner(target: pg.Pool | pg.PoolClient): Run {
 }
 
 class PostgresReads implements StoreReads {
-  constructor(protected readonly run: Run) {}
+  constructor(
+    protected readonly run: Run,
+    protected readonly files: BlobFiles,
+  ) {}
 
   protected async one(sql: string, ...params: unknown[]): Promise<Raw | undefined> {
     return (await this.run(sql, params))[0];
@@ -121,14 +148,17 @@ class PostgresReads implements StoreReads {
     );
   }
 
-  async getBlob(blobId: number): Promise<Buffer | null> {
-    const row = await this.one('SELECT data FROM blobs WHERE id = $1', blobId);
-    return row ? readBytes(row, 'data') : null;
-  }
-
-  async lastAudit(): Promise<AuditRow | null> {
-    const row = await this.one('SELECT * FROM audit ORDER BY seq DESC LIMIT 1');
-    return row ? toAudit(row) : null;
+  async readBlob(blobId: number): Promise<AsyncIterable<Buffer> | null> {
+    const row = await this.one('SELECT size, file FROM blobs WHERE id = $1', blobId);
+    if (!row) return null;
+    const size = readInt(row, 'size');
+    const file = readTextOrNull(row, 'file');
+    if (file !== null) return this.files.read(file, size);
+    return readChunks(blobId, size, async (fromSeq, limit) =>
+      (await this.all('SELECT seq, data FROM blob_chunks WHERE blob_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3', blobId, fromSeq, limit)).map(
+        (r) => ({ seq: readInt(r, 'seq'), data: readBytes(r, 'data') }),
+      ),
+    );
   }
 
   async readAudit(afterSeq: number, limit: number): Promise<AuditRow[]> {
@@ -151,6 +181,17 @@ class PostgresReads implements StoreReads {
 }
 
 class PostgresTx extends PostgresReads implements StoreTx {
+  /** Blob files this unit of work wrote or dropped, settled after its commit or rollback. */
+  readonly blobChanges = new BlobChanges();
+
+  constructor(
+    run: Run,
+    files: BlobFiles,
+    private readonly blobLocation: BlobOptions['location'],
+  ) {
+    super(run, files);
+  }
+
   async insertMailbox(m: NewMailbox): Promise<MailboxRow> {
     const row = await this.one(
       `INSERT INTO mailboxes (address, type, owner_id, display_name, password_hash, state, wrapped_key, created_at)
@@ -225,17 +266,58 @@ class PostgresTx extends PostgresReads implements StoreTx {
     await this.run('UPDATE folders SET subscribed = $1 WHERE id = $2', [subscribed, folderId]);
   }
 
-  /** Deletes those of the given blobs that no message refers to any more. */
+  /**
+   * Deletes those of the given blobs that no message refers to any more (their chunks go with them). The blob
+   * rows are locked first, in id order: of two units of work removing the last two references from different
+   * folders, the second waits for the first to commit, and its next statement then sees that no reference is
+   * left (without the lock, each saw the other's uncommitted reference and both kept the blob).
+   */
   async #dropUnusedBlobs(blobIds: number[]): Promise<void> {
     if (blobIds.length === 0) return;
-    await this.run(
-      'DELETE FROM blobs b WHERE b.id = ANY($1::bigint[]) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id)',
-      [[...new Set(blobIds)]],
+    const ids = [...new Set(blobIds)].sort((a, b) => a - b);
+    await this.run('SELECT id FROM blobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE', [ids]);
+    this.#dropped(
+      await this.all(
+        'DELETE FROM blobs b WHERE b.id = ANY($1::bigint[]) AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id) RETURNING file',
+        ids,
+      ),
     );
   }
 
-  async insertBlob(mailboxId: number, sealed: Buffer): Promise<number> {
-    return readInt((await this.one('INSERT INTO blobs (mailbox_id, data) VALUES ($1, $2) RETURNING id', mailboxId, sealed))!, 'id');
+  #dropped(rows: Raw[]): void {
+    for (const row of rows) {
+      const file = readTextOrNull(row, 'file');
+      if (file !== null) this.blobChanges.dropped.push(file);
+    }
+  }
+
+  /** Deletes up to `limit` blobs no message refers to, passing over rows another unit of work holds; returns how many. */
+  async sweepRows(limit: number): Promise<number> {
+    const rows = await this.all(
+      `DELETE FROM blobs WHERE id IN (SELECT b.id FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id)
+                                      LIMIT $1 FOR UPDATE SKIP LOCKED)
+       RETURNING file`,
+      limit,
+    );
+    this.#dropped(rows);
+    return rows.length;
+  }
+
+  async insertBlob(mailboxId: number, body: BlobBody): Promise<number> {
+    if (this.blobLocation === 'directory') {
+      const { name, size } = await this.files.write(body);
+      this.blobChanges.written.push(name);
+      return readInt((await this.one('INSERT INTO blobs (mailbox_id, size, file) VALUES ($1, $2, $3) RETURNING id', mailboxId, size, name))!, 'id');
+    }
+    const id = readInt((await this.one('INSERT INTO blobs (mailbox_id, size) VALUES ($1, 0) RETURNING id', mailboxId))!, 'id');
+    let seq = 0;
+    let size = 0;
+    for await (const chunk of rechunk(body)) {
+      await this.run('INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)', [id, seq++, chunk]);
+      size += chunk.length;
+    }
+    await this.run('UPDATE blobs SET size = $1 WHERE id = $2', [size, id]);
+    return id;
   }
 
   async appendMessage(folderId: number, m: NewMessage): Promise<AppendedMessage> {
@@ -265,10 +347,11 @@ class PostgresTx extends PostgresReads implements StoreTx {
     return { id: readInt(row!, 'id'), uid, modseq, uidValidity: readInt(folder, 'uid_validity') };
   }
 
-  async setFlags(folderId: number, uid: number, flags: string[]): Promise<FlagChange | null> {
+  async setFlags(folderId: number, uid: number, flags: string[], unchangedSince?: number): Promise<FlagChange | null> {
     const folder = await this.one('SELECT highest_modseq FROM folders WHERE id = $1 FOR UPDATE', folderId);
     if (!folder) return null;
-    if (!(await this.one('SELECT 1 FROM messages WHERE folder_id = $1 AND uid = $2', folderId, uid))) return null;
+    const current = await this.one('SELECT modseq FROM messages WHERE folder_id = $1 AND uid = $2', folderId, uid);
+    if (!current || (unchangedSince !== undefined && readInt(current, 'modseq') > unchangedSince)) return null;
     const modseq = readInt(folder, 'highest_modseq') + 1;
     await this.run('UPDATE folders SET highest_modseq = $1 WHERE id = $2', [modseq, folderId]);
     await this.run('UPDATE messages SET flags = $1, modseq = $2 WHERE folder_id = $3 AND uid = $4', [JSON.stringify(flags), modseq, folderId, uid]);
@@ -332,17 +415,27 @@ class PostgresTx extends PostgresReads implements StoreTx {
     return { uidValidity: readInt(to, 'uid_validity'), copies };
   }
 
-  async lockAuditChain(): Promise<void> {
-    // Held until the unit of work ends: one appender at a time across every process on this database.
-    await this.run('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
-  }
+  /** Whether this unit of work staged audit records (the store links them after the commit). */
+  stagedAudit = false;
 
-  async insertAudit(r: AuditRow): Promise<void> {
+  async appendAudit(records: readonly NewAuditRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    // No lock: concurrent units of work stage side by side; `ORDER BY id` later keeps each one's order.
     await this.run(
-      `INSERT INTO audit (seq, time, actor, action, object, outcome, detail, prev_hash, hash)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [r.seq, r.time, r.actor, r.action, r.object, r.outcome, r.detail, r.prevHash, r.hash],
+      `INSERT INTO audit_pending (time, actor, action, object, outcome, detail)
+       SELECT a, b, c, d, e, f
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS r(a, b, c, d, e, f, n)
+        ORDER BY n`,
+      [
+        records.map((r) => r.time),
+        records.map((r) => r.actor),
+        records.map((r) => r.action),
+        records.map((r) => r.object),
+        records.map((r) => r.outcome),
+        records.map((r) => r.detail),
+      ],
     );
+    this.stagedAudit = true;
   }
 
   async recordAuthFailure(key: string, now: number, maxFailures: number, lockoutMs: number): Promise<AuthFailureState> {
@@ -402,6 +495,10 @@ class PostgresTx extends PostgresReads implements StoreTx {
     return (await this.all('DELETE FROM queue WHERE id = $1 AND lease_owner = $2 RETURNING id', id, workerId)).length === 1;
   }
 
+  async renewQueueLease(id: string, workerId: string, leaseUntil: number): Promise<boolean> {
+    return (await this.all('UPDATE queue SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 RETURNING id', leaseUntil, id, workerId)).length === 1;
+  }
+
   async releaseQueueItem(id: string, workerId: string, nextAttemptAt: number): Promise<boolean> {
     const rows = await this.all(
       'UPDATE queue SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1 WHERE id = $2 AND lease_owner = $3 RETURNING id',
@@ -416,17 +513,27 @@ class PostgresTx extends PostgresReads implements StoreTx {
 export interface PostgresOptions {
   /** Connections in the pool (units of work in flight at once). */
   poolSize?: number;
+  /** Where new blobs go, and the blob directory (default: chunk rows in the database, no directory). */
+  blobs?: BlobOptions;
 }
 
 export class PostgresStore extends PostgresReads implements Store {
   readonly engine = 'postgres' as const;
   readonly #pool: pg.Pool;
+  readonly #blobs: BlobOptions;
   readonly #inFlight = new Set<Promise<unknown>>();
   #closed = false;
+  /** The chaining run in progress in this process, if any; `#chainAgain` asks it for one more pass. */
+  #chaining: Promise<void> | null = null;
+  #chainAgain = false;
+  readonly #chainSweep: NodeJS.Timeout;
 
-  private constructor(pool: pg.Pool) {
-    super(runner(pool));
+  private constructor(pool: pg.Pool, blobs: BlobOptions) {
+    super(runner(pool), new BlobFiles(blobs.directory));
     this.#pool = pool;
+    this.#blobs = blobs;
+    // Records staged by a process that stopped before linking them are linked by the next sweep of any process.
+    this.#chainSweep = setInterval(() => this.#scheduleChain(), CHAIN_SWEEP_MS).unref();
   }
 
   static open(url: string, options: PostgresOptions = {}): PostgresStore {
@@ -438,10 +545,20 @@ export class PostgresStore extends PostgresReads implements Store {
     });
     // An idle client that loses its connection is dropped from the pool; the next checkout opens a new one.
     pool.on('error', () => {});
-    return new PostgresStore(pool);
+    return new PostgresStore(pool, options.blobs ?? DEFAULT_BLOB_OPTIONS);
   }
 
-  async transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+  /** The pool, for the directory store (src/store/postgres/directory.ts), which shares it. */
+  directoryPool(): pg.Pool {
+    if (this.#closed) throw new Error('store is closed');
+    return this.#pool;
+  }
+
+  transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.#unit(work);
+  }
+
+  async #unit<T>(work: (tx: PostgresTx) => Promise<T>): Promise<T> {
     if (this.#closed) throw new Error('store is closed');
     const running = this.#withRetry(work);
     this.#inFlight.add(running);
@@ -457,7 +574,7 @@ export class PostgresStore extends PostgresReads implements Store {
    * `work` must have no effect outside the unit of work, which the port already requires (events are
    * published after the commit).
    */
-  async #withRetry<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+  async #withRetry<T>(work: (tx: PostgresTx) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#once(work);
@@ -469,23 +586,160 @@ export class PostgresStore extends PostgresReads implements Store {
     }
   }
 
-  async #once<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+  async #once<T>(work: (tx: PostgresTx) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
+    // A unit of work's reads must not reach its client once it is back in the pool (a blob stream read late).
+    let over = false;
+    const run = runner(client);
+    const tx = new PostgresTx(
+      (sql, params) => (over ? Promise.reject(new Error('the unit of work is over')) : run(sql, params)),
+      this.files,
+      this.#blobs.location,
+    );
+    let result: T;
+    let committing = false;
     try {
       await client.query('BEGIN');
       try {
-        const result = await work(new PostgresTx(runner(client)));
+        result = await work(tx);
+        committing = true;
         await client.query('COMMIT');
-        return result;
+        if (tx.stagedAudit) this.#scheduleChain();
       } catch (err) {
         await client.query('ROLLBACK').catch((e: unknown) => {
           broken = e instanceof Error ? e : new Error(String(e));
         });
         throw err;
       }
-    } finally {
+    } catch (err) {
+      over = true;
       client.release(broken);
+      // A COMMIT that failed may still have committed (the connection dropped): its files stay for the sweep,
+      // which removes only files no row names.
+      if (!committing) await tx.blobChanges.settle(this.files, false);
+      throw err;
+    }
+    over = true;
+    client.release();
+    await tx.blobChanges.settle(this.files, true);
+    return result;
+  }
+
+  async sweepBlobs(options: BlobSweepOptions = {}): Promise<BlobSweep> {
+    let rows = 0;
+    for (;;) {
+      const swept = await this.#unit((tx) => tx.sweepRows(500));
+      rows += swept;
+      if (swept < 500) break;
+    }
+    const files = await sweepFiles(
+      this.files,
+      async (names) =>
+        new Set((await this.all('SELECT file FROM blobs WHERE file = ANY($1::text[])', names)).map((r) => readTextOrNull(r, 'file') ?? '')),
+      options.graceMs ?? DEFAULT_SWEEP_GRACE_MS,
+    );
+    return { rows, files };
+  }
+
+  /** Every record committed before the call is linked before the journal is read. */
+  override async readAudit(afterSeq: number, limit: number): Promise<AuditRow[]> {
+    await this.#linkPending(true);
+    return super.readAudit(afterSeq, limit);
+  }
+
+  /**
+   * Links staged audit records in the background, coalescing: one run at a time per process, and a commit
+   * during a run asks for one more pass instead of a run of its own. When another process holds the chain, its
+   * run may have begun before our commit, so we try again shortly.
+   */
+  #scheduleChain(): void {
+    if (this.#closed) return;
+    if (this.#chaining) {
+      this.#chainAgain = true;
+      return;
+    }
+    this.#chaining = (async () => {
+      do {
+        this.#chainAgain = false;
+        // A short linger gathers the records of many commits into one linking unit of work.
+        await new Promise((r) => setTimeout(r, CHAIN_LINGER_MS));
+        try {
+          while ((await this.#linkPending(false)) === 'busy') {
+            if (this.#closed) return;
+            await new Promise((r) => setTimeout(r, CHAIN_LINGER_MS * (0.5 + Math.random())));
+          }
+        } catch {
+          // The records stay staged (their unit of work committed) and the next sweep links them.
+          return;
+        }
+      } while (this.#chainAgain && !this.#closed);
+    })().finally(() => {
+      this.#chaining = null;
+    });
+  }
+
+  /**
+   * Moves staged records into the chain, in staging order, in batches of one short unit of work each, under a
+   * transaction-scoped advisory lock: only one linker at a time in the whole database, and the next one reads
+   * the committed last record. `wait` blocks on the lock (readers); otherwise a busy chain returns 'busy'.
+   */
+  async #linkPending(wait: boolean): Promise<'done' | 'busy'> {
+    for (;;) {
+      const client = await this.#pool.connect();
+      let linked = 0;
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        try {
+          if (wait) {
+            await client.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+          } else {
+            const got = (await client.query<Raw>('SELECT pg_try_advisory_xact_lock($1) AS got', [AUDIT_LOCK])).rows[0];
+            if (got?.got !== true) {
+              await client.query('ROLLBACK');
+              return 'busy';
+            }
+          }
+          const staged = (
+            await client.query<Raw>(
+              `DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT $1) RETURNING *`,
+              [CHAIN_BATCH],
+            )
+          ).rows
+            .map((row) => ({ id: readInt(row, 'id'), record: toPendingAudit(row) }))
+            .sort((a, b) => a.id - b.id);
+          if (staged.length > 0) {
+            const lastRow = (await client.query<Raw>('SELECT * FROM audit ORDER BY seq DESC LIMIT 1')).rows[0];
+            const rows = linkRecords(lastRow ? toAudit(lastRow) : null, staged.map((s) => s.record));
+            await client.query(
+              `INSERT INTO audit (seq, time, actor, action, object, outcome, detail, prev_hash, hash)
+               SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])`,
+              [
+                rows.map((r) => r.seq),
+                rows.map((r) => r.time),
+                rows.map((r) => r.actor),
+                rows.map((r) => r.action),
+                rows.map((r) => r.object),
+                rows.map((r) => r.outcome),
+                rows.map((r) => r.detail),
+                rows.map((r) => r.prevHash),
+                rows.map((r) => r.hash),
+              ],
+            );
+          }
+          await client.query('COMMIT');
+          linked = staged.length;
+        } catch (err) {
+          await client.query('ROLLBACK').catch((e: unknown) => {
+            broken = e instanceof Error ? e : new Error(String(e));
+          });
+          throw err;
+        }
+      } finally {
+        client.release(broken);
+      }
+      if (linked < CHAIN_BATCH) return 'done';
     }
   }
 
@@ -524,8 +778,13 @@ export class PostgresStore extends PostgresReads implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    // Let units of work in flight finish, then close every connection.
+    clearInterval(this.#chainSweep);
+    // Let units of work in flight finish and link what they staged, then close every connection.
     await Promise.allSettled([...this.#inFlight]);
+    await this.#chaining;
+    await this.#linkPending(true).catch(() => {
+      // Left staged: the next process to start links them.
+    });
     await this.#pool.end();
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Versioned schema of the PostgreSQL engine: the same logical schema as the SQLite engine's migrations of the
  * same number. A migration is never edited once released: add a new one. Message content columns
- * (`blobs.data`, `messages.meta`, `queue.sealed_*`) hold sealed bytes only.
+ * (`blob_chunks.data`, blob files, `messages.meta`, `queue.sealed_*`) hold sealed bytes only.
  *
  * Times are milliseconds since the epoch in BIGINT; UIDs, MODSEQs and UIDVALIDITY are BIGINT too (IMAP allows
  * 32-bit unsigned UIDs and 63-bit MODSEQs).
@@ -108,6 +108,234 @@ CREATE TABLE auth_failures (
 CREATE INDEX messages_by_blob ON messages (blob_id);
 CREATE TABLE uid_validity_counter (id INTEGER PRIMARY KEY CHECK (id = 1), last BIGINT NOT NULL);
 INSERT INTO uid_validity_counter (id, last) SELECT 1, coalesce(max(uid_validity), 0) FROM folders;
+`,
+  },
+  {
+    version: 3,
+    name: 'audit-staging',
+    // Units of work stage their audit records here without a lock; the linker moves them into `audit`, in id
+    // order, just after the commit (docs/decisions/0004-postgresql-engine.md). Rows here are committed
+    // records not yet linked, never drafts.
+    sql: `
+CREATE TABLE audit_pending (
+  id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  time    TEXT   NOT NULL,
+  actor   TEXT   NOT NULL,
+  action  TEXT   NOT NULL,
+  object  TEXT   NOT NULL,
+  outcome TEXT   NOT NULL,
+  detail  TEXT   NOT NULL
+);
+`,
+  },
+  {
+    version: 4,
+    name: 'streamed-blobs',
+    // As in SQLite: blob bytes in chunk rows of 256 KiB or in a file of the blob directory (`file`); existing
+    // values are cut into chunks here and `blobs.data` goes. Sealed bytes do not compress: EXTERNAL storage
+    // keeps TOAST from trying.
+    sql: `
+CREATE TABLE blob_chunks (
+  id      BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  blob_id BIGINT  NOT NULL REFERENCES blobs (id) ON DELETE CASCADE,
+  seq     INTEGER NOT NULL,
+  data    BYTEA   NOT NULL,
+  UNIQUE (blob_id, seq)
+);
+ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+ALTER TABLE blobs ADD COLUMN size BIGINT NOT NULL DEFAULT 0, ADD COLUMN file TEXT;
+CREATE UNIQUE INDEX blobs_by_file ON blobs (file);
+INSERT INTO blob_chunks (blob_id, seq, data)
+SELECT b.id, s.n, substring(b.data FROM s.n * 262144 + 1 FOR 262144)
+  FROM blobs b CROSS JOIN LATERAL generate_series(0, (length(b.data) - 1) / 262144) AS s (n)
+ WHERE length(b.data) > 0
+ ORDER BY b.id, s.n;
+UPDATE blobs SET size = length(data);
+ALTER TABLE blobs DROP COLUMN data;
+`,
+  },
+  {
+    version: 5,
+    name: 'directory',
+    // As in SQLite (docs/decisions/0007-directory.md). Search keys and addresses are COLLATE "C": prefix
+    // searches are byte-order range scans, as in SQLite.
+    sql: `
+CREATE TABLE dir_snapshots (
+  id            BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  kind          TEXT    NOT NULL CHECK (kind IN ('mss', 'ps')),
+  status        TEXT    NOT NULL CHECK (status IN ('running', 'complete', 'failed')),
+  base_id       BIGINT,
+  source_name   TEXT    NOT NULL,
+  source_sha256 TEXT,
+  started_at    BIGINT  NOT NULL,
+  finished_at   BIGINT,
+  rows_total    BIGINT  NOT NULL DEFAULT 0,
+  rows_bad      BIGINT  NOT NULL DEFAULT 0,
+  diff          TEXT    NOT NULL DEFAULT '{}',
+  error         TEXT
+);
+CREATE INDEX dir_snapshots_kind ON dir_snapshots (kind, status, id);
+
+CREATE TABLE dir_mailboxes (
+  id                BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  address           TEXT COLLATE "C" NOT NULL,
+  type              TEXT    NOT NULL CHECK (type IN ('PER', 'ORG', 'APP', 'CAB')),
+  owner_id          TEXT,
+  structure_id      TEXT,
+  service           TEXT,
+  civility          TEXT,
+  last_name         TEXT,
+  first_name        TEXT,
+  profession_code   TEXT,
+  profession_label  TEXT,
+  specialty_code    TEXT,
+  specialty_label   TEXT,
+  dematerialisation BOOLEAN,
+  organisation_name TEXT,
+  postal_code       TEXT,
+  city              TEXT,
+  department        TEXT,
+  liste_rouge       BOOLEAN NOT NULL DEFAULT FALSE,
+  name_key          TEXT COLLATE "C" NOT NULL,
+  alt_key           TEXT COLLATE "C" NOT NULL,
+  hash              BIGINT  NOT NULL,
+  active            BOOLEAN NOT NULL,
+  added_snapshot    BIGINT  NOT NULL,
+  changed_snapshot  BIGINT  NOT NULL,
+  removed_snapshot  BIGINT
+);
+CREATE UNIQUE INDEX dir_mailboxes_key ON dir_mailboxes (address);
+CREATE INDEX dir_mailboxes_owner_id ON dir_mailboxes (owner_id);
+CREATE INDEX dir_mailboxes_structure_id ON dir_mailboxes (structure_id);
+CREATE INDEX dir_mailboxes_name_key ON dir_mailboxes (name_key);
+CREATE INDEX dir_mailboxes_alt_key ON dir_mailboxes (alt_key);
+
+CREATE TABLE dir_practitioners (
+  id               BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id_nat_ps        TEXT    NOT NULL,
+  id_type          TEXT,
+  id_pp            TEXT,
+  civility         TEXT,
+  last_name        TEXT    NOT NULL,
+  first_name       TEXT,
+  name_key         TEXT COLLATE "C" NOT NULL,
+  alt_key          TEXT COLLATE "C" NOT NULL,
+  hash             BIGINT  NOT NULL,
+  active           BOOLEAN NOT NULL,
+  added_snapshot   BIGINT  NOT NULL,
+  changed_snapshot BIGINT  NOT NULL,
+  removed_snapshot BIGINT
+);
+CREATE UNIQUE INDEX dir_practitioners_key ON dir_practitioners (id_nat_ps);
+CREATE INDEX dir_practitioners_name_key ON dir_practitioners (name_key);
+CREATE INDEX dir_practitioners_alt_key ON dir_practitioners (alt_key);
+
+CREATE TABLE dir_activities (
+  id                BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  activity_key      TEXT    NOT NULL,
+  id_nat_ps         TEXT    NOT NULL,
+  profession_code   TEXT,
+  profession_label  TEXT,
+  category_code     TEXT,
+  specialty_code    TEXT,
+  specialty_label   TEXT,
+  mode_code         TEXT,
+  mode_label        TEXT,
+  structure_id      TEXT,
+  organisation_name TEXT,
+  postal_code       TEXT,
+  city              TEXT,
+  department        TEXT,
+  email             TEXT,
+  hash              BIGINT  NOT NULL,
+  active            BOOLEAN NOT NULL,
+  added_snapshot    BIGINT  NOT NULL,
+  changed_snapshot  BIGINT  NOT NULL,
+  removed_snapshot  BIGINT
+);
+CREATE UNIQUE INDEX dir_activities_key ON dir_activities (activity_key);
+CREATE INDEX dir_activities_id_nat_ps ON dir_activities (id_nat_ps);
+CREATE INDEX dir_activities_structure_id ON dir_activities (structure_id);
+
+CREATE TABLE dir_organisations (
+  id               BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id_nat_struct    TEXT    NOT NULL,
+  name             TEXT,
+  enseigne         TEXT,
+  finess_ej        TEXT,
+  postal_code      TEXT,
+  city             TEXT,
+  department       TEXT,
+  name_key         TEXT COLLATE "C" NOT NULL,
+  hash             BIGINT  NOT NULL,
+  active           BOOLEAN NOT NULL,
+  added_snapshot   BIGINT  NOT NULL,
+  changed_snapshot BIGINT  NOT NULL,
+  removed_snapshot BIGINT
+);
+CREATE UNIQUE INDEX dir_organisations_key ON dir_organisations (id_nat_struct);
+CREATE INDEX dir_organisations_name_key ON dir_organisations (name_key);
+
+CREATE TABLE dir_changes (
+  snapshot_id BIGINT  NOT NULL,
+  entity      TEXT    NOT NULL,
+  key         TEXT    NOT NULL,
+  change      TEXT    NOT NULL CHECK (change IN ('added', 'removed', 'changed')),
+  PRIMARY KEY (snapshot_id, entity, key)
+);
+
+CREATE TABLE dir_certificates (
+  fingerprint TEXT    PRIMARY KEY,
+  owner_id    TEXT    NOT NULL,
+  serial      TEXT    NOT NULL,
+  subject     TEXT    NOT NULL,
+  issuer      TEXT    NOT NULL,
+  not_before  BIGINT  NOT NULL,
+  not_after   BIGINT  NOT NULL,
+  der         BYTEA   NOT NULL,
+  added_at    BIGINT  NOT NULL
+);
+CREATE INDEX dir_certificates_owner ON dir_certificates (owner_id);
+`,
+  },
+  {
+    version: 6,
+    name: 'keystore',
+    // As in SQLite: our mailboxes' keys and certificates (private keys sealed by the caller) and the public
+    // certificates and keys of correspondents. not_after is null for an OpenPGP key without expiry.
+    sql: `
+CREATE TABLE mailbox_credentials (
+  id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  mailbox_id        BIGINT NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  usage             TEXT   NOT NULL CHECK (usage IN ('auth', 'sign', 'encrypt', 'openpgp')),
+  format            TEXT   NOT NULL CHECK (format IN ('x509', 'openpgp')),
+  certificate       TEXT   NOT NULL,
+  chain             TEXT,
+  sealed_key        BYTEA  NOT NULL,
+  fingerprint       TEXT   NOT NULL,
+  serial            TEXT   NOT NULL,
+  issuer            TEXT   NOT NULL,
+  subject           TEXT   NOT NULL,
+  not_before        BIGINT NOT NULL,
+  not_after         BIGINT,
+  created_at        BIGINT NOT NULL,
+  revoked_at        BIGINT,
+  revocation_reason TEXT,
+  CHECK ((format = 'openpgp') = (usage = 'openpgp')),
+  UNIQUE (mailbox_id, usage, fingerprint)
+);
+CREATE INDEX mailbox_credentials_by_fingerprint ON mailbox_credentials (fingerprint);
+
+CREATE TABLE correspondent_keys (
+  id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  address     TEXT   NOT NULL,
+  format      TEXT   NOT NULL CHECK (format IN ('x509', 'openpgp')),
+  certificate TEXT   NOT NULL,
+  fingerprint TEXT   NOT NULL,
+  source      TEXT   NOT NULL CHECK (source IN ('directory', 'import', 'message')),
+  added_at    BIGINT NOT NULL,
+  UNIQUE (address, fingerprint)
+);
 `,
   },
 ];

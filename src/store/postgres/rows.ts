@@ -19,5 +19,5 @@ function bool(row: Raw, column: string): boolean {
   throw new CorruptRowError(`column ${column}: expected a boolean`);
 }
 
-export const { readInt, readBytes, readText, readTextOrNull, toMailbox, toFolder, toSummary, toMessage, toAudit, toQueueItem, toDumpRow } =
+export const { readInt, readBytes, readText, readTextOrNull, toMailbox, toFolder, toSummary, toMessage, toAudit, toPendingAudit, toQueueItem, toDumpRow } =
   rowReaders({ int, bool });

@@ -13,6 +13,7 @@ import type {
   MailboxState,
   MessageRow,
   MessageSummary,
+  NewAuditRecord,
   NewFolder,
   NewMailbox,
   NewMessage,
@@ -22,8 +23,22 @@ import type {
   StoreReads,
   StoreTx,
 } from '../types.js';
+import { linkRecords } from '../../audit/chain.js';
+import {
+  BlobChanges,
+  BlobFiles,
+  DEFAULT_BLOB_OPTIONS,
+  DEFAULT_SWEEP_GRACE_MS,
+  readChunks,
+  rechunk,
+  sweepFiles,
+  type BlobBody,
+  type BlobOptions,
+  type BlobSweep,
+  type BlobSweepOptions,
+} from '../blobs.js';
 import { migrations } from './migrations.js';
-import { readBytes, readInt, toAudit, toFolder, toMailbox, toMessage, toQueueItem, toSummary } from './rows.js';
+import { readBytes, readInt, readTextOrNull, toAudit, toFolder, toMailbox, toMessage, toQueueItem, toSummary } from './rows.js';
 
 type Db = Database.Database;
 type Raw = Record<string, unknown>;
@@ -37,7 +52,10 @@ type Raw = Record<string, unknown>;
  * committed data.
  */
 class SqliteReads implements StoreReads {
-  constructor(protected readonly db: Db) {}
+  constructor(
+    protected readonly db: Db,
+    protected readonly files: BlobFiles,
+  ) {}
 
   protected one(sql: string, ...params: unknown[]): Raw | undefined {
     return this.db.prepare(sql).get(...params) as Raw | undefined;
@@ -100,14 +118,16 @@ class SqliteReads implements StoreReads {
     return out;
   }
 
-  async getBlob(blobId: number): Promise<Buffer | null> {
-    const row = this.one('SELECT data FROM blobs WHERE id = ?', blobId);
-    return row ? readBytes(row, 'data') : null;
-  }
-
-  async lastAudit(): Promise<AuditRow | null> {
-    const row = this.one('SELECT * FROM audit ORDER BY seq DESC LIMIT 1');
-    return row ? toAudit(row) : null;
+  async readBlob(blobId: number): Promise<AsyncIterable<Buffer> | null> {
+    const row = this.one('SELECT size, file FROM blobs WHERE id = ?', blobId);
+    if (!row) return null;
+    const size = readInt(row, 'size');
+    const file = readTextOrNull(row, 'file');
+    if (file !== null) return this.files.read(file, size);
+    const chunks = this.db.prepare('SELECT seq, data FROM blob_chunks WHERE blob_id = ? AND seq >= ? ORDER BY seq LIMIT ?');
+    return readChunks(blobId, size, async (fromSeq, limit) =>
+      (chunks.all(blobId, fromSeq, limit) as Raw[]).map((r) => ({ seq: readInt(r, 'seq'), data: readBytes(r, 'data') })),
+    );
   }
 
   async readAudit(afterSeq: number, limit: number): Promise<AuditRow[]> {
@@ -130,6 +150,17 @@ class SqliteReads implements StoreReads {
 }
 
 class SqliteTx extends SqliteReads implements StoreTx {
+  /** Blob files this unit of work wrote or dropped, settled after its commit or rollback. */
+  readonly blobChanges = new BlobChanges();
+
+  constructor(
+    db: Db,
+    files: BlobFiles,
+    private readonly blobLocation: BlobOptions['location'],
+  ) {
+    super(db, files);
+  }
+
   async insertMailbox(m: NewMailbox): Promise<MailboxRow> {
     const info = this.db
       .prepare(
@@ -184,14 +215,44 @@ class SqliteTx extends SqliteReads implements StoreTx {
     this.db.prepare('UPDATE folders SET subscribed = ? WHERE id = ?').run(subscribed ? 1 : 0, folderId);
   }
 
-  /** Deletes those of the given blobs that no message refers to any more. */
+  /** Deletes those of the given blobs that no message refers to any more (their chunks go with them). */
   #dropUnusedBlobs(blobIds: Iterable<number>): void {
-    const drop = this.db.prepare('DELETE FROM blobs WHERE id = ? AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?)');
-    for (const id of new Set(blobIds)) drop.run(id, id);
+    const drop = this.db.prepare('DELETE FROM blobs WHERE id = ? AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?) RETURNING file');
+    for (const id of new Set(blobIds)) this.#dropped(drop.all(id, id) as Raw[]);
   }
 
-  async insertBlob(mailboxId: number, sealed: Buffer): Promise<number> {
-    return Number(this.db.prepare('INSERT INTO blobs (mailbox_id, data) VALUES (?, ?)').run(mailboxId, sealed).lastInsertRowid);
+  #dropped(rows: Raw[]): void {
+    for (const row of rows) {
+      const file = readTextOrNull(row, 'file');
+      if (file !== null) this.blobChanges.dropped.push(file);
+    }
+  }
+
+  /** Deletes up to `limit` blobs no message refers to; returns how many. */
+  sweepRows(limit: number): number {
+    const rows = this.db
+      .prepare('DELETE FROM blobs WHERE id IN (SELECT b.id FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.id) LIMIT ?) RETURNING file')
+      .all(limit) as Raw[];
+    this.#dropped(rows);
+    return rows.length;
+  }
+
+  async insertBlob(mailboxId: number, body: BlobBody): Promise<number> {
+    if (this.blobLocation === 'directory') {
+      const { name, size } = await this.files.write(body);
+      this.blobChanges.written.push(name);
+      return Number(this.db.prepare('INSERT INTO blobs (mailbox_id, size, file) VALUES (?, ?, ?)').run(mailboxId, size, name).lastInsertRowid);
+    }
+    const id = Number(this.db.prepare('INSERT INTO blobs (mailbox_id, size) VALUES (?, 0)').run(mailboxId).lastInsertRowid);
+    const insert = this.db.prepare('INSERT INTO blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)');
+    let seq = 0;
+    let size = 0;
+    for await (const chunk of rechunk(body)) {
+      insert.run(id, seq++, chunk);
+      size += chunk.length;
+    }
+    this.db.prepare('UPDATE blobs SET size = ? WHERE id = ?').run(size, id);
+    return id;
   }
 
   async appendMessage(folderId: number, m: NewMessage): Promise<AppendedMessage> {
@@ -209,8 +270,9 @@ class SqliteTx extends SqliteReads implements StoreTx {
     return { id: Number(info.lastInsertRowid), uid, modseq, uidValidity: readInt(folder, 'uid_validity') };
   }
 
-  async setFlags(folderId: number, uid: number, flags: string[]): Promise<FlagChange | null> {
-    if (!this.one('SELECT 1 FROM messages WHERE folder_id = ? AND uid = ?', folderId, uid)) return null;
+  async setFlags(folderId: number, uid: number, flags: string[], unchangedSince?: number): Promise<FlagChange | null> {
+    const current = this.one('SELECT modseq FROM messages WHERE folder_id = ? AND uid = ?', folderId, uid);
+    if (!current || (unchangedSince !== undefined && readInt(current, 'modseq') > unchangedSince)) return null;
     const folder = this.one('SELECT highest_modseq FROM folders WHERE id = ?', folderId)!;
     const modseq = readInt(folder, 'highest_modseq') + 1;
     this.db.prepare('UPDATE folders SET highest_modseq = ? WHERE id = ?').run(modseq, folderId);
@@ -266,17 +328,15 @@ class SqliteTx extends SqliteReads implements StoreTx {
     return { uidValidity: readInt(to, 'uid_validity'), copies };
   }
 
-  async lockAuditChain(): Promise<void> {
-    // Units of work are already serialised by BEGIN IMMEDIATE and the writer lock.
-  }
-
-  async insertAudit(r: AuditRow): Promise<void> {
-    this.db
-      .prepare(
-        `INSERT INTO audit (seq, time, actor, action, object, outcome, detail, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(r.seq, r.time, r.actor, r.action, r.object, r.outcome, r.detail, r.prevHash, r.hash);
+  async appendAudit(records: readonly NewAuditRecord[]): Promise<void> {
+    // Units of work are serialised (BEGIN IMMEDIATE and the writer lock): the last record cannot move.
+    const last = this.one('SELECT * FROM audit ORDER BY seq DESC LIMIT 1');
+    const rows = linkRecords(last ? toAudit(last) : null, records);
+    const insert = this.db.prepare(
+      `INSERT INTO audit (seq, time, actor, action, object, outcome, detail, prev_hash, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const r of rows) insert.run(r.seq, r.time, r.actor, r.action, r.object, r.outcome, r.detail, r.prevHash, r.hash);
   }
 
   async recordAuthFailure(key: string, now: number, maxFailures: number, lockoutMs: number): Promise<AuthFailureState> {
@@ -328,6 +388,10 @@ class SqliteTx extends SqliteReads implements StoreTx {
     return this.db.prepare('DELETE FROM queue WHERE id = ? AND lease_owner = ?').run(id, workerId).changes === 1;
   }
 
+  async renewQueueLease(id: string, workerId: string, leaseUntil: number): Promise<boolean> {
+    return this.db.prepare('UPDATE queue SET lease_until = ? WHERE id = ? AND lease_owner = ?').run(leaseUntil, id, workerId).changes === 1;
+  }
+
   async releaseQueueItem(id: string, workerId: string, nextAttemptAt: number): Promise<boolean> {
     const info = this.db
       .prepare('UPDATE queue SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ? WHERE id = ? AND lease_owner = ?')
@@ -353,17 +417,17 @@ class Lock {
 export class SqliteStore extends SqliteReads implements Store {
   readonly engine = 'sqlite' as const;
   readonly #writer: Db;
-  readonly #tx: SqliteTx;
+  readonly #blobs: BlobOptions;
   readonly #lock = new Lock();
   #closed = false;
 
-  private constructor(reader: Db, writer: Db) {
-    super(reader);
+  private constructor(reader: Db, writer: Db, blobs: BlobOptions) {
+    super(reader, new BlobFiles(blobs.directory));
     this.#writer = writer;
-    this.#tx = new SqliteTx(writer);
+    this.#blobs = blobs;
   }
 
-  static open(file: string): SqliteStore {
+  static open(file: string, options: SqliteOptions = {}): SqliteStore {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const writer = new Database(file);
     writer.pragma('journal_mode = WAL');
@@ -373,25 +437,74 @@ export class SqliteStore extends SqliteReads implements Store {
     const reader = new Database(file);
     reader.pragma('busy_timeout = 5000');
     reader.pragma('foreign_keys = ON');
-    return new SqliteStore(reader, writer);
+    return new SqliteStore(reader, writer, options.blobs ?? DEFAULT_BLOB_OPTIONS);
   }
 
-  async transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+  transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.#unit(work);
+  }
+
+  /**
+   * The connections, for the directory store (src/store/sqlite/directory.ts), which shares them: the reader, and
+   * the writer only inside `withWriter`, under the unit-of-work lock.
+   */
+  directoryAccess(): { reader: Db; withWriter<T>(work: (writer: Db) => Promise<T>): Promise<T> } {
+    return {
+      reader: this.db,
+      withWriter: async <T>(work: (writer: Db) => Promise<T>): Promise<T> => {
+        const release = await this.#lock.acquire();
+        try {
+          if (this.#closed) throw new Error('store is closed');
+          return await work(this.#writer);
+        } finally {
+          release();
+        }
+      },
+    };
+  }
+
+  async #unit<T>(work: (tx: SqliteTx) => Promise<T>): Promise<T> {
     const release = await this.#lock.acquire();
     try {
       if (this.#closed) throw new Error('store is closed');
+      const tx = new SqliteTx(this.#writer, this.files, this.#blobs.location);
       this.#writer.exec('BEGIN IMMEDIATE');
+      let result: T;
+      let committing = false;
       try {
-        const result = await work(this.#tx);
+        result = await work(tx);
+        committing = true;
         this.#writer.exec('COMMIT');
-        return result;
       } catch (err) {
         if (this.#writer.inTransaction) this.#writer.exec('ROLLBACK');
+        // After a failed COMMIT, files are left to the sweep (it removes only files no row names).
+        if (!committing) await tx.blobChanges.settle(this.files, false);
         throw err;
       }
+      await tx.blobChanges.settle(this.files, true);
+      return result;
     } finally {
       release();
     }
+  }
+
+  async sweepBlobs(options: BlobSweepOptions = {}): Promise<BlobSweep> {
+    let rows = 0;
+    for (;;) {
+      const swept = await this.#unit(async (tx) => tx.sweepRows(500));
+      rows += swept;
+      if (swept < 500) break;
+    }
+    const files = await sweepFiles(
+      this.files,
+      async (names) => {
+        if (names.length === 0) return new Set();
+        const found = this.all(`SELECT file FROM blobs WHERE file IN (${names.map(() => '?').join(', ')})`, ...names);
+        return new Set(found.map((r) => readTextOrNull(r, 'file') ?? ''));
+      },
+      options.graceMs ?? DEFAULT_SWEEP_GRACE_MS,
+    );
+    return { rows, files };
   }
 
   async migrate(): Promise<number> {
@@ -428,8 +541,13 @@ export class SqliteStore extends SqliteReads implements Store {
   }
 }
 
-export async function openSqliteStore(file: string): Promise<Store> {
-  const store = SqliteStore.open(file);
+export interface SqliteOptions {
+  /** Where new blobs go, and the blob directory (default: chunk rows in the database, no directory). */
+  blobs?: BlobOptions;
+}
+
+export async function openSqliteStore(file: string, options: SqliteOptions = {}): Promise<Store> {
+  const store = SqliteStore.open(file, options);
   await store.migrate();
   return store;
 }

@@ -1,6 +1,6 @@
 /**
  * Versioned schema of the SQLite engine. A migration is never edited once released: add a new one.
- * Message content columns (`blobs.data`, `messages.meta`, `queue.sealed_*`) hold sealed bytes only.
+ * Message content columns (`blob_chunks.data`, blob files, `messages.meta`, `queue.sealed_*`) hold sealed bytes only.
  */
 export const migrations: readonly { version: number; name: string; sql: string }[] = [
   {
@@ -98,6 +98,228 @@ CREATE TABLE auth_failures (
 CREATE INDEX messages_by_blob ON messages (blob_id);
 CREATE TABLE uid_validity_counter (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
 INSERT INTO uid_validity_counter (id, last) SELECT 1, coalesce(max(uid_validity), 0) FROM folders;
+`,
+  },
+  {
+    version: 3,
+    name: 'audit-staging',
+    // PostgreSQL stages audit records in `audit_pending` and links them after the commit; SQLite's units of
+    // work are serialised and link at once, so it needs no table. The version keeps both schemas numbered alike.
+    sql: '',
+  },
+  {
+    version: 4,
+    name: 'streamed-blobs',
+    // Blob bytes move out of the one `blobs.data` value into chunk rows of 256 KiB (written and read one at a
+    // time), or into a file of the blob directory named by `blobs.file`; `size` is the sealed length. Existing
+    // values are cut into chunks here, then the column goes: one way to read a blob. Bytes sealed whole
+    // (format version 1) stay as they are and still open.
+    sql: `
+CREATE TABLE blob_chunks (
+  id      INTEGER PRIMARY KEY,
+  blob_id INTEGER NOT NULL REFERENCES blobs (id) ON DELETE CASCADE,
+  seq     INTEGER NOT NULL,
+  data    BLOB    NOT NULL,
+  UNIQUE (blob_id, seq)
+);
+ALTER TABLE blobs ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE blobs ADD COLUMN file TEXT;
+CREATE UNIQUE INDEX blobs_by_file ON blobs (file);
+INSERT INTO blob_chunks (blob_id, seq, data)
+WITH RECURSIVE parts (blob_id, seq) AS (
+  SELECT id, 0 FROM blobs WHERE length(data) > 0
+  UNION ALL
+  SELECT p.blob_id, p.seq + 1 FROM parts p JOIN blobs b ON b.id = p.blob_id WHERE (p.seq + 1) * 262144 < length(b.data)
+)
+SELECT p.blob_id, p.seq, substr(b.data, p.seq * 262144 + 1, 262144) FROM parts p JOIN blobs b ON b.id = p.blob_id ORDER BY p.blob_id, p.seq;
+UPDATE blobs SET size = length(data);
+ALTER TABLE blobs DROP COLUMN data;
+`,
+  },
+  {
+    version: 5,
+    name: 'directory',
+    // The practitioner directory (docs/decisions/0007-directory.md): rows imported from the public extraction
+    // files by snapshots, kept inactive (removed_snapshot) when a later snapshot no longer has them. Column
+    // layouts follow ENTITY_SPECS (src/store/directory-types.ts); the index names `<table>_key` and
+    // `<table>_<columns>` are used by the bulk loader, which drops and rebuilds them around large loads.
+    sql: `
+CREATE TABLE dir_snapshots (
+  id            INTEGER PRIMARY KEY,
+  kind          TEXT    NOT NULL CHECK (kind IN ('mss', 'ps')),
+  status        TEXT    NOT NULL CHECK (status IN ('running', 'complete', 'failed')),
+  base_id       INTEGER,
+  source_name   TEXT    NOT NULL,
+  source_sha256 TEXT,
+  started_at    INTEGER NOT NULL,
+  finished_at   INTEGER,
+  rows_total    INTEGER NOT NULL DEFAULT 0,
+  rows_bad      INTEGER NOT NULL DEFAULT 0,
+  diff          TEXT    NOT NULL DEFAULT '{}',
+  error         TEXT
+);
+CREATE INDEX dir_snapshots_kind ON dir_snapshots (kind, status, id);
+
+CREATE TABLE dir_mailboxes (
+  id                INTEGER PRIMARY KEY,
+  address           TEXT    NOT NULL,
+  type              TEXT    NOT NULL CHECK (type IN ('PER', 'ORG', 'APP', 'CAB')),
+  owner_id          TEXT,
+  structure_id      TEXT,
+  service           TEXT,
+  civility          TEXT,
+  last_name         TEXT,
+  first_name        TEXT,
+  profession_code   TEXT,
+  profession_label  TEXT,
+  specialty_code    TEXT,
+  specialty_label   TEXT,
+  dematerialisation INTEGER,
+  organisation_name TEXT,
+  postal_code       TEXT,
+  city              TEXT,
+  department        TEXT,
+  liste_rouge       INTEGER NOT NULL DEFAULT 0,
+  name_key          TEXT    NOT NULL,
+  alt_key           TEXT    NOT NULL,
+  hash              INTEGER NOT NULL,
+  active            INTEGER NOT NULL,
+  added_snapshot    INTEGER NOT NULL,
+  changed_snapshot  INTEGER NOT NULL,
+  removed_snapshot  INTEGER
+);
+CREATE UNIQUE INDEX dir_mailboxes_key ON dir_mailboxes (address);
+CREATE INDEX dir_mailboxes_owner_id ON dir_mailboxes (owner_id);
+CREATE INDEX dir_mailboxes_structure_id ON dir_mailboxes (structure_id);
+CREATE INDEX dir_mailboxes_name_key ON dir_mailboxes (name_key);
+CREATE INDEX dir_mailboxes_alt_key ON dir_mailboxes (alt_key);
+
+CREATE TABLE dir_practitioners (
+  id               INTEGER PRIMARY KEY,
+  id_nat_ps        TEXT    NOT NULL,
+  id_type          TEXT,
+  id_pp            TEXT,
+  civility         TEXT,
+  last_name        TEXT    NOT NULL,
+  first_name       TEXT,
+  name_key         TEXT    NOT NULL,
+  alt_key          TEXT    NOT NULL,
+  hash             INTEGER NOT NULL,
+  active           INTEGER NOT NULL,
+  added_snapshot   INTEGER NOT NULL,
+  changed_snapshot INTEGER NOT NULL,
+  removed_snapshot INTEGER
+);
+CREATE UNIQUE INDEX dir_practitioners_key ON dir_practitioners (id_nat_ps);
+CREATE INDEX dir_practitioners_name_key ON dir_practitioners (name_key);
+CREATE INDEX dir_practitioners_alt_key ON dir_practitioners (alt_key);
+
+CREATE TABLE dir_activities (
+  id                INTEGER PRIMARY KEY,
+  activity_key      TEXT    NOT NULL,
+  id_nat_ps         TEXT    NOT NULL,
+  profession_code   TEXT,
+  profession_label  TEXT,
+  category_code     TEXT,
+  specialty_code    TEXT,
+  specialty_label   TEXT,
+  mode_code         TEXT,
+  mode_label        TEXT,
+  structure_id      TEXT,
+  organisation_name TEXT,
+  postal_code       TEXT,
+  city              TEXT,
+  department        TEXT,
+  email             TEXT,
+  hash              INTEGER NOT NULL,
+  active            INTEGER NOT NULL,
+  added_snapshot    INTEGER NOT NULL,
+  changed_snapshot  INTEGER NOT NULL,
+  removed_snapshot  INTEGER
+);
+CREATE UNIQUE INDEX dir_activities_key ON dir_activities (activity_key);
+CREATE INDEX dir_activities_id_nat_ps ON dir_activities (id_nat_ps);
+CREATE INDEX dir_activities_structure_id ON dir_activities (structure_id);
+
+CREATE TABLE dir_organisations (
+  id               INTEGER PRIMARY KEY,
+  id_nat_struct    TEXT    NOT NULL,
+  name             TEXT,
+  enseigne         TEXT,
+  finess_ej        TEXT,
+  postal_code      TEXT,
+  city             TEXT,
+  department       TEXT,
+  name_key         TEXT    NOT NULL,
+  hash             INTEGER NOT NULL,
+  active           INTEGER NOT NULL,
+  added_snapshot   INTEGER NOT NULL,
+  changed_snapshot INTEGER NOT NULL,
+  removed_snapshot INTEGER
+);
+CREATE UNIQUE INDEX dir_organisations_key ON dir_organisations (id_nat_struct);
+CREATE INDEX dir_organisations_name_key ON dir_organisations (name_key);
+
+CREATE TABLE dir_changes (
+  snapshot_id INTEGER NOT NULL,
+  entity      TEXT    NOT NULL,
+  key         TEXT    NOT NULL,
+  change      TEXT    NOT NULL CHECK (change IN ('added', 'removed', 'changed')),
+  PRIMARY KEY (snapshot_id, entity, key)
+) WITHOUT ROWID;
+
+CREATE TABLE dir_certificates (
+  fingerprint TEXT    PRIMARY KEY,
+  owner_id    TEXT    NOT NULL,
+  serial      TEXT    NOT NULL,
+  subject     TEXT    NOT NULL,
+  issuer      TEXT    NOT NULL,
+  not_before  INTEGER NOT NULL,
+  not_after   INTEGER NOT NULL,
+  der         BLOB    NOT NULL,
+  added_at    INTEGER NOT NULL
+);
+CREATE INDEX dir_certificates_owner ON dir_certificates (owner_id);
+`,
+  },
+  {
+    version: 6,
+    name: 'keystore',
+    // Our mailboxes' keys and certificates (private keys sealed with the master key by the caller) and the
+    // public certificates and keys of correspondents. not_after is null for an OpenPGP key without expiry.
+    sql: `
+CREATE TABLE mailbox_credentials (
+  id                INTEGER PRIMARY KEY,
+  mailbox_id        INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  usage             TEXT    NOT NULL CHECK (usage IN ('auth', 'sign', 'encrypt', 'openpgp')),
+  format            TEXT    NOT NULL CHECK (format IN ('x509', 'openpgp')),
+  certificate       TEXT    NOT NULL,
+  chain             TEXT,
+  sealed_key        BLOB    NOT NULL,
+  fingerprint       TEXT    NOT NULL,
+  serial            TEXT    NOT NULL,
+  issuer            TEXT    NOT NULL,
+  subject           TEXT    NOT NULL,
+  not_before        INTEGER NOT NULL,
+  not_after         INTEGER,
+  created_at        INTEGER NOT NULL,
+  revoked_at        INTEGER,
+  revocation_reason TEXT,
+  CHECK ((format = 'openpgp') = (usage = 'openpgp')),
+  UNIQUE (mailbox_id, usage, fingerprint)
+);
+CREATE INDEX mailbox_credentials_by_fingerprint ON mailbox_credentials (fingerprint);
+
+CREATE TABLE correspondent_keys (
+  id          INTEGER PRIMARY KEY,
+  address     TEXT    NOT NULL,
+  format      TEXT    NOT NULL CHECK (format IN ('x509', 'openpgp')),
+  certificate TEXT    NOT NULL,
+  fingerprint TEXT    NOT NULL,
+  source      TEXT    NOT NULL CHECK (source IN ('directory', 'import', 'message')),
+  added_at    INTEGER NOT NULL,
+  UNIQUE (address, fingerprint)
+);
 `,
   },
 ];
