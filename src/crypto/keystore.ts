@@ -16,6 +16,7 @@
  *   expired and revoked ones included (mail encrypted to them before still has to open), valid ones first.
  * - `openpgp`: the newest valid OpenPGP key signs; every OpenPGP key decrypts.
  */
+import { audit } from '../audit/journal.js';
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import type { PrivateKey, PublicKey } from 'openpgp';
@@ -472,7 +473,13 @@ export class Keystore {
 
   async #insert(mailbox: MailboxRow, c: NewCredential): Promise<ImportResult> {
     const { row, created } = await this.#keys.transaction((tx) => tx.insertCredential(c));
+    if (created) await this.#audit('key-add', mailbox.address, { usage: row.usage, format: row.format, serial: row.serial, fingerprint: row.fingerprint });
     return { credential: this.#info(row, mailbox.address), created };
+  }
+
+  /** Keystore changes are audited after they commit (the keystore's units of work are its own). */
+  async #audit(action: 'key-add' | 'key-revoke', address: string, detail: Record<string, string>): Promise<void> {
+    await audit(this.#store, { actor: 'pki', action, object: address, outcome: 'ok', detail });
   }
 
   #info(row: CredentialRow, address: string): CredentialInfo {
@@ -601,6 +608,9 @@ export class Keystore {
       if (other) return { usage: 'openpgp' as const, serial: other.serial, fingerprint: other.fingerprint, created: false };
       const { row, created } = await tx.insertCredential(credential);
       return { usage: 'openpgp' as const, serial: row.serial, fingerprint: row.fingerprint, created };
+    }).then(async (r) => {
+      if (r.created) await this.#audit('key-add', mailbox.address, { usage: 'openpgp', format: 'openpgp', serial: r.serial, fingerprint: r.fingerprint });
+      return r;
     });
   }
 
@@ -700,6 +710,7 @@ export class Keystore {
       for (const r of target) if (await tx.revokeCredential(r.id, now, reason)) n++;
       return n;
     });
+    if (revoked > 0) await this.#audit('key-revoke', mailbox.address, { serial: first.serial, fingerprint, reason });
     return {
       address: mailbox.address,
       fingerprint,

@@ -129,6 +129,8 @@ export const AUDIT_ACTIONS = [
   'init',
   'directory-import',
   'sender-warning',
+  'key-add',
+  'key-revoke',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
