@@ -1,3 +1,5 @@
+import { correspondentKeyDumpValues, credentialDumpValues, KEYSTORE_DUMP_COLUMNS } from './keystore-rows.js';
+import type { CorrespondentKeyRow, CredentialRow } from './keystore-types.js';
 import type { AuditRow, FolderRow, MailboxRow, MessageRow, QueueItem } from './types.js';
 
 /**
@@ -53,6 +55,8 @@ export interface DumpRows {
   queue: QueueDumpRow;
   auth_failures: AuthFailureDumpRow;
   uid_validity_counter: UidValidityCounterDumpRow;
+  mailbox_credentials: CredentialRow;
+  correspondent_keys: CorrespondentKeyRow;
 }
 
 export type DumpTable = keyof DumpRows;
@@ -67,6 +71,8 @@ export const DUMP_TABLES: readonly DumpTable[] = [
   'queue',
   'auth_failures',
   'uid_validity_counter',
+  'mailbox_credentials',
+  'correspondent_keys',
 ];
 
 /** The key rows are exported in (ascending): a number (ids, audit seq) or text (queue id, auth-failure key). */
@@ -109,7 +115,18 @@ export interface DumpTarget extends DumpSource {
 }
 
 /** The tables whose rows make a database "not empty" for an import. */
-export const OPERATOR_TABLES: readonly DumpTable[] = ['mailboxes', 'folders', 'blobs', 'blob_chunks', 'messages', 'audit', 'queue', 'auth_failures'];
+export const OPERATOR_TABLES: readonly DumpTable[] = [
+  'mailboxes',
+  'folders',
+  'blobs',
+  'blob_chunks',
+  'messages',
+  'audit',
+  'queue',
+  'auth_failures',
+  'mailbox_credentials',
+  'correspondent_keys',
+];
 
 export class TargetNotEmptyError extends Error {
   constructor(readonly counts: Partial<Record<DumpTable, number>>) {
@@ -134,6 +151,8 @@ export const DUMP_COLUMNS: { readonly [T in DumpTable]: readonly string[] } = {
   queue: ['id', 'destination', 'state', 'attempts', 'next_attempt_at', 'lease_owner', 'lease_until', 'created_at', 'sealed_envelope', 'sealed_message'],
   auth_failures: ['key', 'failures', 'locked_until', 'updated_at'],
   uid_validity_counter: ['id', 'last'],
+  mailbox_credentials: KEYSTORE_DUMP_COLUMNS.mailbox_credentials,
+  correspondent_keys: KEYSTORE_DUMP_COLUMNS.correspondent_keys,
 };
 
 /** The key column of each table (rows are exported in its ascending order). */
@@ -147,6 +166,8 @@ export const DUMP_KEY_COLUMN: { readonly [T in DumpTable]: string } = {
   queue: 'id',
   auth_failures: 'key',
   uid_validity_counter: 'id',
+  mailbox_credentials: 'id',
+  correspondent_keys: 'id',
 };
 
 /** The values of one row, in `DUMP_COLUMNS` order. */
@@ -189,6 +210,10 @@ export function dumpValues<T extends DumpTable>(table: T, record: DumpRows[T]): 
       const c = r as UidValidityCounterDumpRow;
       return [c.id, c.last];
     }
+    case 'mailbox_credentials':
+      return credentialDumpValues(r as CredentialRow);
+    case 'correspondent_keys':
+      return correspondentKeyDumpValues(r as CorrespondentKeyRow);
   }
   throw new Error(`unknown table ${String(table)}`);
 }

@@ -12,6 +12,7 @@ import {
   type NewAuditRecord,
 } from './types.js';
 import type { DumpRows, DumpTable } from './dump.js';
+import { keystoreRowReaders } from './keystore-rows.js';
 
 /**
  * Store rows are a boundary: each column is checked as it is read, never cast. The mapping from columns to
@@ -143,6 +144,8 @@ export function rowReaders({ int, bool }: EngineColumns) {
     }),
   };
 
+  const keystore = keystoreRowReaders({ readInt: int, readText: text, readTextOrNull: textOrNull, readBytes: bytes });
+
   /** Any table's row, for the export/import port (`mss store migrate`). */
   function toDumpRow<T extends DumpTable>(table: T, row: Raw): DumpRows[T] {
     const parsed: DumpRows[DumpTable] = (() => {
@@ -166,6 +169,10 @@ export function rowReaders({ int, bool }: EngineColumns) {
         case 'uid_validity_counter':
           if (int(row, 'id') !== 1) throw new CorruptRowError('uid_validity_counter: unexpected row id');
           return { id: 1 as const, last: int(row, 'last') };
+        case 'mailbox_credentials':
+          return keystore.toCredential(row);
+        case 'correspondent_keys':
+          return keystore.toCorrespondentKey(row);
       }
       throw new CorruptRowError(`unknown table ${String(table)}`);
     })();

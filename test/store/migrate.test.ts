@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
@@ -8,7 +8,10 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlitePath } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { Keystore } from '../../src/crypto/keystore.js';
+import { openKeyring } from '../../src/init.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { openStore } from '../../src/store/open.js';
 import { copyStore, openDumpSource, openDumpTarget, parseStoreLocation, verifyCopy } from '../../src/store/migrate.js';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import { createTestDatabase, tempDir } from '../helpers/engines.js';
@@ -153,6 +156,17 @@ describe('mss store migrate (sqlite → postgres, built CLI)', () => {
     expect(verify).toMatchObject({ code: 0, out: `ok ${sourceAuditRecords} records\n` });
 
     const config: Config = { ...op.config, store: { ...op.config.store, engine: 'postgres', url: db.url } };
+    // The keystore came along, and its sealed private keys open with the same master key.
+    const copied = await openStore(config);
+    try {
+      const keystore = new Keystore({ store: copied, keyring: openKeyring(config) });
+      expect((await keystore.list()).length).toBeGreaterThanOrEqual(6);
+      const sign = await keystore.credentialsFor(DEMO.jean, 'sign');
+      const signature = cryptoSign('sha256', Buffer.from('migré'), sign.key);
+      expect(cryptoVerify('sha256', Buffer.from('migré'), sign.certificate.publicKey, signature)).toBe(true);
+    } finally {
+      await copied.close();
+    }
     pgServer = await startServer(config, pino({ level: 'silent' }));
     const imaps = pgServer.listeners.find((l) => l.protocol === 'imap (TLS)')!.port;
     for (const user of users) {
