@@ -5,6 +5,10 @@ import { createMailbox, MailboxError, setMailboxPassword } from './accounts/mail
 import { generatePassword } from './accounts/password.js';
 import { verifyJournal } from './audit/journal.js';
 import { PkiCommandError, registerPkiCommands } from './crypto/pki-cli.js';
+import { registerDirectoryCommands } from './directory/cli.js';
+import { checkMailboxOwner } from './pipeline/check-directory.js';
+import { Refusal } from './pipeline/refusal.js';
+import { openDirectoryStore } from './store/directory.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { initOperator, isInitialised, openKeyring } from './init.js';
@@ -141,6 +145,8 @@ withConfig(mailbox.command('add <address>'))
     const config = configOf(cmd);
     const password = opts.passwordStdin ? await readStdin() : generatePassword();
     await withStore(config, async (store) => {
+      const verdict = await checkMailboxOwner(openDirectoryStore(store), { address, type: opts.type, ownerId: opts.owner ?? null }, config.directory.senderCheck);
+      for (const w of verdict.warnings) console.error(`mss: warning: ${w.message}`);
       const row = await createMailbox(store, openKeyring(config), {
         address,
         type: opts.type,
@@ -174,6 +180,10 @@ withConfig(mailbox.command('passwd <address>'))
   });
 
 registerPkiCommands(program, { configOf, withStore });
+registerDirectoryCommands(program, {
+  withStore: (cmd, work) => withStore(configOf(cmd), work),
+  importMaxBadRatio: (cmd) => configOf(cmd).directory.importMaxBadRatio,
+});
 
 const auditCmd = program.command('audit').description('the audit journal');
 
@@ -267,6 +277,7 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   if (
     err instanceof ConfigError ||
     err instanceof PkiCommandError ||
+    err instanceof Refusal ||
     err instanceof UsageError ||
     err instanceof MailboxError ||
     err instanceof InvalidArgumentError ||

@@ -5,6 +5,7 @@ import { generatePassword } from './accounts/password.js';
 import { audit } from './audit/journal.js';
 import type { Config } from './config/schema.js';
 import { issueDemoCredentials } from './crypto/keystore.js';
+import { seedDemoDirectory } from './directory/demo.js';
 import { ensureDevPki, issueOrganisationCertificate, issuePractitionerCertificates, type DevPkiOptions } from './crypto/devpki.js';
 import { createMasterKey, Keyring, masterKeyPath, readMasterKey } from './crypto/seal.js';
 import { describeStore, openStore, storeExists, withInitLock } from './store/open.js';
@@ -85,10 +86,25 @@ async function initialise(config: Config, options: InitOptions): Promise<InitRep
 
 const DEMO = {
   practitioners: [
-    { local: 'jean.dupont', givenName: 'Jean', surname: 'DUPONT', rpps: '10001234567', title: 'Dr Jean DUPONT (cardiologie)' },
-    { local: 'claire.martin', givenName: 'Claire', surname: 'MARTIN', rpps: '10007654321', title: 'Dr Claire MARTIN (médecine générale)' },
+    // Identifiers with valid check keys (RPPS and FINESS end with a Luhn digit), as the directory requires.
+    {
+      local: 'jean.dupont',
+      givenName: 'Jean',
+      surname: 'DUPONT',
+      rpps: '10001234565',
+      title: 'Dr Jean DUPONT (cardiologie)',
+      specialty: ['SM04', 'Cardiologie et maladies vasculaires'],
+    },
+    {
+      local: 'claire.martin',
+      givenName: 'Claire',
+      surname: 'MARTIN',
+      rpps: '10007654329',
+      title: 'Dr Claire MARTIN (médecine générale)',
+      specialty: ['SM26', 'Qualifié en Médecine Générale'],
+    },
   ],
-  application: { local: 'dpi', finess: '750000001', name: 'Hôpital Démo — DPI (comptes rendus)' },
+  application: { local: 'dpi', finess: '750000002', name: 'Hôpital Démo — DPI (comptes rendus)' },
   patientIns: '279035121518989',
 } as const;
 
@@ -113,6 +129,20 @@ async function createDemo(config: Config, store: Store, keyring: Keyring, report
   const patientPassword = generatePassword();
   await createMailbox(store, keyring, { address: patientAddress, type: 'PATIENT', ownerId: DEMO.patientIns, displayName: null, password: patientPassword, actor: 'init' });
   report.accounts.push({ address: patientAddress, password: patientPassword, type: 'PATIENT' });
+  const directoryLines = await seedDemoDirectory(store, config.dataDir, {
+    practitioners: DEMO.practitioners.map((p) => ({
+      rpps: p.rpps,
+      surname: p.surname,
+      givenName: p.givenName,
+      address: `${p.local}@${domain}`,
+      profession: ['10', 'Médecin'],
+      specialty: [...p.specialty],
+    })),
+    organisations: [{ finess: app.finess, name: 'HOPITAL DEMO', address: appAddress, type: 'APP', service: 'DPI' }],
+    structureFiness: app.finess,
+    structureName: 'HOPITAL DEMO',
+  });
+  report.lines.push(...directoryLines);
   const keys = !credentials
     ? { created: 0, lines: [] }
     : await issueDemoCredentials(store, keyring, pki, [...DEMO.practitioners.map((p) => `${p.local}@${domain}`), appAddress]);

@@ -1,11 +1,15 @@
 import 'reflect-metadata';
 import type { Logger } from 'pino';
 import { Authenticator } from './accounts/authenticator.js';
+import { CertificateAuthenticator } from './accounts/certificate-login.js';
 import type { Config } from './config/schema.js';
 import { loadServerTls } from './crypto/devpki.js';
 import { ImapServer } from './imap/server.js';
 import { openKeyring, pkiOptions } from './init.js';
 import { buildSecurityContext } from './pipeline/security-context.js';
+import { openDirectoryStore } from './store/directory.js';
+import { directorySearchHandler } from './directory/http.js';
+import { HttpServer } from './http/server.js';
 import { Pipeline } from './pipeline/index.js';
 import { SubmissionServer } from './smtp/submission.js';
 import { LocalNotifier } from './store/notifier.js';
@@ -15,7 +19,7 @@ import { openStore, postgresUrl } from './store/open.js';
 import type { Notifier } from './store/types.js';
 
 export interface Listener {
-  protocol: 'smtp-submission (STARTTLS)' | 'smtp-submission (TLS)' | 'imap (STARTTLS)' | 'imap (TLS)';
+  protocol: 'smtp-submission (STARTTLS)' | 'smtp-submission (TLS)' | 'imap (STARTTLS)' | 'imap (TLS)' | 'https (API)';
   host: string;
   port: number;
 }
@@ -53,6 +57,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   }
   const mail = new SealedMail(store, keyring);
   const auth = new Authenticator(store, config.auth);
+  const security = buildSecurityContext(config, store, keyring, pkiOptions(config, keyring));
   const pipeline = new Pipeline({
     mail,
     notifier,
@@ -60,11 +65,45 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     localDomains: localDomains(config),
     limits: config.smtp,
     log: log.child({ component: 'pipeline' }),
-    security: buildSecurityContext(config, store, keyring, pkiOptions(config, keyring)),
+    security,
+    quota: config.quota,
+    directory: { lookups: openDirectoryStore(store), mode: config.directory.senderCheck },
   });
   const smtp = new SubmissionServer({ limits: config.smtp, hostname: config.hostname, tls, auth, pipeline, log: log.child({ component: 'smtp' }) });
-  const imap = new ImapServer({ limits: config.imap, hostname: config.hostname, store, mail, notifier, auth, tls, log: log.child({ component: 'imap' }) });
+  const imap = new ImapServer({
+    limits: config.imap,
+    quota: config.quota,
+    hostname: config.hostname,
+    store,
+    mail,
+    notifier,
+    auth,
+    tls,
+    // AUTHENTICATE EXTERNAL: client certificates chaining to the same trust anchors as S/MIME.
+    clientAuth: {
+      ca: [...security.trust.anchors, ...(security.trust.intermediates ?? [])].map((c) => c.pem),
+      certificates: new CertificateAuthenticator(store, security.keystore, {
+        anchors: security.trust.anchors.map((c) => c.pem),
+        intermediates: (security.trust.intermediates ?? []).map((c) => c.pem),
+      }),
+    },
+    log: log.child({ component: 'imap' }),
+  });
 
+  const directory = openDirectoryStore(store);
+  const http = new HttpServer({
+    tls,
+    auth,
+    log: log.child({ component: 'http' }),
+    routes: new Map([
+      [
+        '/api/directory/search',
+        directorySearchHandler(directory, { maxLimit: config.directory.searchLimit, onError: (err) => log.error({ err }, 'directory search failed') }),
+      ],
+    ]),
+    maxConnections: config.http.maxConnections,
+    requestTimeoutMs: config.http.requestTimeoutMs,
+  });
   const listeners: Listener[] = [];
   try {
     const s1 = await smtp.listen('starttls', config.smtp.submission.host, config.smtp.submission.port);
@@ -75,8 +114,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     listeners.push({ protocol: 'imap (STARTTLS)', host: i1.address, port: i1.port });
     const i2 = await imap.listen('tls', config.imap.tls.host, config.imap.tls.port);
     listeners.push({ protocol: 'imap (TLS)', host: i2.address, port: i2.port });
+    const h = await http.listen(config.http.listener.host, config.http.listener.port);
+    listeners.push({ protocol: 'https (API)', host: h.address, port: h.port });
   } catch (err) {
-    await Promise.allSettled([smtp.close(), imap.close()]);
+    await Promise.allSettled([smtp.close(), imap.close(), http.close()]);
     await notifier.close();
     await store.close();
     throw err;
@@ -101,7 +142,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     close: () =>
       (closing ??= (async () => {
         clearInterval(sweeper);
-        await Promise.allSettled([smtp.close(), imap.close()]);
+        await Promise.allSettled([smtp.close(), imap.close(), http.close()]);
         await sweeping;
         await notifier.close();
         await store.close();

@@ -26,7 +26,7 @@ describe('the mss command (built CLI, in a temp dir)', () => {
   beforeAll(() => {
     execFileSync(process.execPath, [path.join(repo, 'scripts/build-if-needed.mjs')], { stdio: 'inherit' });
     const any = { host: '127.0.0.1', port: 0 };
-    writeFileSync(path.join(tmp.dir, 'config.json'), JSON.stringify({ smtp: { submission: any, submissionTls: any }, imap: { plain: any, tls: any } }));
+    writeFileSync(path.join(tmp.dir, 'config.json'), JSON.stringify({ smtp: { submission: any, submissionTls: any }, imap: { plain: any, tls: any }, http: { listener: any } }));
   });
   afterAll(() => tmp.dispose());
 
@@ -49,7 +49,10 @@ describe('the mss command (built CLI, in a temp dir)', () => {
   });
 
   it('adds, lists and re-keys mailboxes', () => {
-    const add = mss(tmp.dir, ['mailbox', 'add', 'Secretariat@hopital-demo.mssante.test', '--type', 'ORG', '--owner', '1750000001', '--password-stdin'], 'un mot de passe sûr\n');
+    // 1 + FINESS 750000001 fails its check key: refused before anything is created.
+    const invalid = mss(tmp.dir, ['mailbox', 'add', 'Secretariat@hopital-demo.mssante.test', '--type', 'ORG', '--owner', '1750000001', '--password-stdin'], 'un mot de passe sûr\n');
+    expect(invalid).toMatchObject({ code: 2, err: expect.stringMatching(/Invalid national identifier of the owner/) });
+    const add = mss(tmp.dir, ['mailbox', 'add', 'Secretariat@hopital-demo.mssante.test', '--type', 'ORG', '--owner', '1750000002', '--password-stdin'], 'un mot de passe sûr\n');
     expect(add).toMatchObject({ code: 0, out: 'created secretariat@hopital-demo.mssante.test (ORG)\n' });
     const dup = mss(tmp.dir, ['mailbox', 'add', 'secretariat@hopital-demo.mssante.test', '--type', 'ORG']);
     expect(dup.code).toBe(2);
@@ -58,7 +61,7 @@ describe('the mss command (built CLI, in a temp dir)', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.err).toMatch(/PER, ORG, APP, CAB, PATIENT/);
     const list = mss(tmp.dir, ['mailbox', 'list']);
-    expect(list.out).toMatch(/^secretariat@hopital-demo\.mssante\.test\tORG\tactive\t1750000001$/m);
+    expect(list.out).toMatch(/^secretariat@hopital-demo\.mssante\.test\tORG\tactive\t1750000002$/m);
     expect(list.out).toMatch(/^5 mailboxes$/m);
     expect(mss(tmp.dir, ['mailbox', 'passwd', 'secretariat@hopital-demo.mssante.test', '--password-stdin'], 'short\n')).toMatchObject({ code: 2 });
     expect(mss(tmp.dir, ['mailbox', 'passwd', 'secretariat@hopital-demo.mssante.test', '--password-stdin'], 'encore plus sûr\n').code).toBe(0);
@@ -100,7 +103,7 @@ describe('the mss command (built CLI, in a temp dir)', () => {
     const fresh = tempDir('mss-cli-cold-');
     try {
       const any = { host: '127.0.0.1', port: 0 };
-      writeFileSync(path.join(fresh.dir, 'config.json'), JSON.stringify({ smtp: { submission: any, submissionTls: any }, imap: { plain: any, tls: any } }));
+      writeFileSync(path.join(fresh.dir, 'config.json'), JSON.stringify({ smtp: { submission: any, submissionTls: any }, imap: { plain: any, tls: any }, http: { listener: any } }));
       const child = spawn(process.execPath, [cli, 'start'], { cwd: fresh.dir, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));

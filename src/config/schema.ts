@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { directoryConfigSchema } from '../directory/config.js';
 
 /**
  * The single source of truth for the configuration's shape. `config.example.json` documents every key and
@@ -90,6 +91,19 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    quota: z
+      .object({
+        storageKiB: z
+          .number()
+          .int()
+          .min(0)
+          .default(0)
+          .describe('KiB one mailbox may hold, all folders together (sum of message sizes); 0 is no limit. IMAP APPEND and COPY, and delivery, beyond it are refused (MOVE stays allowed: it adds nothing)'),
+        messages: z.number().int().min(0).default(0).describe('messages one mailbox may hold, all folders together; 0 is no limit'),
+      })
+      .strict()
+      .prefault({})
+      .describe('per-mailbox quota, reported by IMAP QUOTA (RFC 9208) and enforced by IMAP and delivery'),
     auth: z
       .object({
         maxFailures: z.number().int().positive().default(5).describe('failed logins for one address before it is locked out'),
@@ -134,6 +148,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    http: z
+      .object({
+        listener: listener(2443).describe('HTTPS for the JSON API (address-book completion) and, later, the webmail'),
+        maxConnections: z.number().int().positive().default(500).describe('concurrent HTTPS connections'),
+        requestTimeoutMs: z.number().int().positive().default(30_000).describe('time allowed to receive a whole request'),
+      })
+      .strict()
+      .prefault({}),
+    directory: directoryConfigSchema.describe('the practitioner directory (Annuaire Santé extractions) and the sender checks'),
     demo: z
       .object({
         enabled: z.boolean().default(true).describe('create the demo hospital, practitioners and patient on first init'),

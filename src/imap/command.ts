@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Authenticator } from '../accounts/authenticator.js';
+import type { CertificateAuthenticator } from '../accounts/certificate-login.js';
 import type { Config } from '../config/schema.js';
 import type { SealedMail } from '../store/sealed-mail.js';
 import type { MailboxRow, Notifier, Store } from '../store/types.js';
@@ -22,13 +23,27 @@ export const NOT_AUTHENTICATED: readonly SessionState[] = ['not-authenticated'];
 
 export interface ImapServerDeps {
   limits: Config['imap'];
+  /** Per-mailbox limits (QUOTA); 0 is no limit. */
+  quota: Config['quota'];
   hostname: string;
   store: Store;
   mail: SealedMail;
   notifier: Notifier;
   auth: Authenticator;
   tls: { key: string; cert: string };
+  /**
+   * AUTHENTICATE EXTERNAL (RFC 4422): the TLS listeners request (not require) a client certificate, naming the
+   * CAs of `ca` (PEM, trust anchors and intermediates); `certificates` decides whether one logs in. Absent: no
+   * certificate is requested.
+   */
+  clientAuth?: { ca: string[]; certificates: CertificateAuthenticator };
   log: Logger;
+}
+
+/** The certificate the client presented in the TLS handshake, and the other certificates that came with it. */
+export interface ClientCertificate {
+  der: Buffer;
+  chain: Buffer[];
 }
 
 /** What a command handler may see and do to its session. */
@@ -38,6 +53,10 @@ export interface SessionApi {
   readonly remote: string;
   readonly listener: 'plain' | 'tls';
   readonly secure: boolean;
+  /** The client certificate of the TLS layer, or null (none presented, no TLS, or none requested). */
+  readonly clientCertificate: ClientCertificate | null;
+  /** COMPRESS=DEFLATE is active (RFC 4978). */
+  readonly compressed: boolean;
   readonly state: SessionState;
   readonly user: MailboxRow | null;
   readonly selected: SelectedFolder | null;
@@ -63,6 +82,13 @@ export interface SessionApi {
   select(folder: SelectedFolder | null): void;
   /** Upgrades the connection to TLS (run after the tagged OK of STARTTLS). */
   startTls(): Promise<void>;
+  /** Turns DEFLATE on in both directions (run after the tagged OK of COMPRESS). */
+  startCompression(): void;
+  /**
+   * UNAUTHENTICATE (RFC 8437): back to the not-authenticated state; the selected folder, the notifier
+   * subscription and what ENABLE turned on are dropped. TLS and compression stay.
+   */
+  unauthenticate(): void;
   /** Enters the logout state; the session closes after the tagged response. */
   logout(): void;
 }

@@ -1,6 +1,7 @@
 import { type AnyCommand, type Completion, ConnectionClosedError, ImapError, type SessionApi } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { MailboxNameError } from './mailbox-name.js';
+import { reportMode } from './selected.js';
 import type { CommandFrame } from './parser.js';
 import { Args } from './args.js';
 import { status } from './serializer.js';
@@ -27,7 +28,7 @@ export function stateText(spec: AnyCommand, state: SessionApi['state']): string 
 
 async function flushUpdates(session: SessionApi, spec: AnyCommand): Promise<void> {
   if (session.selected && session.state === 'selected') {
-    await session.selected.flush(session.deps.store, (data) => session.send(data), spec.expungeAllowed !== false, session.enabled.has('CONDSTORE'));
+    await session.selected.flush(session.deps.store, (data) => session.send(data), reportMode(session.enabled, spec.expungeAllowed !== false));
   }
 }
 

@@ -1,5 +1,21 @@
 import type { FolderRow, MailboxEvent, Store } from '../store/types.js';
 import { atom, untagged } from './serializer.js';
+import { vanishedLines } from './vanished.js';
+
+/** How changes are reported: what the client enabled, and whether EXPUNGE may be sent now. */
+export interface ReportMode {
+  /** False during FETCH, STORE and SEARCH (sequence numbers must not move under them). */
+  expungeAllowed: boolean;
+  /** CONDSTORE: flag updates carry their MODSEQ (RFC 7162 §3.1.4). */
+  condstore: boolean;
+  /** QRESYNC: removals are reported as `* VANISHED <uids>` instead of `* n EXPUNGE` (RFC 7162 §3.2.10). */
+  qresync: boolean;
+}
+
+/** The report mode for a session's enabled extensions. */
+export function reportMode(enabled: ReadonlySet<string>, expungeAllowed = true): ReportMode {
+  return { expungeAllowed, condstore: enabled.has('CONDSTORE'), qresync: enabled.has('QRESYNC') };
+}
 
 /**
  * The session's view of its selected folder: the UID of each message sequence number, and the changes other
@@ -60,33 +76,39 @@ export class SelectedFolder {
 
   /**
    * This session removed these messages (EXPUNGE, MOVE, CLOSE): drops them from the view and, with `send`,
-   * reports each as `* n EXPUNGE`, numbered as the client counts after the previous one.
+   * reports them (see `#drop`).
    */
-  async removed(uids: readonly number[], send: ((data: Buffer) => Promise<void>) | null): Promise<void> {
+  async removed(uids: readonly number[], send: ((data: Buffer) => Promise<void>) | null, qresync = false): Promise<void> {
+    for (const uid of uids) this.#expunged.delete(uid);
+    await this.#drop(uids, send, qresync);
+  }
+
+  /**
+   * Drops messages from the view: each as `* n EXPUNGE`, numbered as the client counts after the previous one,
+   * or with QRESYNC all together as `* VANISHED <uids>`. UIDs no longer in the view are left out.
+   */
+  async #drop(uids: readonly number[], send: ((data: Buffer) => Promise<void>) | null, qresync: boolean): Promise<void> {
+    const gone: number[] = [];
     for (const uid of [...uids].sort((a, b) => a - b)) {
-      this.#expunged.delete(uid);
       this.#flags.delete(uid);
       const seq = this.seqOf(uid);
       if (seq === 0) continue;
       this.uids.splice(seq - 1, 1);
-      if (send) await send(untagged([seq, atom('EXPUNGE')]));
+      if (!send) continue;
+      if (qresync) gone.push(uid);
+      else await send(untagged([seq, atom('EXPUNGE')]));
     }
+    if (send) for (const line of vanishedLines(gone, false)) await send(line);
   }
 
-  /** Writes pending EXPUNGE (when allowed), EXISTS and FETCH FLAGS responses. */
-  /** `withModseq`: CONDSTORE is on, so flag updates carry their MODSEQ (RFC 7162 §3.1.4). */
-  async flush(store: Store, send: (data: Buffer | readonly Buffer[]) => Promise<void>, expungeAllowed: boolean, withModseq = false): Promise<void> {
+  /** Writes pending EXPUNGE or VANISHED (when allowed), EXISTS and FETCH FLAGS responses. */
+  async flush(store: Store, send: (data: Buffer | readonly Buffer[]) => Promise<void>, mode: ReportMode): Promise<void> {
     if (this.#resync) await this.#reconcile(store);
-    if (expungeAllowed && this.#expunged.size > 0) {
+    const withModseq = mode.condstore || mode.qresync;
+    if (mode.expungeAllowed && this.#expunged.size > 0) {
       const gone = [...this.#expunged];
       this.#expunged.clear();
-      for (const uid of gone) {
-        const seq = this.seqOf(uid);
-        if (seq === 0) continue;
-        this.uids.splice(seq - 1, 1);
-        this.#flags.delete(uid);
-        await send(untagged([seq, atom('EXPUNGE')]));
-      }
+      await this.#drop(gone, send, mode.qresync);
     }
     if (this.#exists) {
       this.#exists = false;

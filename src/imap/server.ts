@@ -10,7 +10,8 @@ export type { ImapServerDeps } from './command.js';
 const CLOSE_GRACE_MS = 10_000;
 
 /**
- * The IMAP listeners: `plain` (STARTTLS, the 143 role) and `tls` (implicit TLS, the 993 role). Each
+ * The IMAP listeners: `plain` (STARTTLS, the 143 role) and `tls` (implicit TLS, the 993 role), both asking for
+ * a client certificate when `clientAuth` is configured. Each
  * listener admits at most `maxConnections` sessions, and one client address at most `maxConnectionsPerIp`
  * across both; beyond that a connection gets BYE and is closed.
  */
@@ -24,7 +25,14 @@ export class ImapServer {
 
   constructor(deps: ImapServerDeps) {
     this.#deps = deps;
-    this.#context = tls.createSecureContext({ key: deps.tls.key, cert: deps.tls.cert, minVersion: 'TLSv1.2' });
+    this.#context = tls.createSecureContext(this.#tlsOptions());
+  }
+
+  /** The server's key and certificate, and the CAs a client certificate must chain to (AUTHENTICATE EXTERNAL). */
+  #tlsOptions(): tls.SecureContextOptions {
+    const { key, cert } = this.#deps.tls;
+    const ca = this.#deps.clientAuth?.ca;
+    return { key, cert, minVersion: 'TLSv1.2', ...(ca ? { ca } : {}) };
   }
 
   listen(kind: 'plain' | 'tls', host: string, port: number): Promise<net.AddressInfo> {
@@ -32,7 +40,12 @@ export class ImapServer {
     const active = { count: 0 };
     const server =
       kind === 'tls'
-        ? tls.createServer({ key: this.#deps.tls.key, cert: this.#deps.tls.cert, minVersion: 'TLSv1.2' }, (socket) => this.#accept(socket, kind, active))
+        ? tls.createServer(
+            // A client certificate is asked for, never required: without one, or with one that does not verify,
+            // the client logs in with a password (the certificate only matters to AUTHENTICATE EXTERNAL).
+            { ...this.#tlsOptions(), requestCert: this.#deps.clientAuth !== undefined, rejectUnauthorized: false },
+            (socket) => this.#accept(socket, kind, active),
+          )
         : net.createServer((socket) => this.#accept(socket, kind, active));
     if (kind === 'tls') {
       server.on('tlsClientError', (err: Error) => this.#deps.log.debug({ code: (err as NodeJS.ErrnoException).code }, 'IMAP TLS handshake failed'));

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import tls from 'node:tls';
+import zlib from 'node:zlib';
 import type { Logger } from 'pino';
 import type { MailboxRow } from '../store/types.js';
 import { capabilities } from './capabilities.js';
-import { ConnectionClosedError, type ImapServerDeps, type SessionApi, type SessionState } from './command.js';
+import { type ClientCertificate, ConnectionClosedError, type ImapServerDeps, type SessionApi, type SessionState } from './command.js';
 import { dispatch, findCommand, stateText } from './dispatcher.js';
 import { CommandReader, type LiteralRequest, type ReaderEvent, type Refusal } from './parser.js';
 import type { SelectedFolder } from './selected.js';
@@ -18,7 +20,12 @@ const LINGER_MS = 2000;
 /**
  * One IMAP connection: reads bytes into the command reader, runs one command at a time through the
  * dispatcher, writes with back-pressure, and owns the timers (pre-authentication deadline, idle timeout),
- * the BAD counter, the STARTTLS upgrade and the notifier subscription. Commands see it as `SessionApi`.
+ * the BAD counter, the STARTTLS upgrade, the DEFLATE layer (COMPRESS) and the notifier subscription. Commands
+ * see it as `SessionApi`.
+ *
+ * With COMPRESS the socket is piped into an inflater, whose output feeds the reader (pausing the inflater
+ * bounds what a small compressed input can expand to), and responses go through a deflater piped into the
+ * socket, sync-flushed once per turn of the event loop so each batch of responses reaches the client whole.
  */
 export class Session implements SessionApi {
   readonly id = randomBytes(6).toString('hex');
@@ -32,6 +39,11 @@ export class Session implements SessionApi {
 
   #socket: net.Socket;
   #secure: boolean;
+  readonly #baseLog: Logger;
+  #inflate: zlib.InflateRaw | null = null;
+  #deflate: zlib.DeflateRaw | null = null;
+  #flushScheduled = false;
+  #peer: { socket: net.Socket; certificate: ClientCertificate | null } | null = null;
   #reader: CommandReader;
   #pumping = false;
   #executing = false;
@@ -58,6 +70,7 @@ export class Session implements SessionApi {
     this.#secure = listener === 'tls';
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     this.log = deps.log.child({ session: this.id, remote: this.remote, listener });
+    this.#baseLog = this.log;
     this.#reader = new CommandReader(deps.limits.maxLineLength, (request) => this.#literalPolicy(request));
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
@@ -66,35 +79,69 @@ export class Session implements SessionApi {
     return this.#secure;
   }
 
+  get compressed(): boolean {
+    return this.#deflate !== null;
+  }
+
+  get clientCertificate(): ClientCertificate | null {
+    const socket = this.#socket;
+    if (this.#peer?.socket === socket) return this.#peer.certificate;
+    let certificate: ClientCertificate | null = null;
+    if (socket instanceof tls.TLSSocket && this.deps.clientAuth) {
+      const peer = socket.getPeerCertificate(true);
+      if (peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0) {
+        const chain: Buffer[] = [];
+        for (let c = peer.issuerCertificate; c && c !== peer && chain.length < 8 && !chain.some((d) => d.equals(c.raw)); c = c.issuerCertificate) {
+          chain.push(c.raw);
+        }
+        certificate = { der: peer.raw, chain };
+      }
+    }
+    this.#peer = { socket, certificate };
+    return certificate;
+  }
+
+  /** Where plaintext input comes from: the socket, or the inflater once COMPRESS is on. */
+  get #input(): Readable {
+    return this.#inflate ?? this.#socket;
+  }
+
   start(): void {
     this.#attach(this.#socket);
     this.#socket.setNoDelay(true);
-    this.#preauthTimer = setTimeout(() => this.#timeout('Autologout; authentication took too long'), this.deps.limits.preauthTimeoutMs);
-    this.#preauthTimer.unref();
+    this.#armPreauth();
     this.log.info('IMAP connection');
     void this.send(status(null, 'OK', `${this.deps.hostname} IMAP ready`, `CAPABILITY ${this.capabilities().join(' ')}`)).catch(() => {});
   }
 
   capabilities(): string[] {
-    return capabilities({ secure: this.#secure, state: this.state, maxLiteralSize: this.deps.limits.maxLiteralSize });
+    return capabilities({
+      secure: this.#secure,
+      state: this.state,
+      maxLiteralSize: this.deps.limits.maxLiteralSize,
+      clientCertificate: this.state === 'not-authenticated' && this.clientCertificate !== null,
+    });
   }
 
   async send(data: Buffer | readonly Buffer[]): Promise<void> {
     const socket = this.#socket;
     if (this.#ended || socket.destroyed) throw new ConnectionClosedError();
+    const out: Writable = this.#deflate ?? socket;
     let flowing = true;
-    for (const part of Buffer.isBuffer(data) ? [data] : data) flowing = socket.write(part);
+    for (const part of Buffer.isBuffer(data) ? [data] : data) flowing = out.write(part);
+    if (this.#deflate) this.#scheduleFlush();
     if (flowing) return;
-    // A client that stops reading holds nothing for long: after the idle timeout the connection goes.
+    // A client that stops reading holds nothing for long: after the idle timeout the connection goes. (The
+    // deflater drains only as fast as the socket does: its output is piped with back-pressure.)
     await new Promise<void>((resolve) => {
       const stalled = setTimeout(() => socket.destroy(), this.deps.limits.idleTimeoutMs);
       const done = () => {
         clearTimeout(stalled);
-        socket.off('drain', done);
+        out.off('drain', done);
         socket.off('close', done);
         resolve();
       };
-      socket.on('drain', done);
+      out.on('drain', done);
       socket.on('close', done);
     });
     if (socket.destroyed) throw new ConnectionClosedError();
@@ -139,9 +186,20 @@ export class Session implements SessionApi {
     }
   }
 
-  /** Lets the socket flow and waits until the reader has something (or the connection ends). */
+  /** Sync-flushes the deflater once the responses written in this turn of the event loop are in it. */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const deflate = this.#deflate;
+      if (deflate && !deflate.destroyed && !deflate.writableEnded) deflate.flush(zlib.constants.Z_SYNC_FLUSH);
+    });
+  }
+
+  /** Lets the input flow and waits until the reader has something (or the connection ends). */
   async #awaitInput(): Promise<void> {
-    this.#socket.resume();
+    this.#input.resume();
     this.#awaitingInput = true;
     try {
       await new Promise<void>((resolve) => (this.#wake = resolve));
@@ -180,6 +238,21 @@ export class Session implements SessionApi {
     this.state = folder ? 'selected' : 'authenticated';
   }
 
+  unauthenticate(): void {
+    const address = this.user?.address;
+    this.select(null);
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    this.user = null;
+    this.state = 'not-authenticated';
+    this.enabled.clear();
+    this.log = this.#baseLog;
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
+    this.#armPreauth();
+    this.log.info({ user: address }, 'IMAP unauthenticate');
+  }
+
   logout(): void {
     this.state = 'logout';
   }
@@ -189,7 +262,12 @@ export class Session implements SessionApi {
     this.#detach(plain);
     plain.on('error', () => {});
     this.#reader.reset(); // nothing sent before the handshake may be acted on
-    const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: this.secureContext });
+    const secure = new tls.TLSSocket(plain, {
+      isServer: true,
+      secureContext: this.secureContext,
+      requestCert: this.deps.clientAuth !== undefined,
+      rejectUnauthorized: false,
+    });
     this.#socket = secure;
     this.#secure = true;
     this.#attach(secure);
@@ -198,6 +276,32 @@ export class Session implements SessionApi {
       secure.once('close', resolve);
     });
     this.log.debug('STARTTLS done');
+  }
+
+  startCompression(): void {
+    const socket = this.#socket;
+    // The client compresses from the command after COMPRESS on, once it has seen the OK: bytes already
+    // buffered were sent before that, in clear, by a client that did not wait.
+    this.#reader.reset();
+    socket.off('data', this.#onData);
+    socket.off('end', this.#onEnd);
+    const inflate = zlib.createInflateRaw();
+    const deflate = zlib.createDeflateRaw();
+    inflate.on('data', this.#onData);
+    inflate.on('end', this.#onEnd);
+    inflate.on('error', (err) => {
+      this.log.debug({ err: err.message }, 'IMAP compressed input is invalid');
+      this.close('Invalid compressed data');
+    });
+    deflate.on('error', (err) => {
+      this.log.debug({ err: err.message }, 'IMAP compression failed');
+      socket.destroy();
+    });
+    this.#inflate = inflate;
+    this.#deflate = deflate;
+    socket.pipe(inflate);
+    deflate.pipe(socket);
+    this.log.debug('COMPRESS=DEFLATE active');
   }
 
   /** Server shutdown: BYE now when idle, else once the running command has answered. */
@@ -214,8 +318,11 @@ export class Session implements SessionApi {
     this.#unsubscribe = null;
     const socket = this.#socket;
     if (!socket.destroyed) {
-      if (bye) socket.write(status(null, 'BYE', bye));
-      socket.end();
+      const byeLine = bye ? status(null, 'BYE', bye) : undefined;
+      // The deflater's end flushes what it holds (BYE included), and the pipe then ends the socket.
+      if (this.#deflate && !this.#deflate.destroyed) this.#deflate.end(byeLine);
+      else if (byeLine) socket.end(byeLine);
+      else socket.end();
       setTimeout(() => socket.destroy(), LINGER_MS).unref();
     }
     this.#wake?.();
@@ -226,7 +333,7 @@ export class Session implements SessionApi {
   #onData = (chunk: Buffer) => {
     this.#reader.push(chunk);
     if (this.state !== 'not-authenticated' && !this.#executing) this.#armIdle();
-    if (this.#reader.buffered > HIGH_WATER) this.#socket.pause();
+    if (this.#reader.buffered > HIGH_WATER) this.#input.pause();
     const wake = this.#wake;
     this.#wake = null;
     wake?.();
@@ -238,6 +345,8 @@ export class Session implements SessionApi {
   };
 
   #onClose = () => {
+    this.#inflate?.destroy();
+    this.#deflate?.destroy();
     if (!this.#ended) {
       this.#ended = true;
       this.#clearTimers();
@@ -285,7 +394,7 @@ export class Session implements SessionApi {
       this.#pumping = false;
       this.#executing = false;
     }
-    if (!this.#ended && this.#reader.buffered <= HIGH_WATER) this.#socket.resume();
+    if (!this.#ended && this.#reader.buffered <= HIGH_WATER) this.#input.resume();
   }
 
   async #handle(event: ReaderEvent): Promise<void> {
@@ -348,6 +457,12 @@ export class Session implements SessionApi {
   }
 
   // --- timers -----------------------------------------------------------------------------------------
+
+  #armPreauth(): void {
+    if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
+    this.#preauthTimer = setTimeout(() => this.#timeout('Autologout; authentication took too long'), this.deps.limits.preauthTimeoutMs);
+    this.#preauthTimer.unref();
+  }
 
   #armIdle(): void {
     if (this.#ended) return;

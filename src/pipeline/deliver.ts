@@ -1,14 +1,17 @@
 import { createHash } from 'node:crypto';
+import type { QuotaLimits } from '../accounts/quota.js';
 import { appendAudit, type AuditEvent } from '../audit/journal.js';
 import type { SealedMail } from '../store/sealed-mail.js';
 import type { MessageMeta } from '../mime/types.js';
 import type { MailboxEvent } from '../store/types.js';
+import { checkRecipientQuota } from './quota.js';
 import type { Accepted, Delivered, ParsedSubmission, RecipientRoute } from './types.js';
 
 /**
  * Delivers to every local recipient's INBOX and writes the audit trail in ONE unit of work: either every
- * copy and its audit record is durable, or nothing is (the adapter then answers with a temporary failure).
- * Returns the events to publish once the commit is done.
+ * copy and its audit record is durable, or nothing is (the adapter then answers with a temporary failure, or
+ * `mailbox-full` when a recipient has no room under `quota`). Returns the events to publish once the commit is
+ * done.
  */
 export async function deliverLocal(
   mail: SealedMail,
@@ -17,6 +20,9 @@ export async function deliverLocal(
   queueId: string,
   /** What each recipient receives when it differs from `submission.stored` (a message opened with its keys). */
   contentFor?: (route: RecipientRoute) => { stored: Buffer; meta: MessageMeta },
+  quota?: QuotaLimits,
+  /** More records for the same unit of work (e.g. sender-check warnings let through in warn mode). */
+  extraAudit: readonly AuditEvent[] = [],
 ): Promise<{ accepted: Accepted; events: MailboxEvent[] }> {
   const messageIdHash = submission.meta.thread.messageId
     ? createHash('sha256').update(submission.meta.thread.messageId).digest('hex').slice(0, 32)
@@ -24,7 +30,11 @@ export async function deliverLocal(
   return mail.store.transaction(async (tx) => {
     const delivered: Delivered[] = [];
     const events: MailboxEvent[] = [];
-    const trail: AuditEvent[] = [];
+    const trail: AuditEvent[] = [...extraAudit];
+    // Before any write, in mailbox order: the quota check locks the mailbox (PostgreSQL) ahead of its folders.
+    for (const route of [...routes].sort((a, b) => a.mailbox.id - b.mailbox.id)) {
+      await checkRecipientQuota(tx, quota, route, (contentFor?.(route) ?? submission).stored.length);
+    }
     for (const route of routes) {
       const inbox = await tx.getFolder(route.mailbox.id, 'INBOX');
       if (!inbox) throw new Error(`mailbox ${route.mailbox.id} has no INBOX`);

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { audit } from '../audit/journal.js';
+import type { QuotaLimits } from '../accounts/quota.js';
+import { audit, type AuditEvent } from '../audit/journal.js';
+import { checkSubmissionSender, directoryWarningEvents, type DirectoryCheckMode, type DirectoryLookups } from './check-directory.js';
 import type { SealedMail } from '../store/sealed-mail.js';
 import type { MailboxRow, Notifier } from '../store/types.js';
 import { deliverLocal } from './deliver.js';
@@ -13,6 +15,7 @@ import { routeRecipient } from './route.js';
 import { stripHeaderFields } from './strip-bcc.js';
 import { openSecured, VERIFICATION_HEADER } from './open-secured.js';
 import { PROTECTION_HEADER, protectMessage, requestedProtection } from './protect-local.js';
+import { checkRecipientQuota } from './quota.js';
 import type { SecurityContext } from './security-context.js';
 import type { MessageMeta } from '../mime/types.js';
 import type { Accepted, RecipientRoute, Submission } from './types.js';
@@ -26,6 +29,10 @@ export interface PipelineDeps {
   log: Logger;
   /** The security agent's keys, trust and policy; without it, protected messages are stored as they come. */
   security?: SecurityContext;
+  /** Per-mailbox limits; a local recipient without room is refused (`mailbox-full`). */
+  quota?: QuotaLimits;
+  /** The practitioner directory and how strictly senders are checked against it; without it, no directory check. */
+  directory?: { lookups: DirectoryLookups; mode: DirectoryCheckMode };
 }
 
 /** A short, unique, non-guessable transaction id, shown in Received and in the 250 reply. */
@@ -47,9 +54,11 @@ export class Pipeline {
   }
 
   async checkRecipient(sender: MailboxRow, rcptTo: string, context: { remote: string }): Promise<RecipientRoute> {
-    return this.refusing(sender.address, rcptTo, context.remote, () =>
-      routeRecipient(this.deps.mail.store, this.deps.localDomains, rcptTo),
-    );
+    return this.refusing(sender.address, rcptTo, context.remote, async () => {
+      const route = await routeRecipient(this.deps.mail.store, this.deps.localDomains, rcptTo);
+      await checkRecipientQuota(this.deps.mail.store, this.deps.quota, route, 0);
+      return route;
+    });
   }
 
   /** Resolves once the message is durable; throws a `Refusal` otherwise (already audited). */
@@ -64,6 +73,12 @@ export class Pipeline {
       const stored = Buffer.concat([received, body]);
       const meta = parseMessage(stored);
       checkHeaderSender(submission.sender, meta);
+      let warnings: AuditEvent[] = [];
+      if (this.deps.directory) {
+        const from = (meta.envelope.from ?? []).filter((a) => a.mailbox && a.host).map((a) => `${a.mailbox}@${a.host}`.toLowerCase());
+        const verdict = await checkSubmissionSender(this.deps.directory.lookups, { account: submission.sender, from }, this.deps.directory.mode);
+        warnings = directoryWarningEvents(verdict, submission.sender.address, queueId);
+      }
       const routes: RecipientRoute[] = [];
       for (const rcpt of new Set(submission.envelope.rcptTo.map((r) => r.toLowerCase()))) {
         routes.push(await routeRecipient(this.deps.mail.store, this.deps.localDomains, rcpt));
@@ -82,8 +97,17 @@ export class Pipeline {
       }
       let result;
       try {
-        result = await deliverLocal(this.deps.mail, { ...submission, meta, stored }, routes, queueId, (route) => opened.get(route.address) ?? { stored, meta });
+        result = await deliverLocal(
+          this.deps.mail,
+          { ...submission, meta, stored },
+          routes,
+          queueId,
+          (route) => opened.get(route.address) ?? { stored, meta },
+          this.deps.quota,
+          warnings,
+        );
       } catch (err) {
+        if (err instanceof Refusal) throw err;
         this.deps.log.error({ err, queueId }, 'delivery failed; nothing was committed');
         throw new Refusal('temporary-failure', 'store error');
       }

@@ -18,6 +18,7 @@ export const REFUSALS = {
   },
   'unknown-recipient': { smtp: 550, enhanced: '5.1.1', fr: 'Destinataire inconnu', en: 'No such recipient here' },
   'recipient-disabled': { smtp: 550, enhanced: '5.2.1', fr: 'Boîte du destinataire désactivée', en: 'Recipient mailbox is disabled' },
+  'mailbox-full': { smtp: 552, enhanced: '5.2.2', fr: 'Boîte du destinataire pleine (quota atteint)', en: 'Recipient mailbox is full (quota reached)' },
   'remote-domain-not-allowed': {
     smtp: 550,
     enhanced: '5.7.1',

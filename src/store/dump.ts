@@ -39,6 +39,14 @@ export interface AuthFailureDumpRow {
   updatedAt: number;
 }
 
+/** A message expunged from a folder (QRESYNC's VANISHED): its UID and the MODSEQ of its removal. */
+export interface ExpungedMessageDumpRow {
+  id: number;
+  folderId: number;
+  uid: number;
+  modseq: number;
+}
+
 export interface UidValidityCounterDumpRow {
   id: 1;
   last: number;
@@ -51,6 +59,7 @@ export interface DumpRows {
   blobs: BlobDumpRow;
   blob_chunks: BlobChunkDumpRow;
   messages: MessageRow;
+  expunged_messages: ExpungedMessageDumpRow;
   audit: AuditRow;
   queue: QueueDumpRow;
   auth_failures: AuthFailureDumpRow;
@@ -67,6 +76,7 @@ export const DUMP_TABLES: readonly DumpTable[] = [
   'blobs',
   'blob_chunks',
   'messages',
+  'expunged_messages',
   'audit',
   'queue',
   'auth_failures',
@@ -121,6 +131,7 @@ export const OPERATOR_TABLES: readonly DumpTable[] = [
   'blobs',
   'blob_chunks',
   'messages',
+  'expunged_messages',
   'audit',
   'queue',
   'auth_failures',
@@ -147,6 +158,7 @@ export const DUMP_COLUMNS: { readonly [T in DumpTable]: readonly string[] } = {
   blobs: ['id', 'mailbox_id', 'size', 'file'],
   blob_chunks: ['id', 'blob_id', 'seq', 'data'],
   messages: ['id', 'mailbox_id', 'folder_id', 'uid', 'modseq', 'flags', 'internal_date', 'size', 'blob_id', 'meta'],
+  expunged_messages: ['id', 'folder_id', 'uid', 'modseq'],
   audit: ['seq', 'time', 'actor', 'action', 'object', 'outcome', 'detail', 'prev_hash', 'hash'],
   queue: ['id', 'destination', 'state', 'attempts', 'next_attempt_at', 'lease_owner', 'lease_until', 'created_at', 'sealed_envelope', 'sealed_message'],
   auth_failures: ['key', 'failures', 'locked_until', 'updated_at'],
@@ -162,6 +174,7 @@ export const DUMP_KEY_COLUMN: { readonly [T in DumpTable]: string } = {
   blobs: 'id',
   blob_chunks: 'id',
   messages: 'id',
+  expunged_messages: 'id',
   audit: 'seq',
   queue: 'id',
   auth_failures: 'key',
@@ -193,6 +206,10 @@ export function dumpValues<T extends DumpTable>(table: T, record: DumpRows[T]): 
     case 'messages': {
       const m = r as MessageRow;
       return [m.id, m.mailboxId, m.folderId, m.uid, m.modseq, JSON.stringify(m.flags), m.internalDate, m.size, m.blobId, m.sealedMeta];
+    }
+    case 'expunged_messages': {
+      const e = r as ExpungedMessageDumpRow;
+      return [e.id, e.folderId, e.uid, e.modseq];
     }
     case 'audit': {
       const a = r as AuditRow;

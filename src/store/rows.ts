@@ -160,6 +160,8 @@ export function rowReaders({ int, bool }: EngineColumns) {
           return { id: int(row, 'id'), blobId: int(row, 'blob_id'), seq: int(row, 'seq'), data: bytes(row, 'data') };
         case 'messages':
           return mappers.toMessage(row);
+        case 'expunged_messages':
+          return { id: int(row, 'id'), folderId: int(row, 'folder_id'), uid: int(row, 'uid'), modseq: int(row, 'modseq') };
         case 'audit':
           return mappers.toAudit(row);
         case 'queue':

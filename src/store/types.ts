@@ -103,6 +103,12 @@ export interface ExpungedMessage {
   modseq: number;
 }
 
+export interface MailboxUsage {
+  messages: number;
+  /** Sum of the messages' RFC822.SIZE. */
+  bytes: number;
+}
+
 export interface CopiedMessages {
   /** UIDVALIDITY of the destination folder. */
   uidValidity: number;
@@ -191,6 +197,18 @@ export interface StoreReads {
   /** Full rows for the given UIDs, in UID order; unknown UIDs are skipped. */
   getMessages(folderId: number, uids: number[]): Promise<MessageRow[]>;
   /**
+   * UIDs expunged from the folder by `expunge` with a MODSEQ above `sinceModseq` (QRESYNC's VANISHED), in UID
+   * order: those above `afterUid`, at most `limit` (a page; the next one starts after the last UID returned).
+   * Messages that went with a deleted folder leave no trace.
+   */
+  listExpunged(folderId: number, sinceModseq: number, afterUid: number, limit: number): Promise<number[]>;
+  /**
+   * How many messages the mailbox holds in all its folders and the sum of their sizes (QUOTA). Inside a unit of
+   * work, PostgreSQL first locks the mailbox row, so quota checks of one mailbox are serialised until the commit
+   * (SQLite units of work are serialised already).
+   */
+  mailboxUsage(mailboxId: number): Promise<MailboxUsage>;
+  /**
    * The sealed bytes of a blob, read piece by piece (at most `BLOB_CHUNK` bytes each) as the consumer asks,
    * never whole; null when there is no such blob. Iterating fails (`BlobMissingError`) if the blob is removed
    * while it is being read.
@@ -243,7 +261,8 @@ export interface StoreTx extends StoreReads {
   setFlags(folderId: number, uid: number, flags: string[], unchangedSince?: number): Promise<FlagChange | null>;
   /**
    * Removes the given messages (unknown UIDs are skipped) and the blobs no other message uses; each removal
-   * gets a new MODSEQ (raising the folder's highest MODSEQ). UIDs are never handed out again.
+   * gets a new MODSEQ (raising the folder's highest MODSEQ), recorded with its UID for `listExpunged`. UIDs are
+   * never handed out again.
    */
   expunge(folderId: number, uids: number[]): Promise<ExpungedMessage[]>;
   /**

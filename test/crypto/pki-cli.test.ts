@@ -133,7 +133,7 @@ describe.each(ENGINES)('mss pki (%s, in process)', (engine) => {
     const one = await mss('pki', 'list', JEAN);
     expect(one[0]).toMatch(/^USAGE +SUBJECT +SERIAL +NOT AFTER +FINGERPRINT +REVOKED$/);
     expect(one.slice(1, -1).map((l) => l.split(/ {2,}/)[0])).toEqual(['auth', 'sign', 'openpgp']);
-    expect(one[2]).toMatch(/^sign +810001234567\/DUPONT Jean +[0-9a-f]+ +\d{4}-\d\d-\d\d +[0-9a-f]{16} +no$/);
+    expect(one[2]).toMatch(/^sign +810001234565\/DUPONT Jean +[0-9a-f]+ +\d{4}-\d\d-\d\d +[0-9a-f]{16} +no$/);
     expect(one[3]).toMatch(new RegExp(`^openpgp +Dr Jean DUPONT \\(cardiologie\\) <${JEAN.replace(/\./g, '\\.')}>`));
   });
 

@@ -13,7 +13,7 @@ export interface TestOperator {
   /** The demo accounts and their passwords. */
   accounts: InitReport['accounts'];
   server: RunningServer;
-  ports: { submission: number; submissionTls: number; imap: number; imaps: number };
+  ports: { submission: number; submissionTls: number; imap: number; imaps: number; https: number };
   /** The dev root CA, to verify the server's certificate. */
   ca: string;
   restart(): Promise<void>;
@@ -34,6 +34,7 @@ function ephemeral(overrides: ConfigInput): ConfigInput {
     ...overrides,
     smtp: { submission: any, submissionTls: any, ...overrides.smtp },
     imap: { plain: any, tls: any, ...overrides.imap },
+    http: { listener: any, ...overrides.http },
     log: { level: 'silent', ...overrides.log },
   };
 }
@@ -57,7 +58,7 @@ export async function startOperator(overrides: ConfigInput = {}, engine: Engine 
     config,
     accounts: report.accounts,
     server: await startServer(config, log),
-    ports: { submission: 0, submissionTls: 0, imap: 0, imaps: 0 },
+    ports: { submission: 0, submissionTls: 0, imap: 0, imaps: 0, https: 0 },
     ca: readFileSync(path.join(config.certsDir, 'ca', 'root.pem'), 'utf8'),
     async restart() {
       await op.server.close();
@@ -67,6 +68,7 @@ export async function startOperator(overrides: ConfigInput = {}, engine: Engine 
           ...input,
           smtp: { ...input.smtp, submission: { host: '127.0.0.1', port: op.ports.submission }, submissionTls: { host: '127.0.0.1', port: op.ports.submissionTls } },
           imap: { ...input.imap, plain: { host: '127.0.0.1', port: op.ports.imap }, tls: { host: '127.0.0.1', port: op.ports.imaps } },
+          http: { ...input.http, listener: { host: '127.0.0.1', port: op.ports.https } },
         },
         tmp.dir,
       );
@@ -85,6 +87,7 @@ export async function startOperator(overrides: ConfigInput = {}, engine: Engine 
     submissionTls: port('smtp-submission (TLS)'),
     imap: port('imap (STARTTLS)'),
     imaps: port('imap (TLS)'),
+    https: port('https (API)'),
   };
   return op;
 }

@@ -4,12 +4,13 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
+import zlib from 'node:zlib';
 import pino, { type Logger } from 'pino';
 import { Authenticator } from '../../src/accounts/authenticator.js';
 import { createMailbox } from '../../src/accounts/mailboxes.js';
 import { configSchema, type Config } from '../../src/config/schema.js';
 import { Keyring } from '../../src/crypto/seal.js';
-import { ImapServer } from '../../src/imap/server.js';
+import { ImapServer, type ImapServerDeps } from '../../src/imap/server.js';
 import { LocalNotifier } from '../../src/store/notifier.js';
 import { SealedMail } from '../../src/store/sealed-mail.js';
 import type { MailboxRow, Store } from '../../src/store/types.js';
@@ -48,6 +49,7 @@ export interface ImapTestServer {
   notifier: LocalNotifier;
   mailbox: MailboxRow;
   limits: Config['imap'];
+  keyring: Keyring;
   /** Appends straight through the store (as delivery would) and publishes `exists`; returns the UID. */
   deliver(raw: Buffer, options?: { folder?: string; flags?: string[] }): Promise<number>;
   /** Closes the server and the store, reopens both (same data, new ports). */
@@ -55,10 +57,21 @@ export interface ImapTestServer {
   dispose(): Promise<void>;
 }
 
-export async function startImapServer(engine: Engine, limits: Partial<Config['imap']> = {}, logger?: Logger): Promise<ImapTestServer> {
+export interface ImapTestOptions {
+  quota?: Partial<Config['quota']>;
+  /** Client certificates for AUTHENTICATE EXTERNAL, built over the test's store and keyring. */
+  clientAuth?: (store: Store, keyring: Keyring) => ImapServerDeps['clientAuth'];
+}
+
+export async function startImapServer(
+  engine: Engine,
+  limits: Partial<Config['imap']> = {},
+  logger?: Logger,
+  options: ImapTestOptions = {},
+): Promise<ImapTestServer> {
   const testStore: TestStore = await openTestStore(engine);
   const keyring = new Keyring(randomBytes(32));
-  const config = configSchema.parse({ imap: limits });
+  const config = configSchema.parse({ imap: limits, quota: options.quota ?? {} });
   const mailbox = await createMailbox(testStore.store, keyring, {
     address: USER.address,
     type: 'PER',
@@ -74,6 +87,7 @@ export async function startImapServer(engine: Engine, limits: Partial<Config['im
     notifier: new LocalNotifier(),
     mailbox,
     limits: config.imap,
+    keyring,
     async deliver(raw, options = {}) {
       const folder = await handle.store.getFolder(mailbox.id, options.folder ?? 'INBOX');
       if (!folder) throw new Error('no such folder');
@@ -93,8 +107,11 @@ export async function startImapServer(engine: Engine, limits: Partial<Config['im
     },
   };
   async function listen() {
+    const clientAuth = options.clientAuth?.(handle.store, keyring);
     server = new ImapServer({
       limits: config.imap,
+      quota: config.quota,
+      ...(clientAuth ? { clientAuth } : {}),
       hostname: 'imap.test',
       store: handle.store,
       mail: handle.mail,
@@ -112,9 +129,13 @@ export async function startImapServer(engine: Engine, limits: Partial<Config['im
   return handle;
 }
 
-/** A raw IMAP client: sends lines, reads response lines (binary-safe, latin1), follows one tagged reply. */
+/**
+ * A raw IMAP client: sends lines, reads response lines (binary-safe, latin1), follows one tagged reply. It can
+ * present a client certificate, and turn DEFLATE on after the server's OK to COMPRESS.
+ */
 export class ImapLineClient {
   #socket: net.Socket;
+  #deflate: zlib.DeflateRaw | null = null;
   #buffer = '';
   #waiters: (() => void)[] = [];
   closed = false;
@@ -124,10 +145,11 @@ export class ImapLineClient {
     this.#attach();
   }
 
-  static connect(port: number, options: { tls: boolean }): Promise<ImapLineClient> {
+  static connect(port: number, options: { tls: boolean; cert?: string; key?: string }): Promise<ImapLineClient> {
     return new Promise((resolve, reject) => {
+      const identity = options.cert && options.key ? { cert: options.cert, key: options.key } : {};
       const socket = options.tls
-        ? tls.connect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false })
+        ? tls.connect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false, ...identity })
         : net.connect({ host: '127.0.0.1', port });
       socket.once(options.tls ? 'secureConnect' : 'connect', () => resolve(new ImapLineClient(socket)));
       socket.once('error', reject);
@@ -164,7 +186,38 @@ export class ImapLineClient {
 
   /** Sends raw bytes, or a string followed by CRLF. */
   send(data: string | Buffer): void {
-    this.#socket.write(typeof data === 'string' ? Buffer.from(data + '\r\n', 'utf8') : data);
+    const bytes = typeof data === 'string' ? Buffer.from(data + '\r\n', 'utf8') : data;
+    if (!this.#deflate) {
+      this.#socket.write(bytes);
+      return;
+    }
+    this.#deflate.write(bytes);
+    this.#deflate.flush(zlib.constants.Z_SYNC_FLUSH);
+  }
+
+  /** Compresses both directions from now on (after the server's OK to COMPRESS DEFLATE). */
+  compress(): void {
+    const socket = this.#socket;
+    socket.removeAllListeners('data');
+    socket.removeAllListeners('close');
+    const inflate = zlib.createInflateRaw();
+    const deflate = zlib.createDeflateRaw();
+    socket.pipe(inflate);
+    deflate.pipe(socket);
+    inflate.on('data', (d: Buffer) => {
+      this.#buffer += d.toString('latin1');
+      this.#wake();
+    });
+    // The connection counts as closed once the inflater has handed out what arrived before the close.
+    socket.on('close', () => {
+      if (!inflate.writableEnded) inflate.end();
+    });
+    inflate.on('close', () => {
+      this.closed = true;
+      this.#wake();
+    });
+    inflate.on('error', () => socket.destroy());
+    this.#deflate = deflate;
   }
 
   /** One response line (without CRLF), latin1. */
@@ -202,12 +255,12 @@ export class ImapLineClient {
     if (!lines[lines.length - 1]!.startsWith('L1 OK')) throw new Error(`login failed: ${lines.join('\n')}`);
   }
 
-  async startTls(): Promise<void> {
+  async startTls(identity: { cert?: string; key?: string } = {}): Promise<void> {
     const plain = this.#socket;
     plain.removeAllListeners('data');
     plain.removeAllListeners('close');
     this.#socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ socket: plain, servername: 'localhost', rejectUnauthorized: false }, () => resolve(s));
+      const s = tls.connect({ socket: plain, servername: 'localhost', rejectUnauthorized: false, ...identity }, () => resolve(s));
       s.once('error', reject);
     });
     this.#attach();
@@ -223,6 +276,15 @@ export class ImapLineClient {
     const rest = this.#buffer;
     this.#buffer = '';
     return rest;
+  }
+
+  /** Stops reading from the socket (a client that no longer reads what the server sends). */
+  pauseReading(): void {
+    this.#socket.pause();
+  }
+
+  resumeReading(): void {
+    this.#socket.resume();
   }
 
   get pending(): string {

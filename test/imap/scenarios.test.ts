@@ -1,18 +1,22 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CertificateAuthenticator } from '../../src/accounts/certificate-login.js';
 import type { Config } from '../../src/config/schema.js';
 import { ENGINES } from '../helpers/engines.js';
 import { ImapLineClient, startImapServer, USER, type ImapTestServer } from './harness.js';
 
 /**
  * Conformance conversations as data (after Dovecot's imaptest scripts). Each file in scenarios/ has a header
- * (`listener:`, `state:`, `limits:`, `deliver:` lines), a `---` line, then the conversation:
+ * (`listener:`, `state:`, `limits:`, `quota:`, `deliver:`, `client-certificates: requested` lines), a `---`
+ * line, then the conversation:
  *
  *   C: <line>      sent with CRLF ($USER, $PASS, $PLAIN and {{x*N}} are expanded)
  *   S: <line>      the next server line, exactly
- *   S~ <regex>     the next server line, matching the regular expression in full
+ *   S~ <regex>     the next server line, matching the regular expression in full; its named groups
+ *                  (`(?<uv>\d+)`) are remembered, and `${uv}` in later C:, S: and S~ lines stands for them
  *   S: (closed)    the server has closed the connection
  *   ! starttls     upgrade the connection to TLS (after the server's OK to STARTTLS)
+ *   ! compress     compress both directions with DEFLATE (after the server's OK to COMPRESS)
  *   ! sleep <ms>   wait
  *
  * The server lines expected after a C: line are read right after it is sent, so a literal's lines can be
@@ -26,24 +30,29 @@ interface Scenario {
   listener: 'plain' | 'tls';
   state: string;
   limits: Partial<Config['imap']>;
+  quota: Partial<Config['quota']>;
+  /** The listeners ask for client certificates (AUTHENTICATE EXTERNAL; this client presents none). */
+  clientCertificates: boolean;
   deliver: { file: string; flags: string[] }[];
   steps: string[];
 }
 
 function parseScenario(text: string): Scenario {
   const [head = '', body = ''] = text.split(/^---$/m);
-  const scenario: Scenario = { listener: 'tls', state: 'not-authenticated', limits: {}, deliver: [], steps: [] };
+  const scenario: Scenario = { listener: 'tls', state: 'not-authenticated', limits: {}, quota: {}, clientCertificates: false, deliver: [], steps: [] };
   for (const line of head.split('\n')) {
-    const m = /^(\w+):\s*(.*)$/.exec(line.trim());
+    const m = /^([\w-]+):\s*(.*)$/.exec(line.trim());
     if (!m) continue;
     const [, key, value = ''] = m;
     if (key === 'listener') scenario.listener = value === 'plain' ? 'plain' : 'tls';
     else if (key === 'state') scenario.state = value;
-    else if (key === 'limits') {
+    else if (key === 'limits' || key === 'quota') {
       for (const pair of value.split(/\s+/).filter(Boolean)) {
         const [k, v] = pair.split('=');
-        (scenario.limits as Record<string, number>)[k!] = Number(v);
+        (scenario[key] as Record<string, number>)[k!] = Number(v);
       }
+    } else if (key === 'client-certificates') {
+      scenario.clientCertificates = value === 'requested';
     } else if (key === 'deliver') {
       const [file = '', ...flags] = value.split(/\s+/);
       scenario.deliver.push({ file, flags });
@@ -65,19 +74,24 @@ async function run(server: ImapTestServer, scenario: Scenario, name: string): Pr
   const client = await ImapLineClient.connect(scenario.listener === 'tls' ? server.ports.tls : server.ports.plain, { tls: scenario.listener === 'tls' });
   try {
     const steps = scenario.steps;
+    const vars = new Map<string, string>();
+    const withVars = (line: string) => line.replace(/\$\{(\w+)\}/g, (whole, name: string) => vars.get(name) ?? whole);
     let i = 0;
     const expectLines = async (context: string) => {
       while (i < steps.length && (steps[i]!.startsWith('S:') || steps[i]!.startsWith('S~'))) {
         const step = steps[i++]!;
-        const want = step.slice(2).replace(/^ /, '');
+        const want = withVars(step.slice(2).replace(/^ /, ''));
         if (step.startsWith('S:') && want === '(closed)') {
           await client.closedByServer();
           continue;
         }
         const got = await client.line();
         const where = `${name}: after ${JSON.stringify(context)}`;
-        if (step.startsWith('S~')) expect(got, where).toMatch(new RegExp(`^(?:${want})$`));
-        else expect(got, where).toBe(want);
+        if (step.startsWith('S~')) {
+          const m = new RegExp(`^(?:${want})$`).exec(got);
+          expect(got, where).toMatch(new RegExp(`^(?:${want})$`));
+          for (const [name, value] of Object.entries(m?.groups ?? {})) vars.set(name, value);
+        } else expect(got, where).toBe(want);
       }
     };
     // The greeting: compared when the conversation starts with S: lines, else just consumed.
@@ -92,13 +106,14 @@ async function run(server: ImapTestServer, scenario: Scenario, name: string): Pr
     while (i < steps.length) {
       const step = steps[i++]!;
       if (step.startsWith('C:')) {
-        const line = expand(step.slice(2).replace(/^ /, ''));
+        const line = expand(withVars(step.slice(2).replace(/^ /, '')));
         client.send(line);
         await expectLines(line.slice(0, 80));
       } else if (step.startsWith('S')) {
         i--;
         await expectLines(steps[i - 1] ?? 'start');
       } else if (step.startsWith('! starttls')) await client.startTls();
+      else if (step.startsWith('! compress')) client.compress();
       else if (step.startsWith('! sleep')) await new Promise((r) => setTimeout(r, Number(step.split(/\s+/)[2])));
       else throw new Error(`${name}: unexpected step ${JSON.stringify(step)}`);
     }
@@ -120,7 +135,12 @@ describe.each(ENGINES)('IMAP conversations (%s)', (engine) => {
 
   it.each(files)('%s', async (file) => {
     const scenario = parseScenario(readFileSync(new URL(file, DIR), 'utf8'));
-    server = await startImapServer(engine, scenario.limits);
+    server = await startImapServer(engine, scenario.limits, undefined, {
+      quota: scenario.quota,
+      ...(scenario.clientCertificates
+        ? { clientAuth: (store) => ({ ca: [], certificates: new CertificateAuthenticator(store, { list: async () => [] }, { anchors: [], intermediates: [] }) }) }
+        : {}),
+    });
     for (const { file: fixture, flags } of scenario.deliver) {
       await server.deliver(readFileSync(new URL(fixture, FIXTURES)), { flags });
     }

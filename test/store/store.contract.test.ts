@@ -148,6 +148,67 @@ describe.each(ENGINE_BLOBS)('Store contract (%s, blobs in the %s)', (engine, loc
     expect(next!.modseq).toBeGreaterThan(removed[1]!.modseq);
   });
 
+  it('remembers expunged UIDs with the MODSEQ of their removal (QRESYNC), page by page; they go with their folder', async () => {
+    const inbox = (await store.getFolder(mailbox.id, 'INBOX'))!;
+    const folder = await store.transaction((tx) => tx.insertFolder({ mailboxId: mailbox.id, name: 'Dossiers', specialUse: null, subscribed: true }));
+    await appendN(folder.id, 5);
+    await appendN(inbox.id, 2);
+    expect(await store.listExpunged(folder.id, 0, 0, 10)).toEqual([]);
+    const first = await store.transaction((tx) => tx.expunge(folder.id, [4, 2]));
+    const second = await store.transaction((tx) => tx.expunge(folder.id, [5]));
+    await store.transaction((tx) => tx.expunge(inbox.id, [1]));
+    // A unit of work that rolls back leaves no trace.
+    await expect(
+      store.transaction(async (tx) => {
+        await tx.expunge(folder.id, [1]);
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(await store.listExpunged(folder.id, 0, 0, 10)).toEqual([2, 4, 5]);
+    expect(await store.listExpunged(folder.id, first[0]!.modseq, 0, 10)).toEqual([4, 5]);
+    expect(await store.listExpunged(folder.id, first[1]!.modseq, 0, 10)).toEqual([5]);
+    expect(await store.listExpunged(folder.id, second[0]!.modseq, 0, 10)).toEqual([]);
+    expect(await store.listExpunged(folder.id, 0, 0, 2)).toEqual([2, 4]);
+    expect(await store.listExpunged(folder.id, 0, 4, 2)).toEqual([5]);
+    expect(await store.listExpunged(inbox.id, 0, 0, 10)).toEqual([1]);
+    await store.transaction((tx) => tx.deleteFolder(folder.id));
+    expect(await store.listExpunged(folder.id, 0, 0, 10)).toEqual([]);
+    expect(await store.listExpunged(inbox.id, 0, 0, 10)).toEqual([1]);
+  });
+
+  it('sums the messages of all the folders of one mailbox (quota), and serialises quota checks of a mailbox', async () => {
+    const inbox = (await store.getFolder(mailbox.id, 'INBOX'))!;
+    const trash = (await store.getFolder(mailbox.id, 'Trash'))!;
+    expect(await store.mailboxUsage(mailbox.id)).toEqual({ messages: 0, bytes: 0 });
+    await appendN(inbox.id, 3);
+    await appendN(trash.id, 2);
+    const other = await createMailbox(store, keyring, { address: 'other@hopital.test', type: 'PER' });
+    const otherInbox = (await store.getFolder(other.id, 'INBOX'))!;
+    await store.transaction(async (tx) => {
+      const blobId = await tx.insertBlob(other.id, blob(9));
+      await tx.appendMessage(otherInbox.id, { blobId, sealedMeta: blob(9), flags: [], internalDate: 1, size: 1000 });
+    });
+    expect(await store.mailboxUsage(mailbox.id)).toEqual({ messages: 5, bytes: 1 + 2 + 3 + 1 + 2 });
+    expect(await store.transaction((tx) => tx.mailboxUsage(mailbox.id))).toEqual({ messages: 5, bytes: 9 });
+    await store.transaction((tx) => tx.expunge(inbox.id, [3]));
+    expect(await store.mailboxUsage(mailbox.id)).toEqual({ messages: 4, bytes: 6 });
+    expect(await store.mailboxUsage(other.id)).toEqual({ messages: 1, bytes: 1000 });
+
+    // Two units of work check the same limit at once, then append: the second sees the first's message.
+    const limit = 5;
+    const attempt = () =>
+      store.transaction(async (tx) => {
+        const usage = await tx.mailboxUsage(mailbox.id);
+        if (usage.messages + 1 > limit) return false;
+        await new Promise((r) => setTimeout(r, 50));
+        const blobId = await tx.insertBlob(mailbox.id, blob(7));
+        await tx.appendMessage(inbox.id, { blobId, sealedMeta: blob(7), flags: [], internalDate: 1, size: 7 });
+        return true;
+      });
+    expect((await Promise.all([attempt(), attempt()])).sort()).toEqual([false, true]);
+    expect(await store.mailboxUsage(mailbox.id)).toEqual({ messages: 5, bytes: 13 });
+  });
+
   it('copies messages within a mailbox sharing sealed content, and keeps a shared blob until its last message goes', async () => {
     const inbox = (await store.getFolder(mailbox.id, 'INBOX'))!;
     const trash = (await store.getFolder(mailbox.id, 'Trash'))!;

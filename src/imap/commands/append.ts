@@ -1,39 +1,68 @@
+import type { AppendedMessage } from '../../store/types.js';
+import type { Args } from '../args.js';
 import { AUTHENTICATED, defineCommand, ImapError } from '../command.js';
 import { parseDateTime } from '../datetime.js';
 import { parseFlagTokens } from '../flags.js';
 import { canonicalName, decodeMailboxName } from '../mailbox-name.js';
+import { checkQuota } from '../quota.js';
+import { formatUidSet } from '../sequence.js';
 import { ImapSyntaxError } from '../tokenizer.js';
 
 /**
- * APPEND (RFC 3501 §6.3.11): the OK (with APPENDUID, RFC 4315) is sent only after the message is committed.
- * The literal's size was checked against `maxLiteralSize` before its bytes were read.
+ * APPEND (RFC 3501 §6.3.11) and MULTIAPPEND (RFC 3502): one or more messages, each with its optional flags and
+ * date, stored all or none in one unit of work; the OK (with APPENDUID, RFC 4315, naming every UID) is sent only
+ * after the commit. Each literal's size was checked against `maxLiteralSize` before its bytes were read, and the
+ * literals of one command together may not pass it by more than a line (the command is held in memory whole).
  */
+
+export interface AppendMessageArgs {
+  flags: string[];
+  internalDate: number | undefined;
+  message: Buffer;
+}
+
+function parseOne(args: Args): AppendMessageArgs {
+  const maybeFlags = args.peek();
+  const flags = maybeFlags?.type === 'list' ? parseFlagTokens(args.list('flags')) : [];
+  let internalDate: number | undefined;
+  // A date-time is a quoted string followed by the message; the message itself is a literal.
+  const next = args.peek();
+  if (next?.type === 'string' && args.remaining > 1 && !next.literal) {
+    const date = parseDateTime(args.string('date-time').toString('latin1'));
+    if (date === null) throw new ImapSyntaxError('Invalid date-time');
+    internalDate = date;
+  }
+  return { flags, internalDate, message: args.string('message literal') };
+}
+
+export function parseAppend(args: Args): { mailbox: string; messages: AppendMessageArgs[] } {
+  const mailbox = args.text('mailbox name');
+  const messages = [parseOne(args)];
+  while (args.remaining > 0) messages.push(parseOne(args));
+  return { mailbox, messages };
+}
+
 export default defineCommand({
   name: 'APPEND',
   states: AUTHENTICATED,
   literal: 'message',
-  parse: (args) => {
-    const mailbox = args.text('mailbox name');
-    const maybeFlags = args.peek();
-    const flags = maybeFlags?.type === 'list' ? parseFlagTokens(args.list('flags')) : [];
-    let internalDate: number | undefined;
-    if (args.remaining > 1) {
-      const date = parseDateTime(args.string('date-time').toString('latin1'));
-      if (date === null) throw new ImapSyntaxError('Invalid date-time');
-      internalDate = date;
-    }
-    return { mailbox, flags, internalDate, message: args.string('message literal') };
-  },
-  async run(session, { mailbox, flags, internalDate, message }) {
+  parse: parseAppend,
+  async run(session, { mailbox, messages }) {
     const user = session.user!;
     const { store, mail, notifier } = session.deps;
     const folder = await store.getFolder(user.id, canonicalName(decodeMailboxName(mailbox)));
     if (!folder) throw new ImapError('NO', 'Mailbox does not exist', 'TRYCREATE');
-    if (message.length === 0) throw new ImapError('NO', 'An empty message can not be stored');
-    const appended = await store.transaction((tx) =>
-      mail.append(tx, user, folder, message, internalDate === undefined ? { flags } : { flags, internalDate }),
-    );
-    notifier.publish({ kind: 'exists', mailboxId: user.id, folderId: folder.id, uid: appended.uid, modseq: appended.modseq });
-    return { code: `APPENDUID ${appended.uidValidity} ${appended.uid}`, text: 'APPEND completed' };
+    if (messages.some((m) => m.message.length === 0)) throw new ImapError('NO', 'An empty message can not be stored');
+    const appended = await store.transaction(async (tx) => {
+      await checkQuota(session, tx, { messages: messages.length, bytes: messages.reduce((n, m) => n + m.message.length, 0) });
+      const out: AppendedMessage[] = [];
+      for (const { flags, internalDate, message } of messages) {
+        out.push(await mail.append(tx, user, folder, message, internalDate === undefined ? { flags } : { flags, internalDate }));
+      }
+      return out;
+    });
+    for (const a of appended) notifier.publish({ kind: 'exists', mailboxId: user.id, folderId: folder.id, uid: a.uid, modseq: a.modseq });
+    const uids = formatUidSet(appended.map((a) => a.uid));
+    return { code: `APPENDUID ${appended[0]!.uidValidity} ${uids}`, text: 'APPEND completed' };
   },
 });

@@ -1,8 +1,10 @@
+import { hasQuota } from '../../accounts/quota.js';
 import { appendAudit } from '../../audit/journal.js';
 import type { CopiedMessages, ExpungedMessage } from '../../store/types.js';
 import type { Args } from '../args.js';
 import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
 import { canonicalName, decodeMailboxName } from '../mailbox-name.js';
+import { checkQuota } from '../quota.js';
 import { formatUidSet, resolveSequenceNumbers, resolveUids, type SeqRange } from '../sequence.js';
 import { status } from '../serializer.js';
 
@@ -10,7 +12,9 @@ import { status } from '../serializer.js';
  * COPY, UID COPY (RFC 9051 §6.4.7) and MOVE, UID MOVE (RFC 6851), with COPYUID (RFC 4315). The copies share
  * the sealed content of the originals (same mailbox, same key). A MOVE copies and expunges in one unit of
  * work, so a message is never in both folders or in neither; it answers `* OK [COPYUID ...]`, then one
- * `* n EXPUNGE` per message moved, then the tagged OK.
+ * `* n EXPUNGE` per message moved (one `* VANISHED` with QRESYNC), then the tagged OK. A COPY that would take
+ * the mailbox beyond its quota is refused with nothing copied; a MOVE adds nothing to the mailbox (one quota
+ * root covers all its folders), so it is always allowed, over quota too: it is how room is made.
  */
 
 export interface CopyArgs {
@@ -42,6 +46,12 @@ export async function runCopy(session: SessionApi, { set, mailbox }: CopyArgs, o
   if (uids.length === 0) return { text: `${name} completed` };
   const { copied, removed } = await store.transaction(async (tx) => {
     if (!(await tx.getFolderById(view.folder.id))) throw new ImapError('NO', 'The selected mailbox no longer exists');
+    if (!options.move && hasQuota(session.deps.quota)) {
+      // Summaries, not full rows: those carry the sealed metadata of every message.
+      const wanted = new Set(uids);
+      const sources = (await tx.listMessages(view.folder.id)).filter((m) => wanted.has(m.uid));
+      await checkQuota(session, tx, { messages: sources.length, bytes: sources.reduce((n, m) => n + m.size, 0) });
+    }
     const copied = await tx.copyMessages(view.folder.id, uids, target.id);
     const removed: ExpungedMessage[] = options.move ? await tx.expunge(view.folder.id, copied.copies.map((c) => c.sourceUid)) : [];
     if (copied.copies.length > 0) {
@@ -61,6 +71,7 @@ export async function runCopy(session: SessionApi, { set, mailbox }: CopyArgs, o
     await view.removed(
       removed.map((r) => r.uid),
       (data) => session.send(data),
+      session.enabled.has('QRESYNC'),
     );
   }
   for (const c of copied.copies) notifier.publish({ kind: 'exists', mailboxId: user.id, folderId: target.id, uid: c.uid, modseq: c.modseq });

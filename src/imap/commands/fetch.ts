@@ -8,11 +8,14 @@ import { addFlags, hasFlag } from '../flags.js';
 import { resolveSequenceNumbers, resolveUids, type SeqRange } from '../sequence.js';
 import { atom, untaggedParts } from '../serializer.js';
 import { ImapSyntaxError } from '../tokenizer.js';
+import { sendVanishedSince } from '../vanished.js';
 
 /**
  * FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9). Messages are read in batches so memory stays bounded by
  * one batch. A non-PEEK body section sets \Seen (in a read-write selection), committed before the
- * responses, which then carry FLAGS. One audit record per command names how many bodies were read.
+ * responses, which then carry FLAGS. One audit record per command names how many bodies were read. With
+ * QRESYNC, `UID FETCH … (CHANGEDSINCE n VANISHED)` first reports the UIDs of the set expunged since n
+ * (RFC 7162 §3.2.6).
  */
 
 const BATCH = 50;
@@ -22,17 +25,24 @@ export interface FetchArgs {
   items: FetchItem[];
   /** `(CHANGEDSINCE n)` (RFC 7162 §3.1.4): only messages whose MODSEQ is above n. */
   changedSince: number | null;
+  /** `VANISHED` (RFC 7162 §3.2.6, UID FETCH with CHANGEDSINCE only). */
+  vanished: boolean;
 }
 
 export function parseFetch(args: Args): FetchArgs {
   const set = args.sequenceSet();
   const items = parseFetchItems(args.token('fetch attributes'));
   let changedSince: number | null = null;
+  let vanished = false;
   if (args.remaining > 0) {
     const modifiers = args.list('fetch modifiers');
     for (let i = 0; i < modifiers.length; i++) {
       const name = modifiers[i];
       const value = modifiers[i + 1];
+      if (name?.type === 'atom' && !name.section && name.value.toUpperCase() === 'VANISHED' && !vanished) {
+        vanished = true;
+        continue;
+      }
       if (name?.type !== 'atom' || name.value.toUpperCase() !== 'CHANGEDSINCE' || value?.type !== 'atom' || !/^\d{1,19}$/.test(value.value)) {
         throw new ImapSyntaxError('Unsupported fetch modifier');
       }
@@ -40,7 +50,8 @@ export function parseFetch(args: Args): FetchArgs {
       i++;
     }
   }
-  return { set, items, changedSince };
+  if (vanished && changedSince === null) throw new ImapSyntaxError('VANISHED needs CHANGEDSINCE');
+  return { set, items, changedSince, vanished };
 }
 
 async function markSeen(session: SessionApi, rows: MessageRow[]): Promise<void> {
@@ -64,12 +75,17 @@ async function markSeen(session: SessionApi, rows: MessageRow[]): Promise<void> 
   }
 }
 
-export async function runFetch(session: SessionApi, { set, items: asked, changedSince }: FetchArgs, byUid: boolean): Promise<Completion> {
+export async function runFetch(session: SessionApi, { set, items: asked, changedSince, vanished }: FetchArgs, byUid: boolean): Promise<Completion> {
   const view = session.selected!;
   const user = session.user!;
   const { store, mail } = session.deps;
+  if (vanished && !byUid) throw new ImapError('BAD', 'VANISHED is only valid in UID FETCH');
+  if (vanished && !session.enabled.has('QRESYNC')) throw new ImapError('BAD', 'QRESYNC is not enabled (ENABLE QRESYNC first)');
   const indexes = byUid ? resolveUids(set, view.uids) : resolveSequenceNumbers(set, view.exists);
   if (indexes === null) throw new ImapError('BAD', 'Invalid message sequence number');
+  if (vanished) {
+    await sendVanishedSince(store, view.folder.id, changedSince!, set, (uid) => view.seqOf(uid) > 0, (data) => session.send(data));
+  }
   let items = byUid && !asked.some((i) => i.kind === 'UID') ? [{ kind: 'UID' } as const, ...asked] : asked;
   const setsSeen = marksSeen(items) && !view.readOnly;
   if (setsSeen && !items.some((i) => i.kind === 'FLAGS')) items = [...items, { kind: 'FLAGS' }];

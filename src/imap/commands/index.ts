@@ -4,6 +4,7 @@ import authenticate from './authenticate.js';
 import capability from './capability.js';
 import check from './check.js';
 import close from './close.js';
+import compress from './compress.js';
 import copy from './copy.js';
 import create from './create.js';
 import deleteCommand from './delete.js';
@@ -11,6 +12,8 @@ import enable from './enable.js';
 import examine from './examine.js';
 import expunge from './expunge.js';
 import fetch from './fetch.js';
+import getquota from './getquota.js';
+import getquotaroot from './getquotaroot.js';
 import id from './id.js';
 import idle from './idle.js';
 import list from './list.js';
@@ -23,6 +26,7 @@ import noop from './noop.js';
 import rename from './rename.js';
 import search from './search.js';
 import select from './select.js';
+import setquota from './setquota.js';
 import sort from './sort.js';
 import starttls from './starttls.js';
 import status from './status.js';
@@ -37,6 +41,7 @@ import uidSearch from './uid-search.js';
 import uidSort from './uid-sort.js';
 import uidStore from './uid-store.js';
 import uidThread from './uid-thread.js';
+import unauthenticate from './unauthenticate.js';
 import unselect from './unselect.js';
 import unsubscribe from './unsubscribe.js';
 
@@ -48,6 +53,7 @@ export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
     capability,
     check,
     close,
+    compress,
     copy,
     create,
     deleteCommand,
@@ -55,6 +61,8 @@ export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
     examine,
     expunge,
     fetch,
+    getquota,
+    getquotaroot,
     id,
     idle,
     list,
@@ -67,6 +75,7 @@ export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
     rename,
     search,
     select,
+    setquota,
     sort,
     starttls,
     status,
@@ -81,6 +90,7 @@ export const COMMANDS: ReadonlyMap<string, AnyCommand> = new Map(
     uidSort,
     uidStore,
     uidThread,
+    unauthenticate,
     unselect,
     unsubscribe,
   ].map((c) => [c.name, c]),

@@ -3,32 +3,90 @@ import { AUTHENTICATED, defineCommand, ImapError, type Completion, type SessionA
 import { hasFlag, SYSTEM_FLAGS } from '../flags.js';
 import { canonicalName, decodeMailboxName } from '../mailbox-name.js';
 import { SelectedFolder } from '../selected.js';
+import { parseSequenceSet, type SeqRange } from '../sequence.js';
 import { atom, status, untagged } from '../serializer.js';
-import { ImapSyntaxError } from '../tokenizer.js';
+import { ImapSyntaxError, type Token } from '../tokenizer.js';
+import { sendVanishedSince } from '../vanished.js';
 
 /**
- * SELECT and EXAMINE (RFC 3501 §6.3.1-2, RFC 7162 §3.1.2 HIGHESTMODSEQ). A failed SELECT leaves no folder
- * selected. The view is installed before the messages are listed so that no change made meanwhile is missed.
+ * SELECT and EXAMINE (RFC 3501 §6.3.1-2, RFC 7162 §3.1.2 HIGHESTMODSEQ, §3.2.5 QRESYNC). A failed SELECT leaves
+ * no folder selected. The view is installed before the messages are listed so that no change made meanwhile is
+ * missed.
  */
 export interface SelectArgs {
   mailbox: string;
   condstore: boolean;
+  qresync: QresyncParameter | null;
 }
 
-/** `mailbox [(CONDSTORE)]` (RFC 7162 §3.1.8: the parameter turns CONDSTORE on). */
+/** `QRESYNC (uidvalidity modseq [known-uids [(seq-set uid-set)]])` (RFC 7162 §3.2.5). */
+export interface QresyncParameter {
+  uidValidity: number;
+  modseq: number;
+  /** The UIDs the client knows: only their removals are reported. Null: all of them. */
+  knownUids: SeqRange[] | null;
+}
+
+function number(token: Token | undefined, what: string, min: number): number {
+  if (token?.type !== 'atom' || token.section || !/^\d{1,19}$/.test(token.value)) throw new ImapSyntaxError(`Invalid ${what}`);
+  const n = Number(token.value);
+  if (!Number.isSafeInteger(n) || n < min) throw new ImapSyntaxError(`Invalid ${what}`);
+  return n;
+}
+
+function uidSet(token: Token | undefined, what: string): SeqRange[] {
+  if (token?.type !== 'atom' || token.section) throw new ImapSyntaxError(`Invalid ${what}`);
+  const ranges = parseSequenceSet(token.value);
+  if (ranges.some((r) => r.from === '*' || r.to === '*')) throw new ImapSyntaxError(`Invalid ${what}: "*" is not allowed`);
+  return ranges;
+}
+
+/** How many numbers a set without `*` names. */
+function setSize(ranges: readonly SeqRange[]): number {
+  return ranges.reduce((n, r) => n + Math.abs(Number(r.to) - Number(r.from)) + 1, 0);
+}
+
+function parseQresync(items: readonly Token[]): QresyncParameter {
+  const [validity, modseq, known, match, extra] = items;
+  if (extra) throw new ImapSyntaxError('Too many QRESYNC parameters');
+  const parameter: QresyncParameter = {
+    uidValidity: number(validity, 'UIDVALIDITY', 1),
+    modseq: number(modseq, 'mod-sequence', 1),
+    knownUids: known ? uidSet(known, 'known UIDs') : null,
+  };
+  if (match) {
+    // seq-match-data: the server keeps every expunge of a folder, so it never needs it; it is only checked.
+    if (match.type !== 'list' || match.items.length !== 2) throw new ImapSyntaxError('Invalid sequence match data');
+    const seqs = setSize(uidSet(match.items[0], 'message sequence numbers'));
+    const uids = setSize(uidSet(match.items[1], 'UIDs'));
+    if (seqs !== uids) throw new ImapSyntaxError('Sequence match data: the two sets differ in size');
+  }
+  return parameter;
+}
+
+/** `mailbox [(CONDSTORE / QRESYNC (...))]` (RFC 7162 §3.1.8: CONDSTORE turns CONDSTORE on). */
 export function parseSelect(args: Args): SelectArgs {
   const mailbox = args.text('mailbox name');
   let condstore = false;
+  let qresync: QresyncParameter | null = null;
   if (args.remaining > 0) {
-    for (const t of args.list('select parameters')) {
-      if (t.type === 'atom' && !t.section && t.value.toUpperCase() === 'CONDSTORE') condstore = true;
-      else throw new ImapSyntaxError('Unsupported select parameter');
+    const params = args.list('select parameters');
+    for (let i = 0; i < params.length; i++) {
+      const t = params[i]!;
+      const name = t.type === 'atom' && !t.section ? t.value.toUpperCase() : '';
+      const value = params[i + 1];
+      if (name === 'CONDSTORE') condstore = true;
+      else if (name === 'QRESYNC' && value?.type === 'list' && !qresync) {
+        qresync = parseQresync(value.items);
+        i++;
+      } else throw new ImapSyntaxError('Unsupported select parameter');
     }
   }
-  return { mailbox, condstore };
+  return { mailbox, condstore, qresync };
 }
 
-export async function openFolder(session: SessionApi, { mailbox: wireName, condstore }: SelectArgs, readOnly: boolean): Promise<Completion> {
+export async function openFolder(session: SessionApi, { mailbox: wireName, condstore, qresync }: SelectArgs, readOnly: boolean): Promise<Completion> {
+  if (qresync && !session.enabled.has('QRESYNC')) throw new ImapError('BAD', 'QRESYNC is not enabled (ENABLE QRESYNC first)');
   if (session.selected) {
     session.select(null);
     await session.send(status(null, 'OK', 'Previous mailbox closed', 'CLOSED'));
@@ -55,6 +113,15 @@ export async function openFolder(session: SessionApi, { mailbox: wireName, conds
   await session.send(status(null, 'OK', 'UIDs valid', `UIDVALIDITY ${folder.uidValidity}`));
   await session.send(status(null, 'OK', 'Predicted next UID', `UIDNEXT ${folder.uidNext}`));
   if (session.enabled.has('CONDSTORE')) await session.send(status(null, 'OK', 'Highest', `HIGHESTMODSEQ ${folder.highestModseq}`));
+  // A UIDVALIDITY the client did not know means its cache is void: the parameter is then ignored.
+  if (qresync && qresync.uidValidity === folder.uidValidity) {
+    await sendVanishedSince(store, folder.id, qresync.modseq, qresync.knownUids, (uid) => view.seqOf(uid) > 0, (data) => session.send(data));
+    for (const m of messages) {
+      if (m.modseq <= qresync.modseq) continue;
+      const seq = view.seqOf(m.uid);
+      if (seq > 0) await session.send(untagged([seq, atom('FETCH'), [atom('UID'), m.uid, atom('FLAGS'), m.flags.map(atom), atom('MODSEQ'), [m.modseq]]]));
+    }
+  }
   return { code: readOnly ? 'READ-ONLY' : 'READ-WRITE', text: `${readOnly ? 'EXAMINE' : 'SELECT'} completed` };
 }
 

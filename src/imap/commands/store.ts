@@ -51,6 +51,8 @@ export async function runStore(session: SessionApi, { set, unchangedSince, mode,
   const { store, notifier } = session.deps;
   if (unchangedSince !== null) session.enabled.add('CONDSTORE');
   const condstore = session.enabled.has('CONDSTORE');
+  // With QRESYNC every FETCH a STORE causes names its UID (RFC 7162 §3.2, from RFC 5162 erratum 1807).
+  const withUid = byUid || session.enabled.has('QRESYNC');
   const all = await store.getMessages(view.folder.id, indexes.map((i) => view.uids[i]!));
   const modified = unchangedSince === null ? [] : all.filter((row) => row.modseq > unchangedSince);
   const rows = unchangedSince === null ? all : all.filter((row) => row.modseq <= unchangedSince);
@@ -89,7 +91,7 @@ export async function runStore(session: SessionApi, { set, unchangedSince, mode,
     for (const row of rows) {
       if (lost.includes(row)) continue;
       const { flags: now, modseq } = final.get(row.uid)!;
-      const data = [atom('FLAGS'), now.map(atom), ...(byUid ? [atom('UID'), row.uid] : []), ...(condstore ? [atom('MODSEQ'), [modseq]] : [])];
+      const data = [atom('FLAGS'), now.map(atom), ...(withUid ? [atom('UID'), row.uid] : []), ...(condstore ? [atom('MODSEQ'), [modseq]] : [])];
       await session.send(untagged([view.seqOf(row.uid), atom('FETCH'), data]));
     }
   }

@@ -1,5 +1,5 @@
 import { defineCommand, ImapError, SELECTED } from '../command.js';
-import { expungeDeleted } from '../expunge.js';
+import { expungeCompletion, expungeDeleted } from '../expunge.js';
 import { resolveUids } from '../sequence.js';
 
 /** UID EXPUNGE (RFC 4315 §2.1): removes only the listed messages that are flagged \Deleted. */
@@ -11,7 +11,7 @@ export default defineCommand({
     const view = session.selected!;
     if (view.readOnly) throw new ImapError('NO', 'Mailbox is read-only');
     const onlyUids = new Set(resolveUids(set, view.uids).map((i) => view.uids[i]!));
-    if (onlyUids.size > 0) await expungeDeleted(session, { onlyUids, silent: false });
-    return { text: 'UID EXPUNGE completed' };
+    const highest = onlyUids.size > 0 ? await expungeDeleted(session, { onlyUids, silent: false }) : 0;
+    return expungeCompletion(session, highest, 'UID EXPUNGE completed');
   },
 });

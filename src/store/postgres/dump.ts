@@ -25,7 +25,16 @@ type Raw = Record<string, unknown>;
  */
 
 /** Tables whose id is `GENERATED ALWAYS AS IDENTITY`. */
-const IDENTITY_TABLES: readonly DumpTable[] = ['mailboxes', 'folders', 'blobs', 'blob_chunks', 'messages', 'mailbox_credentials', 'correspondent_keys'];
+const IDENTITY_TABLES: readonly DumpTable[] = [
+  'mailboxes',
+  'folders',
+  'blobs',
+  'blob_chunks',
+  'messages',
+  'expunged_messages',
+  'mailbox_credentials',
+  'correspondent_keys',
+];
 /** Rows per INSERT statement (PostgreSQL allows 65,535 parameters per statement). */
 const ROWS_PER_STATEMENT = 1000;
 /** Text keys are ordered by bytes ("C"), as SQLite's default collation orders them. */

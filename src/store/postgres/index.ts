@@ -9,6 +9,7 @@ import type {
   FolderRow,
   MailboxRow,
   MailboxState,
+  MailboxUsage,
   MessageRow,
   MessageSummary,
   NewAuditRecord,
@@ -148,6 +149,27 @@ class PostgresReads implements StoreReads {
     );
   }
 
+  async listExpunged(folderId: number, sinceModseq: number, afterUid: number, limit: number): Promise<number[]> {
+    return (
+      await this.all(
+        'SELECT uid FROM expunged_messages WHERE folder_id = $1 AND modseq > $2 AND uid > $3 ORDER BY uid LIMIT $4',
+        folderId,
+        sinceModseq,
+        afterUid,
+        limit,
+      )
+    ).map((r) => readInt(r, 'uid'));
+  }
+
+  async mailboxUsage(mailboxId: number): Promise<MailboxUsage> {
+    const row = await this.one(
+      `SELECT count(*) AS n, coalesce(sum(m.size), 0)::bigint AS bytes
+         FROM folders f JOIN messages m ON m.folder_id = f.id WHERE f.mailbox_id = $1`,
+      mailboxId,
+    );
+    return { messages: readInt(row!, 'n'), bytes: readInt(row!, 'bytes') };
+  }
+
   async readBlob(blobId: number): Promise<AsyncIterable<Buffer> | null> {
     const row = await this.one('SELECT size, file FROM blobs WHERE id = $1', blobId);
     if (!row) return null;
@@ -242,6 +264,16 @@ class PostgresTx extends PostgresReads implements StoreTx {
     const row = await this.one('UPDATE folders SET name = $1 WHERE id = $2 RETURNING *', name, folderId);
     if (!row) throw new Error(`no folder ${folderId}`);
     return toFolder(row);
+  }
+
+  /**
+   * Quota checks of one mailbox wait for each other until the commit. FOR NO KEY UPDATE does not conflict with the
+   * key-share locks that inserting its messages takes; callers check before they write, so the mailbox lock is
+   * always taken before a folder lock.
+   */
+  override async mailboxUsage(mailboxId: number): Promise<MailboxUsage> {
+    await this.run('SELECT id FROM mailboxes WHERE id = $1 FOR NO KEY UPDATE', [mailboxId]);
+    return super.mailboxUsage(mailboxId);
   }
 
   /** Locks the folder row until the end of the unit of work: every writer of a folder's messages takes it first. */
@@ -370,7 +402,14 @@ class PostgresTx extends PostgresReads implements StoreTx {
       .map((r) => readInt(r, 'uid'))
       .sort((a, b) => a - b)
       .map((uid) => ({ uid, modseq: ++modseq }));
-    if (removed.length > 0) await this.run('UPDATE folders SET highest_modseq = $1 WHERE id = $2', [modseq, folderId]);
+    if (removed.length > 0) {
+      await this.run('UPDATE folders SET highest_modseq = $1 WHERE id = $2', [modseq, folderId]);
+      await this.run('INSERT INTO expunged_messages (folder_id, uid, modseq) SELECT $1, u, m FROM unnest($2::bigint[], $3::bigint[]) AS t(u, m)', [
+        folderId,
+        removed.map((r) => r.uid),
+        removed.map((r) => r.modseq),
+      ]);
+    }
     await this.#dropUnusedBlobs(rows.map((r) => readInt(r, 'blob_id')));
     return removed;
   }

@@ -209,6 +209,7 @@ CREATE INDEX dir_mailboxes_owner_id ON dir_mailboxes (owner_id);
 CREATE INDEX dir_mailboxes_structure_id ON dir_mailboxes (structure_id);
 CREATE INDEX dir_mailboxes_name_key ON dir_mailboxes (name_key);
 CREATE INDEX dir_mailboxes_alt_key ON dir_mailboxes (alt_key);
+CREATE INDEX dir_mailboxes_address_hash_active ON dir_mailboxes (address, hash, active);
 
 CREATE TABLE dir_practitioners (
   id               BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -229,6 +230,7 @@ CREATE TABLE dir_practitioners (
 CREATE UNIQUE INDEX dir_practitioners_key ON dir_practitioners (id_nat_ps);
 CREATE INDEX dir_practitioners_name_key ON dir_practitioners (name_key);
 CREATE INDEX dir_practitioners_alt_key ON dir_practitioners (alt_key);
+CREATE INDEX dir_practitioners_id_nat_ps_hash_active ON dir_practitioners (id_nat_ps, hash, active);
 
 CREATE TABLE dir_activities (
   id                BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -256,6 +258,7 @@ CREATE TABLE dir_activities (
 CREATE UNIQUE INDEX dir_activities_key ON dir_activities (activity_key);
 CREATE INDEX dir_activities_id_nat_ps ON dir_activities (id_nat_ps);
 CREATE INDEX dir_activities_structure_id ON dir_activities (structure_id);
+CREATE INDEX dir_activities_activity_key_hash_active ON dir_activities (activity_key, hash, active);
 
 CREATE TABLE dir_organisations (
   id               BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -275,6 +278,7 @@ CREATE TABLE dir_organisations (
 );
 CREATE UNIQUE INDEX dir_organisations_key ON dir_organisations (id_nat_struct);
 CREATE INDEX dir_organisations_name_key ON dir_organisations (name_key);
+CREATE INDEX dir_organisations_id_nat_struct_hash_active ON dir_organisations (id_nat_struct, hash, active);
 
 CREATE TABLE dir_changes (
   snapshot_id BIGINT  NOT NULL,
@@ -336,6 +340,21 @@ CREATE TABLE correspondent_keys (
   added_at    BIGINT NOT NULL,
   UNIQUE (address, fingerprint)
 );
+`,
+  },
+  {
+    version: 7,
+    name: 'expunge-tombstones',
+    // As in SQLite: the UID and MODSEQ of each expunged message, for QRESYNC; they go with their folder.
+    sql: `
+CREATE TABLE expunged_messages (
+  id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  folder_id BIGINT NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
+  uid       BIGINT NOT NULL,
+  modseq    BIGINT NOT NULL,
+  UNIQUE (folder_id, uid)
+);
+CREATE INDEX expunged_messages_by_modseq ON expunged_messages (folder_id, modseq);
 `,
   },
 ];

@@ -11,6 +11,7 @@ import type {
   FolderRow,
   MailboxRow,
   MailboxState,
+  MailboxUsage,
   MessageRow,
   MessageSummary,
   NewAuditRecord,
@@ -116,6 +117,24 @@ class SqliteReads implements StoreReads {
       if (row) out.push(toMessage(row));
     }
     return out;
+  }
+
+  async listExpunged(folderId: number, sinceModseq: number, afterUid: number, limit: number): Promise<number[]> {
+    return this.all(
+      'SELECT uid FROM expunged_messages WHERE folder_id = ? AND modseq > ? AND uid > ? ORDER BY uid LIMIT ?',
+      folderId,
+      sinceModseq,
+      afterUid,
+      limit,
+    ).map((r) => readInt(r, 'uid'));
+  }
+
+  async mailboxUsage(mailboxId: number): Promise<MailboxUsage> {
+    const row = this.one(
+      'SELECT count(*) AS n, coalesce(sum(m.size), 0) AS bytes FROM folders f JOIN messages m ON m.folder_id = f.id WHERE f.mailbox_id = ?',
+      mailboxId,
+    )!;
+    return { messages: readInt(row, 'n'), bytes: readInt(row, 'bytes') };
   }
 
   async readBlob(blobId: number): Promise<AsyncIterable<Buffer> | null> {
@@ -288,6 +307,7 @@ class SqliteTx extends SqliteReads implements StoreTx {
     let modseq = readInt(folder, 'highest_modseq');
     const find = this.db.prepare('SELECT id, blob_id FROM messages WHERE folder_id = ? AND uid = ?');
     const remove = this.db.prepare('DELETE FROM messages WHERE id = ?');
+    const tombstone = this.db.prepare('INSERT INTO expunged_messages (folder_id, uid, modseq) VALUES (?, ?, ?)');
     const removed: ExpungedMessage[] = [];
     const blobIds: number[] = [];
     for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
@@ -296,6 +316,7 @@ class SqliteTx extends SqliteReads implements StoreTx {
       remove.run(readInt(row, 'id'));
       blobIds.push(readInt(row, 'blob_id'));
       removed.push({ uid, modseq: ++modseq });
+      tombstone.run(folderId, uid, modseq);
     }
     if (removed.length > 0) this.db.prepare('UPDATE folders SET highest_modseq = ? WHERE id = ?').run(modseq, folderId);
     this.#dropUnusedBlobs(blobIds);

@@ -193,6 +193,7 @@ CREATE INDEX dir_mailboxes_owner_id ON dir_mailboxes (owner_id);
 CREATE INDEX dir_mailboxes_structure_id ON dir_mailboxes (structure_id);
 CREATE INDEX dir_mailboxes_name_key ON dir_mailboxes (name_key);
 CREATE INDEX dir_mailboxes_alt_key ON dir_mailboxes (alt_key);
+CREATE INDEX dir_mailboxes_address_hash_active ON dir_mailboxes (address, hash, active);
 
 CREATE TABLE dir_practitioners (
   id               INTEGER PRIMARY KEY,
@@ -213,6 +214,7 @@ CREATE TABLE dir_practitioners (
 CREATE UNIQUE INDEX dir_practitioners_key ON dir_practitioners (id_nat_ps);
 CREATE INDEX dir_practitioners_name_key ON dir_practitioners (name_key);
 CREATE INDEX dir_practitioners_alt_key ON dir_practitioners (alt_key);
+CREATE INDEX dir_practitioners_id_nat_ps_hash_active ON dir_practitioners (id_nat_ps, hash, active);
 
 CREATE TABLE dir_activities (
   id                INTEGER PRIMARY KEY,
@@ -240,6 +242,7 @@ CREATE TABLE dir_activities (
 CREATE UNIQUE INDEX dir_activities_key ON dir_activities (activity_key);
 CREATE INDEX dir_activities_id_nat_ps ON dir_activities (id_nat_ps);
 CREATE INDEX dir_activities_structure_id ON dir_activities (structure_id);
+CREATE INDEX dir_activities_activity_key_hash_active ON dir_activities (activity_key, hash, active);
 
 CREATE TABLE dir_organisations (
   id               INTEGER PRIMARY KEY,
@@ -259,6 +262,7 @@ CREATE TABLE dir_organisations (
 );
 CREATE UNIQUE INDEX dir_organisations_key ON dir_organisations (id_nat_struct);
 CREATE INDEX dir_organisations_name_key ON dir_organisations (name_key);
+CREATE INDEX dir_organisations_id_nat_struct_hash_active ON dir_organisations (id_nat_struct, hash, active);
 
 CREATE TABLE dir_changes (
   snapshot_id INTEGER NOT NULL,
@@ -320,6 +324,22 @@ CREATE TABLE correspondent_keys (
   added_at    INTEGER NOT NULL,
   UNIQUE (address, fingerprint)
 );
+`,
+  },
+  {
+    version: 7,
+    name: 'expunge-tombstones',
+    // QRESYNC (RFC 7162 §3.2): the UID and MODSEQ of each message expunged from a folder, so a client can be
+    // told which of the messages it knew have gone since a MODSEQ. They go with their folder.
+    sql: `
+CREATE TABLE expunged_messages (
+  id        INTEGER PRIMARY KEY,
+  folder_id INTEGER NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
+  uid       INTEGER NOT NULL,
+  modseq    INTEGER NOT NULL,
+  UNIQUE (folder_id, uid)
+);
+CREATE INDEX expunged_messages_by_modseq ON expunged_messages (folder_id, modseq);
 `,
   },
 ];
