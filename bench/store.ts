@@ -280,7 +280,7 @@ async function runCase(c: Case, bodies: Buffer[]): Promise<Figures> {
       if (R > 1) {
         // Two at a time: each `mss mailbox add` is a CLI start plus a password hash.
         for (let i = 0; i < recipients.length; i += 2) {
-          await Promise.all(recipients.slice(i, i + 2).map((r) => operator.cli(['mailbox', 'add', r, '--type', 'PER', '--password-stdin'], RECIPIENT_PASSWORD)));
+          await Promise.all(recipients.slice(i, i + 2).map((r) => operator.cli(['mailbox', 'add', r, '--type', 'ORG', '--password-stdin'], RECIPIENT_PASSWORD)));
         }
       }
       for (const s of await Promise.allSettled(Array.from({ length: c.processes }, () => startServer(operator.dir)))) {

@@ -341,12 +341,32 @@ class PostgresTx extends PostgresReads implements StoreTx {
       this.blobChanges.written.push(name);
       return readInt((await this.one('INSERT INTO blobs (mailbox_id, size, file) VALUES ($1, $2, $3) RETURNING id', mailboxId, size, name))!, 'id');
     }
+    const chunks = rechunk(body)[Symbol.asyncIterator]();
+    const first = await chunks.next();
+    const second = first.done ? first : await chunks.next();
+    if (second.done) {
+      // One chunk or none (most messages): one statement, one round trip.
+      const data = first.done ? Buffer.alloc(0) : first.value;
+      const row = await this.one(
+        `WITH b AS (INSERT INTO blobs (mailbox_id, size) VALUES ($1, $2::bigint) RETURNING id),
+              c AS (INSERT INTO blob_chunks (blob_id, seq, data) SELECT id, 0, $3 FROM b WHERE $2::bigint > 0)
+         SELECT id FROM b`,
+        mailboxId,
+        data.length,
+        data,
+      );
+      return readInt(row!, 'id');
+    }
     const id = readInt((await this.one('INSERT INTO blobs (mailbox_id, size) VALUES ($1, 0) RETURNING id', mailboxId))!, 'id');
     let seq = 0;
     let size = 0;
-    for await (const chunk of rechunk(body)) {
+    for (const chunk of [first.value, second.value]) {
       await this.run('INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)', [id, seq++, chunk]);
       size += chunk.length;
+    }
+    for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+      await this.run('INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)', [id, seq++, next.value]);
+      size += next.value.length;
     }
     await this.run('UPDATE blobs SET size = $1 WHERE id = $2', [size, id]);
     return id;
@@ -354,29 +374,22 @@ class PostgresTx extends PostgresReads implements StoreTx {
 
   async appendMessage(folderId: number, m: NewMessage): Promise<AppendedMessage> {
     // The UPDATE takes the folder's row lock: concurrent appends to one folder, from any process, wait here
-    // and each gets the next UID and MODSEQ.
-    const folder = await this.one(
-      `UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = $1
-       RETURNING mailbox_id, uid_validity, uid_next - 1 AS uid, highest_modseq AS modseq`,
-      folderId,
-    );
-    if (!folder) throw new Error(`no folder ${folderId}`);
-    const uid = readInt(folder, 'uid');
-    const modseq = readInt(folder, 'modseq');
+    // and each gets the next UID and MODSEQ. One statement: allocation and insert in one round trip.
     const row = await this.one(
-      `INSERT INTO messages (mailbox_id, folder_id, uid, modseq, flags, internal_date, size, blob_id, meta)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-      readInt(folder, 'mailbox_id'),
+      `WITH f AS (UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = $1
+                  RETURNING mailbox_id, uid_validity, uid_next - 1 AS uid, highest_modseq AS modseq),
+            m AS (INSERT INTO messages (mailbox_id, folder_id, uid, modseq, flags, internal_date, size, blob_id, meta)
+                  SELECT f.mailbox_id, $1, f.uid, f.modseq, $2, $3, $4, $5, $6 FROM f RETURNING id)
+       SELECT m.id, f.uid, f.modseq, f.uid_validity FROM m, f`,
       folderId,
-      uid,
-      modseq,
       JSON.stringify(m.flags),
       m.internalDate,
       m.size,
       m.blobId,
       m.sealedMeta,
     );
-    return { id: readInt(row!, 'id'), uid, modseq, uidValidity: readInt(folder, 'uid_validity') };
+    if (!row) throw new Error(`no folder ${folderId}`);
+    return { id: readInt(row, 'id'), uid: readInt(row, 'uid'), modseq: readInt(row, 'modseq'), uidValidity: readInt(row, 'uid_validity') };
   }
 
   async setFlags(folderId: number, uid: number, flags: string[], unchangedSince?: number): Promise<FlagChange | null> {

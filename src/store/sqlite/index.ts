@@ -458,7 +458,7 @@ export class SqliteStore extends SqliteReads implements Store {
     const reader = new Database(file);
     reader.pragma('busy_timeout = 5000');
     reader.pragma('foreign_keys = ON');
-    return new SqliteStore(reader, writer, options.blobs ?? DEFAULT_BLOB_OPTIONS);
+    return new SqliteStore(cachingStatements(reader), cachingStatements(writer), options.blobs ?? DEFAULT_BLOB_OPTIONS);
   }
 
   transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
@@ -565,6 +565,25 @@ export class SqliteStore extends SqliteReads implements Store {
 export interface SqliteOptions {
   /** Where new blobs go, and the blob directory (default: chunk rows in the database, no directory). */
   blobs?: BlobOptions;
+}
+
+/**
+ * Reuses each statement once prepared: every unit of work runs the same few dozen SQL texts, and preparing them
+ * anew each time cost more than running them. better-sqlite3 runs a statement to completion before the next
+ * call (nothing here iterates lazily), so one statement per text is safe.
+ */
+function cachingStatements(db: Db): Db {
+  const cache = new Map<string, Database.Statement>();
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((sql: string) => {
+    let stmt = cache.get(sql);
+    if (!stmt) {
+      stmt = prepare(sql);
+      if (cache.size < 500) cache.set(sql, stmt);
+    }
+    return stmt;
+  }) as Db['prepare'];
+  return db;
 }
 
 export async function openSqliteStore(file: string, options: SqliteOptions = {}): Promise<Store> {
