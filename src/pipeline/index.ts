@@ -13,7 +13,7 @@ import { receivedHeader } from './received.js';
 import { Refusal } from './refusal.js';
 import { routeRecipient } from './route.js';
 import { stripHeaderFields } from './strip-bcc.js';
-import { openSecured, VERIFICATION_HEADER } from './open-secured.js';
+import { detectProtection, openSecured, VERIFICATION_HEADER } from './open-secured.js';
 import { PROTECTION_HEADER, protectMessage, requestedProtection } from './protect-local.js';
 import { checkRecipientQuota } from './quota.js';
 import type { SecurityContext } from './security-context.js';
@@ -86,13 +86,16 @@ export class Pipeline {
       const opened = new Map<string, { stored: Buffer; meta: MessageMeta }>();
       const security = this.deps.security;
       if (security) {
-        const kind = requestedProtection(submission.raw, security.config.localProtection);
-        if (kind) body = await protectMessage(security, kind, body, submission.sender, routes.map((r) => r.mailbox));
-        for (const route of routes) {
-          const result = await openSecured(security, body, route.mailbox);
-          if (!result) continue;
-          const content = Buffer.concat([received, Buffer.from(result.header), stripHeaderFields(result.message, [VERIFICATION_HEADER.toLowerCase()])]);
-          opened.set(route.address, { stored: content, meta: parseMessage(content) });
+        // Protected here on request, or already protected by the client (seen on the parsed MIME root).
+        const requested = requestedProtection(submission.raw, security.config.localProtection);
+        if (requested) body = await protectMessage(security, requested, body, submission.sender, routes.map((r) => r.mailbox));
+        const kind = requested ?? detectProtection(meta.mime);
+        if (kind) {
+          for (const route of routes) {
+            const result = await openSecured(security, body, kind, route.mailbox);
+            const content = Buffer.concat([received, Buffer.from(result.header), stripHeaderFields(result.message, [VERIFICATION_HEADER.toLowerCase()])]);
+            opened.set(route.address, { stored: content, meta: parseMessage(content) });
+          }
         }
       }
       let result;

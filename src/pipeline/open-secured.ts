@@ -3,8 +3,8 @@ import { KeystoreError } from '../crypto/keystore.js';
 import { processIncoming, type PgpFailureCode } from '../crypto/pgp/index.js';
 import { processInbound } from '../crypto/smime/agent.js';
 import type { SmimeFailureCode } from '../crypto/cms/failure.js';
-import { headerValue, readHeader } from '../mime/headers.js';
-import { parseStructured } from '../mime/params.js';
+import { paramValue } from '../mime/params.js';
+import type { MimeNode } from '../mime/types.js';
 import type { MailboxRow } from '../store/types.js';
 import { Refusal, type RefusalCode } from './refusal.js';
 import type { SecurityContext } from './security-context.js';
@@ -20,14 +20,10 @@ export type Protection = 'smime' | 'pgp';
 
 export const VERIFICATION_HEADER = 'X-MSS-Verification';
 
-/** Which security envelope, if any, the message's top-level Content-Type declares. */
-export function detectProtection(raw: Buffer): Protection | null {
-  const { fields } = readHeader(raw, 0, raw.length);
-  const ct = headerValue(fields, 'content-type');
-  if (!ct) return null;
-  const { value, params } = parseStructured(ct);
-  const type = value.toLowerCase();
-  const protocol = (params.find(([k]) => k === 'protocol')?.[1] ?? '').toLowerCase();
+/** Which security envelope, if any, a message's top-level Content-Type (its parsed MIME root) declares. */
+export function detectProtection(root: Pick<MimeNode, 'type' | 'subtype' | 'params'>): Protection | null {
+  const type = `${root.type}/${root.subtype}`;
+  const protocol = (paramValue(root.params, 'protocol') ?? '').toLowerCase();
   if (type === 'application/pkcs7-mime' || type === 'application/x-pkcs7-mime') return 'smime';
   if (type === 'multipart/signed' && /^application\/(x-)?pkcs7-signature$/.test(protocol)) return 'smime';
   if (type === 'multipart/encrypted' && protocol === 'application/pgp-encrypted') return 'pgp';
@@ -54,7 +50,7 @@ const SMIME_REFUSALS: Record<SmimeFailureCode, RefusalCode> = {
   'cannot-decrypt': 'security-cannot-decrypt',
   'no-recipient-certificate': 'security-no-recipient-certificate',
   'not-signed': 'security-not-signed',
-  'not-encrypted': 'security-not-signed',
+  'not-encrypted': 'security-not-encrypted',
 };
 
 const PGP_REFUSALS: Record<PgpFailureCode, RefusalCode> = {
@@ -108,10 +104,8 @@ export interface Opened {
   header: string;
 }
 
-/** Opens a protected message for `recipient`; null when the message carries no security envelope. */
-export async function openSecured(ctx: SecurityContext, raw: Buffer, recipient: MailboxRow): Promise<Opened | null> {
-  const kind = detectProtection(raw);
-  if (kind === null) return null;
+/** Opens a message protected with `kind` (see `detectProtection`) for `recipient`. */
+export async function openSecured(ctx: SecurityContext, raw: Buffer, kind: Protection, recipient: MailboxRow): Promise<Opened> {
   if (kind === 'smime') {
     const decryptionKeys = await keysOr<DecryptionKey[]>(() => ctx.keystore.credentialsFor(recipient.address, 'encrypt'), []);
     const result = await processInbound({

@@ -89,6 +89,7 @@ export const REFUSALS = {
     en: "The message cannot be decrypted with the recipient's keys",
   },
   'security-not-signed': { smtp: 550, enhanced: '5.7.5', fr: 'Message non signé : une signature est exigée', en: 'Message not signed: a signature is required' },
+  'security-not-encrypted': { smtp: 550, enhanced: '5.7.5', fr: 'Message non chiffré : le chiffrement est exigé', en: 'Message not encrypted: encryption is required' },
   'security-no-recipient-certificate': {
     smtp: 550,
     enhanced: '5.7.5',

@@ -5,7 +5,7 @@ import { decodeTransfer } from '../../mime/transfer.js';
 import type { MimeNode } from '../../mime/types.js';
 import { hasFlag } from '../flags.js';
 import { resolveSequenceNumbers, resolveUids } from '../sequence.js';
-import type { Day, SearchKey } from './keys.js';
+import { MONTHS, type Day, type SearchKey } from './keys.js';
 
 /**
  * Applies a SEARCH tree to messages. Keys on what the store keeps in clear (flags, sizes, dates, UIDs,
@@ -212,7 +212,7 @@ function textParts(raw: Buffer, node: MimeNode): string[] {
 export function sentDay(date: string | null): Day | null {
   const m = date ? /(\d{1,2})\s+([A-Za-z]{3})[a-z]*\s+(\d{2,4})/.exec(date) : null;
   if (!m) return null;
-  const month = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'].indexOf(m[2]!.toLowerCase());
+  const month = MONTHS.indexOf(m[2]!.toLowerCase());
   if (month < 0) return null;
   let year = Number(m[3]);
   if (m[3]!.length === 2) year += year < 50 ? 2000 : 1900;

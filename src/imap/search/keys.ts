@@ -37,7 +37,7 @@ export interface SearchCommand {
   key: SearchKey;
 }
 
-const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+export const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
 const MAX_DEPTH = 64;
 const MAX_KEYS = 1000;
 export const SUPPORTED_CHARSETS = ['UTF-8', 'US-ASCII'];
