@@ -62,7 +62,7 @@ export function createOperator(extra: Record<string, unknown> = {}): Operator {
     const any = { host: '127.0.0.1', port: 0 };
     writeFileSync(
       path.join(dir, 'config.json'),
-      JSON.stringify({ smtp: { submission: any, submissionTls: any }, imap: { plain: any, tls: any }, http: { listener: any }, log: { level: 'warn' }, ...extra }),
+      JSON.stringify({ smtp: { submission: any, submissionTls: any }, relay: { listener: any }, imap: { plain: any, tls: any }, http: { listener: any }, log: { level: 'warn' }, ...extra }),
     );
     const init = execFileSync(process.execPath, [cli, 'init'], { cwd: dir, encoding: 'utf8', timeout: CLI_TIMEOUT_MS });
     const password = /^jean\.dupont@\S+\s+password: (\S+)$/m.exec(init)![1]!;

@@ -47,7 +47,7 @@ export interface PostfixPeerOptions {
 
 const APT_TIMEOUT_MS = 10 * 60_000;
 /** postfix, postconf and dovecot live in /usr/sbin, which a non-login PATH may lack. */
-const ENV = { ...process.env, PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin` };
+export const ENV = { ...process.env, PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin` };
 const APT_ENV = { ...ENV, DEBIAN_FRONTEND: 'noninteractive' };
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore', env: ENV }).status === 0;
@@ -98,7 +98,7 @@ function ensureDovecot(): boolean {
   return dovecotAvailable;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
@@ -109,16 +109,16 @@ function freePort(): Promise<number> {
   });
 }
 
-function uidOf(user: string): number {
+export function uidOf(user: string): number {
   return Number(execFileSync('id', ['-u', user], { encoding: 'utf8', env: ENV }).trim());
 }
 
-function gidOf(user: string): number {
+export function gidOf(user: string): number {
   return Number(execFileSync('id', ['-g', user], { encoding: 'utf8', env: ENV }).trim());
 }
 
 /** Counts files in every `<mailbox>/new` and `<mailbox>/cur` under the virtual mailbox base. */
-function countMaildir(base: string): number {
+export function countMaildir(base: string): number {
   let n = 0;
   for (const mbox of existsSync(base) ? readdirSync(base, { recursive: true }) : []) {
     const rel = String(mbox);
@@ -257,7 +257,7 @@ service stats {
  * Runs a command to completion. Output goes to a file, not a pipe: daemons (dovecot, postfix's master) inherit
  * the descriptors, and spawnSync would wait for a pipe to close until its timeout.
  */
-function run(cmd: string, args: string[], outFile: string): void {
+export function run(cmd: string, args: string[], outFile: string): void {
   const fd = openSync(outFile, 'a');
   try {
     const r = spawnSync(cmd, args, { stdio: ['ignore', fd, fd], timeout: 60_000, env: ENV });
@@ -368,7 +368,7 @@ export async function startPostfixPeer(o: PostfixPeerOptions): Promise<PostfixPe
   }
 }
 
-function readFileSyncSafe(file: string): string {
+export function readFileSyncSafe(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch {

@@ -6,6 +6,8 @@ import { generatePassword } from './accounts/password.js';
 import { verifyJournal } from './audit/journal.js';
 import { PkiCommandError, registerPkiCommands } from './crypto/pki-cli.js';
 import { registerDirectoryCommands } from './directory/cli.js';
+import { registerTrustCommands } from './policy/trust-cli.js';
+import { registerQueueCommands } from './queue/cli.js';
 import { checkMailboxOwner } from './pipeline/check-directory.js';
 import { Refusal } from './pipeline/refusal.js';
 import { openDirectoryStore } from './store/directory.js';
@@ -184,6 +186,8 @@ registerDirectoryCommands(program, {
   withStore: (cmd, work) => withStore(configOf(cmd), work),
   importMaxBadRatio: (cmd) => configOf(cmd).directory.importMaxBadRatio,
 });
+registerTrustCommands(program, { withStore: (cmd, work) => withStore(configOf(cmd), work), configOf });
+registerQueueCommands(program, { withStore: (cmd, work) => withStore(configOf(cmd), work), keyringOf: (cmd) => openKeyring(configOf(cmd)) });
 
 const auditCmd = program.command('audit').description('the audit journal');
 

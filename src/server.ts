@@ -8,10 +8,21 @@ import { ImapServer } from './imap/server.js';
 import { openKeyring, pkiOptions } from './init.js';
 import { buildSecurityContext } from './pipeline/security-context.js';
 import { openDirectoryStore } from './store/directory.js';
+import { cachedDirectoryLookups } from './pipeline/directory-cache.js';
+import { describeSource, TrustRefresher } from './policy/trust-refresher.js';
+import { openTrustStore } from './store/trust.js';
+import { audit } from './audit/journal.js';
 import { directorySearchHandler } from './directory/http.js';
 import { HttpServer } from './http/server.js';
 import { Pipeline } from './pipeline/index.js';
+import { Receipts } from './pipeline/receipts.js';
+import { startFederation } from './queue/federation.js';
+import { MDN_SWEEP_MS, MdnTracker } from './queue/mdn-tracker.js';
 import { SubmissionServer } from './smtp/submission.js';
+import { RelayServer } from './smtp/relay.js';
+import { RelayPipeline } from './pipeline/relay.js';
+import { TrustSpace } from './policy/trust-store.js';
+import { CrlProvider } from './crypto/smime/crl.js';
 import { LocalNotifier } from './store/notifier.js';
 import { PgNotifier } from './store/postgres/notifier.js';
 import { SealedMail } from './store/sealed-mail.js';
@@ -19,7 +30,7 @@ import { openStore, postgresUrl } from './store/open.js';
 import type { Notifier } from './store/types.js';
 
 export interface Listener {
-  protocol: 'smtp-submission (STARTTLS)' | 'smtp-submission (TLS)' | 'imap (STARTTLS)' | 'imap (TLS)' | 'https (API)';
+  protocol: 'smtp-submission (STARTTLS)' | 'smtp-submission (TLS)' | 'smtp-relay (STARTTLS)' | 'imap (STARTTLS)' | 'imap (TLS)' | 'https (API)';
   host: string;
   port: number;
 }
@@ -58,7 +69,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const mail = new SealedMail(store, keyring);
   const auth = new Authenticator(store, config.auth);
   const security = buildSecurityContext(config, store, keyring, pkiOptions(config, keyring));
-  const pipeline = new Pipeline({
+  const pipelineDeps = {
     mail,
     notifier,
     hostname: config.hostname,
@@ -67,8 +78,39 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log: log.child({ component: 'pipeline' }),
     security,
     quota: config.quota,
-    directory: { lookups: openDirectoryStore(store), mode: config.directory.senderCheck },
-  });
+    xdm: (({ acceptTestIns, ...limits }) => ({ limits, acceptTestIns }))(config.xdm),
+    directory: {
+      lookups: cachedDirectoryLookups(openDirectoryStore(store), { ttlSeconds: config.directory.cacheSeconds }),
+      mode: config.directory.senderCheck,
+    },
+  };
+  // Mail to other operators: the outbound stage of the pipeline and the queue worker.
+  const federation = startFederation({ config, store, keyring, mail, notifier, security, tls, log: log.child({ component: 'queue' }) });
+  // MDNs: sent for the messages delivered here, awaited for those sent to other operators.
+  const mdnDeadlineMs = config.federation.mdnDeadlineMinutes * 60_000;
+  const tracker = new MdnTracker({ mail, notifier, hostname: config.hostname, deadlineMs: mdnDeadlineMs, log: log.child({ component: 'mdn' }) });
+  const receipts = new Receipts({ mail, hostname: config.hostname, localDomains: pipelineDeps.localDomains, log: log.child({ component: 'mdn' }), outbound: federation.outbound, tracker });
+  const pipeline = new Pipeline({ ...pipelineDeps, outbound: federation.outbound, receipts });
+  // The inbound relay between operators: the same stages, its own limits, refusals audited by the pipeline.
+  const relay = config.relay.enabled
+    ? new RelayServer({
+        config: config.relay,
+        hostname: config.hostname,
+        tls,
+        trust: new TrustSpace(openTrustStore(store)),
+        revocation: new CrlProvider({ files: config.relay.crlFiles, urls: config.relay.crlUrls, refreshMs: config.security.crlRefreshMs }),
+        pipeline,
+        relay: new RelayPipeline({
+          ...pipelineDeps,
+          limits: { maxMessageSize: config.relay.maxMessageSize, maxRecipients: config.relay.maxRecipients },
+          log: log.child({ component: 'relay' }),
+          requireProtection: config.relay.requireProtection,
+          reporter: pipeline,
+          receipts,
+        }),
+        log: log.child({ component: 'relay' }),
+      })
+    : null;
   const smtp = new SubmissionServer({ limits: config.smtp, hostname: config.hostname, tls, auth, pipeline, log: log.child({ component: 'smtp' }) });
   const imap = new ImapServer({
     limits: config.imap,
@@ -110,6 +152,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     listeners.push({ protocol: 'smtp-submission (STARTTLS)', host: s1.address, port: s1.port });
     const s2 = await smtp.listen('tls', config.smtp.submissionTls.host, config.smtp.submissionTls.port);
     listeners.push({ protocol: 'smtp-submission (TLS)', host: s2.address, port: s2.port });
+    if (relay) {
+      const r = await relay.listen(config.relay.listener.host, config.relay.listener.port);
+      listeners.push({ protocol: 'smtp-relay (STARTTLS)', host: r.address, port: r.port });
+    }
     const i1 = await imap.listen('plain', config.imap.plain.host, config.imap.plain.port);
     listeners.push({ protocol: 'imap (STARTTLS)', host: i1.address, port: i1.port });
     const i2 = await imap.listen('tls', config.imap.tls.host, config.imap.tls.port);
@@ -117,11 +163,36 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const h = await http.listen(config.http.listener.host, config.http.listener.port);
     listeners.push({ protocol: 'https (API)', host: h.address, port: h.port });
   } catch (err) {
-    await Promise.allSettled([smtp.close(), imap.close(), http.close()]);
+    await Promise.allSettled([smtp.close(), relay?.close(), imap.close(), http.close()]);
+    await federation.close();
     await notifier.close();
     await store.close();
     throw err;
   }
+
+  const trustRefresher = config.trust.source
+    ? new TrustRefresher({
+        trust: openTrustStore(store),
+        source: config.trust.source,
+        intervalMs: config.trust.refreshMinutes * 60_000,
+        caFile: config.trust.caFile,
+        sourceCaFile: config.trust.sourceCaFile,
+        maxBytes: config.trust.maxBytes,
+        maxSkippedRatio: config.trust.maxSkippedRatio,
+        fetchTimeoutMs: config.trust.fetchTimeoutMs,
+        log: log.child({ component: 'trust' }),
+        onImported: (report) =>
+          audit(store, {
+            actor: 'server',
+            action: 'trust-import',
+            object: describeSource(config.trust.source!),
+            outcome: 'ok',
+            detail: { domains: report.list.domainCount, sha256: report.list.sha256, skipped: report.skipped.length },
+          }),
+      })
+    : null;
+  trustRefresher?.start();
+  tracker.start(Math.max(1000, Math.min(MDN_SWEEP_MS, mdnDeadlineMs / 4)));
 
   let sweeping: Promise<void> | null = null;
   const sweeper = setInterval(() => {
@@ -142,8 +213,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     close: () =>
       (closing ??= (async () => {
         clearInterval(sweeper);
-        await Promise.allSettled([smtp.close(), imap.close(), http.close()]);
+        await Promise.allSettled([smtp.close(), relay?.close(), imap.close(), http.close(), trustRefresher?.stop()]);
         await sweeping;
+        await tracker.stop();
+        await federation.close();
         await notifier.close();
         await store.close();
       })()),

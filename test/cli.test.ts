@@ -26,7 +26,7 @@ describe('the mss command (built CLI, in a temp dir)', () => {
   beforeAll(() => {
     execFileSync(process.execPath, [path.join(repo, 'scripts/build-if-needed.mjs')], { stdio: 'inherit' });
     const any = { host: '127.0.0.1', port: 0 };
-    writeFileSync(path.join(tmp.dir, 'config.json'), JSON.stringify({ smtp: { submission: any, submissionTls: any }, imap: { plain: any, tls: any }, http: { listener: any } }));
+    writeFileSync(path.join(tmp.dir, 'config.json'), JSON.stringify({ smtp: { submission: any, submissionTls: any }, relay: { listener: any }, imap: { plain: any, tls: any }, http: { listener: any } }));
   });
   afterAll(() => tmp.dispose());
 
@@ -103,7 +103,7 @@ describe('the mss command (built CLI, in a temp dir)', () => {
     const fresh = tempDir('mss-cli-cold-');
     try {
       const any = { host: '127.0.0.1', port: 0 };
-      writeFileSync(path.join(fresh.dir, 'config.json'), JSON.stringify({ smtp: { submission: any, submissionTls: any }, imap: { plain: any, tls: any }, http: { listener: any } }));
+      writeFileSync(path.join(fresh.dir, 'config.json'), JSON.stringify({ smtp: { submission: any, submissionTls: any }, relay: { listener: any }, imap: { plain: any, tls: any }, http: { listener: any } }));
       const child = spawn(process.execPath, [cli, 'start'], { cwd: fresh.dir, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));

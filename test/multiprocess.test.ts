@@ -115,6 +115,7 @@ describe('two mss processes on one PostgreSQL database (built CLI)', () => {
       certsDir: 'certs',
       store: { engine: 'postgres', url: db!.url, poolSize: 4 },
       smtp: { submission: any, submissionTls: any },
+      relay: { listener: any },
       imap: { plain: any, tls: any },
       http: { listener: any },
       auth: { maxFailures: MAX_FAILURES, lockoutMs: 60_000 },

@@ -56,5 +56,13 @@ export function configExample(): Record<string, unknown> {
     url: 'postgres://mss@127.0.0.1:5432/mss',
     blobs: { ...(example.store.blobs as Record<string, unknown>), directory: './data/blobs' },
   };
+  const trust = example.trust as Record<string, unknown> & { export: Record<string, unknown> };
+  example.trust = {
+    source: 'https://espacedeconfiance.mssante.fr/listeblanchemssante.xml',
+    ...trust,
+    caFile: './certs/igc-sante-ca.pem',
+    sourceCaFile: './certs/igc-sante-ca.pem',
+    export: { domains: ['hopital-demo.mssante.test'], description: 'Opérateur hopital-demo', ...trust.export },
+  };
   return example;
 }

@@ -16,6 +16,10 @@ export function parseConfig(input: unknown, baseDir = process.cwd()): Config {
   config.certsDir = path.resolve(baseDir, config.certsDir);
   if (config.store.path) config.store.path = path.resolve(baseDir, config.store.path);
   if (config.store.blobs.directory) config.store.blobs.directory = path.resolve(baseDir, config.store.blobs.directory);
+  const trust = config.trust;
+  if (trust.source && !/^[a-z][a-z0-9+.-]*:\/\//i.test(trust.source)) trust.source = path.resolve(baseDir, trust.source);
+  if (trust.caFile) trust.caFile = path.resolve(baseDir, trust.caFile);
+  if (trust.sourceCaFile) trust.sourceCaFile = path.resolve(baseDir, trust.sourceCaFile);
   return config;
 }
 

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { directoryConfigSchema } from '../directory/config.js';
+import { federationConfigSchema } from '../smtp/outbound-config.js';
+import { trustConfigSchema } from '../policy/trust-config.js';
+import { relayConfigSchema } from '../smtp/relay-config.js';
 
 /**
  * The single source of truth for the configuration's shape. `config.example.json` documents every key and
@@ -156,6 +159,24 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    xdm: z
+      .object({
+        maxEntries: z.number().int().positive().default(256).describe('most entries (files and folders) in one IHE_XDM.ZIP archive'),
+        maxTotalBytes: z.number().int().positive().default(64 * 1024 * 1024).describe('largest sum of the uncompressed sizes of an archive\'s entries'),
+        maxEntryBytes: z.number().int().positive().default(32 * 1024 * 1024).describe('largest uncompressed size of one archive entry'),
+        maxCompressionRatio: z.number().positive().default(200).describe('largest uncompressed/compressed ratio of one entry (zip bombs compress about 1000:1)'),
+        ratioFloorBytes: z.number().int().min(0).default(65536).describe('entries smaller than this (uncompressed) are not held to the ratio'),
+        maxXmlBytes: z.number().int().positive().default(32 * 1024 * 1024).describe('largest XML document (XDM metadata or CDA) read'),
+        maxXmlDepth: z.number().int().positive().default(200).describe('deepest XML element nesting read'),
+        maxPackagesPerMessage: z.number().int().positive().default(8).describe('most XDM archives examined in one message'),
+        acceptTestIns: z.boolean().default(true).describe('count the test INS OIDs (1.2.250.1.213.1.4.10 and .11) as INS when computing X-MSS-INS'),
+      })
+      .strict()
+      .prefault({})
+      .describe('IHE XDM archives of structured documents (X-MSS-CODECDA, X-MSS-INS; zip-bomb and XML limits)'),
+    trust: trustConfigSchema.describe('the trust space: the national list of operator domains, its CA bundle, its refresh, and what we publish about ourselves'),
+    relay: relayConfigSchema.describe('the inbound relay between operators of the trust space: STARTTLS, TLS client certificate, local recipients only'),
+    federation: federationConfigSchema.describe('mail to other operators of the trust space: protection, routes, the outbound queue and its DSNs'),
     directory: directoryConfigSchema.describe('the practitioner directory (Annuaire Santé extractions) and the sender checks'),
     demo: z
       .object({

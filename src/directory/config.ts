@@ -14,6 +14,13 @@ export const directoryConfigSchema = z
         'sender checks against the practitioner directory: enforce refuses (550 5.7.1) an unknown or inactive practitioner, ' +
           'a sender absent from the directory or a signer who is not the address owner; warn delivers and audits instead',
       ),
+    cacheSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .default(30)
+      .describe('how long each process remembers a sender-check lookup (an import reaches running processes within this time); 0 reads the store every time'),
     searchLimit: z.number().int().min(1).max(100).default(20).describe('most entries the address-book completion endpoint returns for one query'),
     importMaxBadRatio: z
       .number()

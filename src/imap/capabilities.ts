@@ -1,23 +1,30 @@
 import type { SessionState } from './command.js';
 
 /**
- * What the server advertises. Before TLS on the plain listener: STARTTLS and LOGINDISABLED, no AUTH=
+ * What the server advertises: IMAP4rev1 and IMAP4rev2 (a session is rev1 until ENABLE IMAP4rev2, RFC 9051
+ * Appendix A). Before TLS on the plain listener: STARTTLS and LOGINDISABLED, no AUTH=
  * mechanism (RFC 9051 §6.2.1, house rule "no AUTH before TLS"). AUTH=EXTERNAL only on a TLS connection whose
  * client presented a certificate.
  */
 export function capabilities(opts: { secure: boolean; state: SessionState; maxLiteralSize: number; clientCertificate?: boolean }): string[] {
   const caps = [
     'IMAP4rev1',
+    'IMAP4rev2',
     'LITERAL+',
+    // LITERAL+ allows non-synchronising literals of any size, LITERAL- (part of IMAP4rev2) those up to 4096
+    // bytes: both hold (RFC 7888), and clients that know only LITERAL- may use it.
+    'LITERAL-',
     'BINARY',
     'MULTIAPPEND',
     'NAMESPACE',
     'UNSELECT',
     'UNAUTHENTICATE',
     'SPECIAL-USE',
+    'CREATE-SPECIAL-USE',
     'CHILDREN',
     'LIST-EXTENDED',
     'LIST-STATUS',
+    'STATUS=SIZE',
     'UIDPLUS',
     'MOVE',
     'IDLE',
@@ -35,6 +42,8 @@ export function capabilities(opts: { secure: boolean; state: SessionState; maxLi
     'COMPRESS=DEFLATE',
     'ID',
     'ENABLE',
+    'UTF8=ACCEPT',
+    'PREVIEW',
     `APPENDLIMIT=${opts.maxLiteralSize}`,
   ];
   if (opts.state === 'not-authenticated') {

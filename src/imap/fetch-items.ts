@@ -1,12 +1,14 @@
 import { parseSection, sectionLabel, type SectionSpec } from './sections.js';
 import { ImapSyntaxError, type Token } from './tokenizer.js';
 
-/** FETCH data items (RFC 9051 §6.4.5, plus the RFC 3501 RFC822 forms), parsed from tokens. Pure. */
+/** FETCH data items (RFC 9051 §6.4.5, plus the RFC 3501 RFC822 forms and RFC 8970 PREVIEW), parsed from tokens. Pure. */
 
 export type SimpleItem = 'FLAGS' | 'UID' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY' | 'MODSEQ';
 
 export type FetchItem =
   | { kind: SimpleItem }
+  /** PREVIEW, PREVIEW (LAZY) (RFC 8970). */
+  | { kind: 'PREVIEW'; lazy: boolean }
   | {
       kind: 'section';
       /** Response name without the partial origin: `BODY[1.TEXT]`, `RFC822.HEADER`. */
@@ -61,6 +63,7 @@ function parseItem(token: Token): FetchItem {
   }
   const simple = SIMPLE.find((s) => s === name);
   if (simple) return { kind: simple };
+  if (name === 'PREVIEW') return { kind: 'PREVIEW', lazy: false };
   switch (name) {
     case 'RFC822':
       return { kind: 'section', name, spec: { path: [], text: null, fields: [] }, peek: false };
@@ -72,6 +75,25 @@ function parseItem(token: Token): FetchItem {
   throw new ImapSyntaxError(`Unsupported fetch attribute ${name.slice(0, 40)}`);
 }
 
+function isPreview(token: Token | undefined): boolean {
+  return token?.type === 'atom' && !token.section && token.value.toUpperCase() === 'PREVIEW';
+}
+
+/** The modifier list after PREVIEW: `(LAZY)` is the only one defined (RFC 8970 §3.1). Returns `lazy`. */
+export function parsePreviewModifiers(list: readonly Token[]): boolean {
+  if (list.length === 0) throw new ImapSyntaxError('Empty preview modifier list');
+  for (const t of list) {
+    if (t.type !== 'atom' || t.section || t.value.toUpperCase() !== 'LAZY') throw new ImapSyntaxError('Unsupported preview modifier');
+  }
+  return true;
+}
+
+/** A list token that follows PREVIEW and holds its modifiers (rather than being FETCH's own modifier list). */
+export function isPreviewModifierList(token: Token | undefined): boolean {
+  const first = token?.type === 'list' ? token.items[0] : undefined;
+  return first?.type === 'atom' && !first.section && first.value.toUpperCase() === 'LAZY';
+}
+
 /** A macro, a single item, or a parenthesised list of items. */
 export function parseFetchItems(token: Token): FetchItem[] {
   if (token.type === 'atom' && !token.section) {
@@ -80,7 +102,16 @@ export function parseFetchItems(token: Token): FetchItem[] {
   }
   if (token.type === 'list') {
     if (token.items.length === 0) throw new ImapSyntaxError('Empty fetch attribute list');
-    return token.items.map(parseItem);
+    const items: FetchItem[] = [];
+    for (let i = 0; i < token.items.length; i++) {
+      const t = token.items[i]!;
+      const next = token.items[i + 1];
+      if (isPreview(t) && next?.type === 'list') {
+        items.push({ kind: 'PREVIEW', lazy: parsePreviewModifiers(next.items) });
+        i++;
+      } else items.push(parseItem(t));
+    }
+    return items;
   }
   return [parseItem(token)];
 }
@@ -91,13 +122,14 @@ export function needsMeta(items: readonly FetchItem[]): boolean {
       i.kind === 'ENVELOPE' ||
       i.kind === 'BODYSTRUCTURE' ||
       i.kind === 'BODY' ||
+      i.kind === 'PREVIEW' ||
       (i.kind === 'section' && (i.spec.path.length > 0 || i.spec.text !== null)) ||
       (i.kind === 'binary' && i.path.length > 0),
   );
 }
 
 export function needsBody(items: readonly FetchItem[]): boolean {
-  return items.some((i) => i.kind === 'section' || i.kind === 'binary');
+  return items.some((i) => i.kind === 'section' || i.kind === 'binary' || i.kind === 'PREVIEW');
 }
 
 export function marksSeen(items: readonly FetchItem[]): boolean {

@@ -4,14 +4,22 @@ import { bodyStructureValue, envelopeValue } from './bodystructure.js';
 import { formatDateTime } from './datetime.js';
 import type { FetchItem } from './fetch-items.js';
 import { decodeTransfer, isKnownEncoding } from '../mime/transfer.js';
+import { previewText } from './preview.js';
 import { applyPartial, extractSection, findPart } from './sections.js';
-import { atom, literal, type Value } from './serializer.js';
+import { atom, literal, utf8Text, type Value } from './serializer.js';
 
 /**
  * The data of one `* n FETCH (...)` response, in the order the items were asked. Pure: the caller supplies
- * the message summary, its opened meta (when an item needs it) and its raw bytes (when a section is asked).
+ * the message summary, its opened meta (when an item needs it) and its raw bytes (when a section or PREVIEW is
+ * asked). `utf8`: the session may receive UTF-8 in quoted strings (IMAP4rev2, UTF8=ACCEPT).
  */
-export function fetchValues(items: readonly FetchItem[], msg: MessageSummary, meta: MessageMeta | null, raw: Buffer | null): Value[] {
+export function fetchValues(
+  items: readonly FetchItem[],
+  msg: MessageSummary,
+  meta: MessageMeta | null,
+  raw: Buffer | null,
+  options: { utf8: boolean } = { utf8: false },
+): Value[] {
   const out: Value[] = [];
   for (const item of items) {
     switch (item.kind) {
@@ -39,6 +47,11 @@ export function fetchValues(items: readonly FetchItem[], msg: MessageSummary, me
       case 'BODY':
         out.push(atom('BODY'), bodyStructureValue(meta!.mime, false));
         break;
+      case 'PREVIEW': {
+        const text = previewText(raw!, meta!.mime);
+        out.push(atom('PREVIEW'), options.utf8 ? utf8Text(text) : text);
+        break;
+      }
       case 'section': {
         const whole = item.spec.path.length === 0 && item.spec.text === null;
         const data = whole ? raw! : meta ? extractSection(raw!, meta.mime, item.spec) : null;

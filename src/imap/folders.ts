@@ -1,13 +1,28 @@
 import type { FolderRow, StoreTx } from '../store/types.js';
 import { ImapError, type SessionApi } from './command.js';
-import { canonicalName, decodeMailboxName, DELIMITER, MailboxNameError, newFolderName } from './mailbox-name.js';
+import { canonicalName, DELIMITER, MailboxNameError, nameFromWire, nameOnWire, newFolderName } from './mailbox-name.js';
+import { utf8Names } from './modes.js';
+import { utf8Text, type Value } from './serializer.js';
 
-/** Shared by CREATE, DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE: name checks and folder look-ups. */
+/**
+ * Shared by the commands that name folders: name checks, folder look-ups, and names in responses, in the
+ * session's encoding (modified UTF-7, or UTF-8 after ENABLE UTF8=ACCEPT or IMAP4rev2).
+ */
+
+/** The canonical Unicode name a client wrote; a name not in the session's encoding gets BAD. */
+export function folderName(session: SessionApi, wire: string): string {
+  return canonicalName(nameFromWire(wire, utf8Names(session)));
+}
+
+/** A folder name as a response value for this session. */
+export function mailboxValue(session: SessionApi, name: string): Value {
+  return utf8Text(nameOnWire(name, utf8Names(session)));
+}
 
 /** The Unicode name of a folder to create, or NO [CANNOT] with the reason. */
 export function validNewName(session: SessionApi, wire: string): string {
   try {
-    return newFolderName(wire, session.deps.limits.maxMailboxNameLength);
+    return newFolderName(wire, session.deps.limits.maxMailboxNameLength, utf8Names(session));
   } catch (err) {
     if (err instanceof MailboxNameError) throw new ImapError('NO', err.message, 'CANNOT');
     throw err;
@@ -16,7 +31,7 @@ export function validNewName(session: SessionApi, wire: string): string {
 
 /** An existing folder named on the wire, or NO [NONEXISTENT]. */
 export async function existingFolder(session: SessionApi, wire: string): Promise<FolderRow> {
-  const folder = await session.deps.store.getFolder(session.user!.id, canonicalName(decodeMailboxName(wire)));
+  const folder = await session.deps.store.getFolder(session.user!.id, folderName(session, wire));
   if (!folder) throw new ImapError('NO', 'Mailbox does not exist', 'NONEXISTENT');
   return folder;
 }

@@ -3,8 +3,10 @@
  *
  * Values: `null` is NIL; a number is a number; a JS string or Buffer is an IMAP string, sent quoted when
  * that is safe (short, 7-bit, no CR/LF/NUL) and as a literal otherwise; `Atom` is sent verbatim;
- * `Literal` forces a literal; an array is a parenthesised list with spaces; `Adjacent` is a list whose
- * members touch (the `1*body` and `1*address` productions).
+ * `Literal` forces a literal; `Utf8Text` is a string that may be quoted with UTF-8 in it (RFC 9051 and
+ * RFC 6855 `uQUOTED-CHAR`: for sessions that enabled IMAP4rev2 or UTF8=ACCEPT); an array is a
+ * parenthesised list with spaces; `Adjacent` is a list whose members touch (the `1*body` and `1*address`
+ * productions).
  */
 
 export class Atom {
@@ -17,27 +19,31 @@ export class Literal {
     readonly binary = false,
   ) {}
 }
+export class Utf8Text {
+  constructor(readonly value: string) {}
+}
 export class Adjacent {
   constructor(readonly items: readonly Value[]) {}
 }
 
-export type Value = null | number | string | Buffer | Atom | Literal | Adjacent | readonly Value[];
+export type Value = null | number | string | Buffer | Atom | Literal | Utf8Text | Adjacent | readonly Value[];
 
 export const atom = (value: string) => new Atom(value);
 export const literal = (value: Buffer, binary = false) => new Literal(value, binary);
 export const adjacent = (items: readonly Value[]) => new Adjacent(items);
+export const utf8Text = (value: string) => new Utf8Text(value);
 
 const MAX_QUOTED = 1024;
 const CRLF = Buffer.from('\r\n');
 
-function canQuote(bytes: Buffer): boolean {
+function canQuote(bytes: Buffer, utf8: boolean): boolean {
   if (bytes.length > MAX_QUOTED) return false;
-  for (const b of bytes) if (b === 0 || b === 0x0a || b === 0x0d || b >= 0x80) return false;
+  for (const b of bytes) if (b === 0 || b === 0x0a || b === 0x0d || (b >= 0x80 && !utf8)) return false;
   return true;
 }
 
-function writeString(bytes: Buffer, out: Buffer[]): void {
-  if (canQuote(bytes)) out.push(Buffer.from(`"${bytes.toString('latin1').replace(/(["\\])/g, '\\$1')}"`, 'latin1'));
+function writeString(bytes: Buffer, out: Buffer[], utf8 = false): void {
+  if (canQuote(bytes, utf8)) out.push(Buffer.from(`"${bytes.toString('latin1').replace(/(["\\])/g, '\\$1')}"`, 'latin1'));
   else out.push(Buffer.from(`{${bytes.length}}\r\n`, 'latin1'), bytes);
 }
 
@@ -46,6 +52,7 @@ export function encodeValue(value: Value, out: Buffer[]): void {
   else if (typeof value === 'number') out.push(Buffer.from(String(value)));
   else if (typeof value === 'string') writeString(Buffer.from(value, 'utf8'), out);
   else if (Buffer.isBuffer(value)) writeString(value, out);
+  else if (value instanceof Utf8Text) writeString(Buffer.from(value.value, 'utf8'), out, true);
   else if (value instanceof Atom) out.push(Buffer.from(value.value, 'utf8'));
   else if (value instanceof Literal) out.push(Buffer.from(`${value.binary ? '~' : ''}{${value.value.length}}\r\n`, 'latin1'), value.value);
   else if (value instanceof Adjacent) {

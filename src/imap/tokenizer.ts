@@ -1,5 +1,6 @@
 /**
  * Turns a command frame's argument bytes into tokens (RFC 9051 §4): atoms, quoted strings, literals,
+ * literal8 (`~{n}`, RFC 3516: its own token type, so only grammars that ask for one accept it),
  * parenthesised lists, and FETCH section attributes (`BODY.PEEK[1.HEADER.FIELDS (From)]<0.100>`). Pure.
  *
  * `[` starts a section only right after BODY, BODY.PEEK, BINARY, BINARY.PEEK or BINARY.SIZE; anywhere else
@@ -9,6 +10,7 @@
 export type Token =
   | { type: 'atom'; value: string; section?: Token[]; partial?: string }
   | { type: 'string'; value: Buffer; literal: boolean }
+  | { type: 'literal8'; value: Buffer }
   | { type: 'list'; items: Token[] };
 
 export class ImapSyntaxError extends Error {}
@@ -37,8 +39,8 @@ class Cursor {
     return this.seg >= this.segments.length - 1 && this.pos >= this.line.length;
   }
 
-  peek(): number | undefined {
-    return this.line[this.pos];
+  peek(offset = 0): number | undefined {
+    return this.line[this.pos + offset];
   }
 
   advance(n = 1): void {
@@ -133,6 +135,12 @@ function readToken(cur: Cursor, depth: number, inSection: boolean): Token {
     const data = cur.literalHere();
     if (!data) throw new ImapSyntaxError('Invalid literal');
     return { type: 'string', value: data, literal: true };
+  }
+  if (c === 0x7e && cur.peek(1) === 0x7b) {
+    cur.advance();
+    const data = cur.literalHere();
+    if (!data) throw new ImapSyntaxError('Invalid literal8');
+    return { type: 'literal8', value: data };
   }
   return readAtom(cur, depth, inSection);
 }

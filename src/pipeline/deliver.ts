@@ -3,9 +3,15 @@ import type { QuotaLimits } from '../accounts/quota.js';
 import { appendAudit, type AuditEvent } from '../audit/journal.js';
 import type { SealedMail } from '../store/sealed-mail.js';
 import type { MessageMeta } from '../mime/types.js';
-import type { MailboxEvent } from '../store/types.js';
+import type { MailboxEvent, StoreTx } from '../store/types.js';
 import { checkRecipientQuota } from './quota.js';
-import type { Accepted, Delivered, ParsedSubmission, RecipientRoute } from './types.js';
+import type { Accepted, Delivered, LocalRoute, ParsedSubmission } from './types.js';
+
+/** What delivery reads of a message: a parsed submission, or a message another operator relayed (src/pipeline/relay.ts). */
+export type DeliveryInput = Pick<ParsedSubmission, 'remoteAddress' | 'receivedAt' | 'meta' | 'stored'> & {
+  channel: ParsedSubmission['channel'] | 'relay';
+  sender: { address: string };
+};
 
 /**
  * Delivers to every local recipient's INBOX and writes the audit trail in ONE unit of work: either every
@@ -15,19 +21,25 @@ import type { Accepted, Delivered, ParsedSubmission, RecipientRoute } from './ty
  */
 export async function deliverLocal(
   mail: SealedMail,
-  submission: ParsedSubmission,
-  routes: RecipientRoute[],
+  submission: DeliveryInput,
+  routes: LocalRoute[],
   queueId: string,
   /** What each recipient receives when it differs from `submission.stored` (a message opened with its keys). */
-  contentFor?: (route: RecipientRoute) => { stored: Buffer; meta: MessageMeta },
+  contentFor?: (route: LocalRoute) => { stored: Buffer; meta: MessageMeta },
   quota?: QuotaLimits,
   /** More records for the same unit of work (e.g. sender-check warnings let through in warn mode). */
   extraAudit: readonly AuditEvent[] = [],
+  /**
+   * Runs first in the unit of work (e.g. the relay records an idempotency key, a submission enqueues its items for
+   * other operators); throwing rolls everything back.
+   */
+  inUnit?: (tx: StoreTx) => Promise<void>,
 ): Promise<{ accepted: Accepted; events: MailboxEvent[] }> {
   const messageIdHash = submission.meta.thread.messageId
     ? createHash('sha256').update(submission.meta.thread.messageId).digest('hex').slice(0, 32)
     : null;
   return mail.store.transaction(async (tx) => {
+    await inUnit?.(tx);
     const delivered: Delivered[] = [];
     const events: MailboxEvent[] = [];
     const trail: AuditEvent[] = [...extraAudit];
@@ -36,15 +48,14 @@ export async function deliverLocal(
       await checkRecipientQuota(tx, quota, route, (contentFor?.(route) ?? submission).stored.length);
     }
     for (const route of routes) {
-      const inbox = await tx.getFolder(route.mailbox.id, 'INBOX');
-      if (!inbox) throw new Error(`mailbox ${route.mailbox.id} has no INBOX`);
       const content = contentFor?.(route) ?? { stored: submission.stored, meta: submission.meta };
-      const appended = await mail.append(tx, route.mailbox, inbox, content.stored, {
+      const appended = await mail.append(tx, route.mailbox, 'INBOX', content.stored, {
         internalDate: submission.receivedAt.getTime(),
         meta: content.meta,
       });
-      delivered.push({ address: route.address, mailboxId: route.mailbox.id, folderId: inbox.id, uid: appended.uid, modseq: appended.modseq });
-      events.push({ kind: 'exists', mailboxId: route.mailbox.id, folderId: inbox.id, uid: appended.uid, modseq: appended.modseq });
+      const { folderId, uid, modseq } = appended;
+      delivered.push({ address: route.address, mailboxId: route.mailbox.id, folderId, uid, modseq });
+      events.push({ kind: 'exists', mailboxId: route.mailbox.id, folderId, uid, modseq });
       trail.push({
         actor: submission.sender.address,
         action: 'deliver',

@@ -102,6 +102,8 @@ export interface Opened {
   message: Buffer;
   /** The `X-MSS-Verification` header line, CRLF-terminated. */
   header: string;
+  /** What was verified, for later stages (the relay's sender check reads the signer's practitioner identifier). */
+  verification: { signed: boolean; encrypted: boolean; practitionerId: string | null };
 }
 
 /** Opens a message protected with `kind` (see `detectProtection`) for `recipient`. */
@@ -125,7 +127,11 @@ export async function openSecured(ctx: SecurityContext, raw: Buffer, kind: Prote
       encryption: v.encrypted ? (v.contentEncryption ?? 'yes') : 'none',
       headers: v.wrapped ? 'protected' : null,
     });
-    return { message: result.message, header: `${VERIFICATION_HEADER}: ${facts}\r\n` };
+    return {
+      message: result.message,
+      header: `${VERIFICATION_HEADER}: ${facts}\r\n`,
+      verification: { signed: v.signed, encrypted: v.encrypted, practitionerId: v.practitionerId },
+    };
   }
   const pgp = await keysOr(() => ctx.keystore.credentialsFor(recipient.address, 'openpgp'), null);
   const result = await processIncoming(raw, {
@@ -142,5 +148,9 @@ export async function openSecured(ctx: SecurityContext, raw: Buffer, kind: Prote
     fingerprint: v.signerFingerprint,
     encryption: v.encrypted ? 'yes' : 'none',
   });
-  return { message: result.value.message, header: `${VERIFICATION_HEADER}: ${facts}\r\n` };
+  return {
+    message: result.value.message,
+    header: `${VERIFICATION_HEADER}: ${facts}\r\n`,
+    verification: { signed: v.signed, encrypted: v.encrypted, practitionerId: null },
+  };
 }

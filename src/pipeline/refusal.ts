@@ -25,6 +25,19 @@ export const REFUSALS = {
     fr: "Domaine hors de l'espace de confiance de cet opérateur : l'envoi vers d'autres opérateurs n'est pas encore ouvert",
     en: "Domain is outside this operator's trust space: relaying to other operators is not enabled",
   },
+  // Mail to other operators (src/pipeline/route.ts, src/pipeline/outbound.ts).
+  'domain-not-in-trust-space': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Domaine du destinataire hors de l'espace de confiance MSSanté : aucun opérateur de confiance ne le dessert, le message ne peut pas y être envoyé",
+    en: 'The recipient domain is not in the MSSanté trust space: no trusted operator serves it, so mail cannot be sent there',
+  },
+  'remote-recipient-no-certificate': {
+    smtp: 550,
+    enhanced: '5.7.5',
+    fr: "Chiffrement obligatoire : aucun certificat de chiffrement n'est connu pour ce destinataire d'un autre opérateur, le message n'a pas été envoyé",
+    en: 'Encryption is required: no encryption certificate is known for this recipient at another operator, so the message was not sent',
+  },
   'bad-address': { smtp: 553, enhanced: '5.1.3', fr: 'Adresse mal formée', en: 'Malformed address' },
   'too-many-recipients': { smtp: 452, enhanced: '4.5.3', fr: 'Trop de destinataires', en: 'Too many recipients' },
   'message-too-large': { smtp: 552, enhanced: '5.3.4', fr: 'Message trop volumineux', en: 'Message exceeds the size limit' },
@@ -133,9 +146,105 @@ export const REFUSALS = {
     fr: "Identifiant national du titulaire invalide (8 + RPPS ou 0 + ADELI, 1 + FINESS, 2 + SIREN, 3 + SIRET, INS)",
     en: "Invalid national identifier of the owner (8 + RPPS or 0 + ADELI, 1 + FINESS, 2 + SIREN, 3 + SIRET, INS)",
   },
+  // Structured documents in IHE XDM archives (src/pipeline/xdm-documents.ts).
+  'xdm-integrity': {
+    smtp: 550,
+    enhanced: '5.6.0',
+    fr: "Document de l'archive IHE_XDM altéré ou absent : sa taille ou son empreinte SHA-1 ne correspond pas à METADATA.XML",
+    en: 'A document of the IHE_XDM archive is altered or missing: its size or SHA-1 hash does not match METADATA.XML',
+  },
+  'xdm-refused': {
+    smtp: 554,
+    enhanced: '5.6.0',
+    fr: "Archive IHE_XDM refusée : illisible, dangereuse (bombe zip, chemin hors de l'archive, entités XML) ou au-delà des limites",
+    en: 'IHE_XDM archive refused: unreadable, unsafe (zip bomb, path outside the archive, XML entities) or over the limits',
+  },
+  // The inbound relay between operators (src/smtp/relay.ts, src/pipeline/relay.ts).
+  'relay-tls-required': {
+    smtp: 530,
+    enhanced: '5.7.0',
+    fr: 'Commencez par STARTTLS : le relais entre opérateurs exige TLS',
+    en: 'Must issue a STARTTLS command first: relaying between operators requires TLS',
+  },
+  'relay-certificate-required': {
+    smtp: 530,
+    enhanced: '5.7.0',
+    fr: "Certificat client TLS exigé : un opérateur s'authentifie avec le certificat serveur de l'espace de confiance",
+    en: 'A TLS client certificate is required: an operator authenticates with its trust-space server certificate',
+  },
+  'relay-untrusted-certificate': {
+    smtp: 550,
+    enhanced: '5.7.5',
+    fr: "Certificat client TLS non reconnu : il ne dépend pas des autorités de l'espace de confiance ou n'est pas prévu pour l'authentification TLS",
+    en: 'TLS client certificate not trusted: it does not chain to the trust space authorities or is not meant for TLS client authentication',
+  },
+  'relay-certificate-expired': { smtp: 550, enhanced: '5.7.5', fr: 'Certificat client TLS expiré', en: 'TLS client certificate expired' },
+  'relay-certificate-not-yet-valid': { smtp: 550, enhanced: '5.7.5', fr: 'Certificat client TLS pas encore valide', en: 'TLS client certificate not yet valid' },
+  'relay-certificate-revoked': { smtp: 550, enhanced: '5.7.5', fr: 'Certificat client TLS révoqué', en: 'TLS client certificate revoked' },
+  'relay-revocation-unknown': {
+    smtp: 451,
+    enhanced: '4.7.5',
+    fr: 'Impossible de vérifier la révocation du certificat client TLS pour le moment, réessayez plus tard',
+    en: 'The revocation of the TLS client certificate cannot be checked right now, try again later',
+  },
+  'relay-no-trust-list': {
+    smtp: 451,
+    enhanced: '4.3.5',
+    fr: "Espace de confiance pas encore chargé chez cet opérateur (liste des domaines ou autorités), réessayez plus tard",
+    en: "This operator has not loaded the trust space yet (domain list or authorities), try again later",
+  },
+  'relay-unknown-domain': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Domaine de l'expéditeur absent de l'espace de confiance (liste blanche des opérateurs)",
+    en: "The sender's domain is not in the trust space (operator whitelist)",
+  },
+  'relay-dn-mismatch': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Le certificat client TLS n'est pas celui que l'espace de confiance désigne pour le domaine de l'expéditeur (DNCertificatOperateur)",
+    en: "The TLS client certificate is not the one the trust space names for the sender's domain (DNCertificatOperateur)",
+  },
+  'relay-recipient-not-local': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Relais refusé : le domaine du destinataire n'est pas hébergé par cet opérateur",
+    en: 'Relaying denied: the recipient domain is not hosted by this operator',
+  },
+  'relay-auth-not-offered': {
+    smtp: 502,
+    enhanced: '5.5.1',
+    fr: "AUTH n'est pas proposé sur ce port : les opérateurs s'authentifient par leur certificat client TLS",
+    en: 'AUTH is not offered on this listener: operators authenticate with their TLS client certificate',
+  },
+  'relay-bad-idempotency-key': {
+    smtp: 550,
+    enhanced: '5.6.0',
+    fr: "En-tête X-MSS-Idempotency-Key invalide : une seule valeur de 1 à 128 lettres, chiffres, « . », « _ », « : » ou « - »",
+    en: 'Invalid X-MSS-Idempotency-Key header: one value of 1 to 128 letters, digits, ".", "_", ":" or "-"',
+  },
 } as const satisfies Record<string, { smtp: number; enhanced: string; fr: string; en: string }>;
 
 export type RefusalCode = keyof typeof REFUSALS;
+
+/**
+ * The refusals an application mailbox reports in an error MDN instead of an SMTP refusal, when the sender asked
+ * for MDNs (src/pipeline/receipts.ts): `processed/Error: <code>^<label>`, subject `[KO Intégration système !][<code>] …`.
+ * Codes from HL7 table 0357 (messageErrorCondition), which the ANS volet "Transmission de documents CDA … courriel
+ * MSSanté" (error-codes.md) uses: 207 "Application internal error" is its generic application error (the volet's
+ * negative acknowledgement pairs it with the precise cause), 102 "Data type error" a content that cannot be read as
+ * what it claims to be. The label names the cause in French, then English.
+ */
+export const INTEGRATION_ERRORS: Partial<Record<RefusalCode, { code: string; label: string }>> = {
+  'xdm-integrity': {
+    code: '207',
+    label: "Document IHE_XDM altéré ou absent : taille ou empreinte SHA-1 différente de METADATA.XML / IHE_XDM document altered or missing: size or SHA-1 differs from METADATA.XML",
+  },
+  'xdm-refused': {
+    code: '102',
+    label: 'Archive IHE_XDM illisible, dangereuse ou au-delà des limites / IHE_XDM archive unreadable, unsafe or over the limits',
+  },
+};
 
 export class Refusal extends Error {
   constructor(

@@ -15,9 +15,17 @@ export interface Submission {
   envelope: { mailFrom: string; rcptTo: string[] };
   raw: Buffer;
   receivedAt: Date;
+  /**
+   * Routes the adapter already resolved for this transaction's recipients (SMTP: at each RCPT TO, moments
+   * before), keyed by lower-case address; `submit` resolves the others itself.
+   */
+  routes?: ReadonlyMap<string, RecipientRoute>;
 }
 
-export type RecipientRoute = { kind: 'local'; address: string; mailbox: MailboxRow };
+export type LocalRoute = { kind: 'local'; address: string; mailbox: MailboxRow };
+/** A recipient at another operator of the trust space: queued for its domain (src/pipeline/outbound.ts). */
+export type RemoteRoute = { kind: 'remote'; address: string; domain: string };
+export type RecipientRoute = LocalRoute | RemoteRoute;
 
 /** A submission after parsing: the pipeline's working value. */
 export interface ParsedSubmission extends Submission {
@@ -37,4 +45,6 @@ export interface Delivered {
 export interface Accepted {
   queueId: string;
   delivered: Delivered[];
+  /** Outbound queue items, one per remote destination domain, committed with the local copies. */
+  queued?: { id: string; destination: string }[];
 }

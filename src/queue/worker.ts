@@ -15,11 +15,24 @@ import type { QueueItem, Store, StoreTx } from '../store/types.js';
  */
 
 export type DeliveryOutcome =
-  | { kind: 'delivered' }
+  | { kind: 'delivered'; report?: DeliveryReport }
   /** A temporary failure: try again later (e.g. SMTP 4xx, connection refused). */
   | { kind: 'retry'; reason: string }
   /** A permanent failure: no further attempt (e.g. SMTP 5xx); `onFailed` reports it. */
   | { kind: 'failed'; reason: string };
+
+/** What the transport tells `onDelivered` about a handoff. */
+export interface DeliveryReport {
+  /** The peer's last reply, e.g. `250 2.0.0 Ok`. */
+  response?: string;
+  /** The host that took it. */
+  remoteMta?: string;
+  /** Recipients the peer refused while the item was otherwise handed over (the item is removed all the same). */
+  rejected?: readonly { recipient: string; response: string; permanent: boolean }[];
+}
+
+/** Returned by a hook: runs once its unit of work is committed (e.g. publishing the mailbox event of a DSN). */
+export type AfterCommit = () => void;
 
 export interface DeliveryAttempt {
   item: QueueItem;
@@ -53,7 +66,14 @@ export interface QueueWorkerOptions {
    * Runs in the unit of work that removes an item after a permanent failure (the failure DSN goes into the
    * sender's mailbox with it, or not at all); like any unit of work it may run again after a conflict.
    */
-  onFailed?: (tx: StoreTx, item: QueueItem, reason: string) => Promise<void>;
+  onFailed?: (tx: StoreTx, item: QueueItem, reason: string) => Promise<void | AfterCommit>;
+  /** Runs in the unit of work that removes a delivered item (the audit record of the handoff). */
+  onDelivered?: (tx: StoreTx, item: QueueItem, report: DeliveryReport) => Promise<void | AfterCommit>;
+  /**
+   * Runs in the unit of work that gives an item back after a temporary failure (not when the worker stops):
+   * the reason kept for `mss queue show`, the delay DSN.
+   */
+  onRetry?: (tx: StoreTx, item: QueueItem, reason: string, nextAttemptAt: number) => Promise<void | AfterCommit>;
   /** Transient store or transport errors, for the log. */
   onError?: (err: unknown, item?: QueueItem) => void;
   now?: () => number;
@@ -68,10 +88,11 @@ export function newWorkerId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 }
 
+type Hook = 'onFailed' | 'onDelivered' | 'onRetry' | 'onError';
+
 export class QueueWorker {
   readonly workerId: string;
-  readonly #o: Required<Omit<QueueWorkerOptions, 'workerId' | 'onFailed' | 'onError'>> &
-    Pick<QueueWorkerOptions, 'onFailed' | 'onError'>;
+  readonly #o: Required<Omit<QueueWorkerOptions, 'workerId' | Hook>> & Pick<QueueWorkerOptions, Hook>;
   readonly #stopping = new AbortController();
   #wake: (() => void) | null = null;
   #loop: Promise<void> | null = null;
@@ -87,6 +108,8 @@ export class QueueWorker {
       retryDelayMs: options.retryDelayMs ?? defaultRetryDelayMs,
       maxAgeMs: options.maxAgeMs ?? 5 * 24 * 3_600_000,
       onFailed: options.onFailed,
+      onDelivered: options.onDelivered,
+      onRetry: options.onRetry,
       onError: options.onError,
       now: options.now ?? Date.now,
     };
@@ -171,27 +194,43 @@ export class QueueWorker {
   }
 
   async #settle(item: QueueItem, outcome: DeliveryOutcome, signal: AbortSignal): Promise<void> {
-    const { store, now, maxAgeMs, retryDelayMs } = this.#o;
+    const { now, maxAgeMs, retryDelayMs } = this.#o;
     if (outcome.kind === 'retry' && now() - item.createdAt >= maxAgeMs) {
       outcome = { kind: 'failed', reason: `gave up after ${item.attempts} attempts: ${outcome.reason}` };
     }
+    const { onDelivered, onFailed, onRetry } = this.#o;
     switch (outcome.kind) {
-      case 'delivered':
-        await store.transaction((tx) => tx.completeQueueItem(item.id, this.workerId));
+      case 'delivered': {
+        const report = outcome.report ?? {};
+        await this.#unit(async (tx) => ((await tx.completeQueueItem(item.id, this.workerId)) && onDelivered ? onDelivered(tx, item, report) : undefined));
         return;
+      }
       case 'failed': {
         const reason = outcome.reason;
-        await store.transaction(async (tx) => {
-          if ((await tx.completeQueueItem(item.id, this.workerId)) && this.#o.onFailed) await this.#o.onFailed(tx, item, reason);
-        });
+        await this.#unit(async (tx) => ((await tx.completeQueueItem(item.id, this.workerId)) && onFailed ? onFailed(tx, item, reason) : undefined));
         return;
       }
       case 'retry': {
         // Stopping is not the item's fault: it goes back at once for another worker.
-        const next = signal.aborted && this.#stopping.signal.aborted ? now() : now() + retryDelayMs(item.attempts);
-        await store.transaction((tx) => tx.releaseQueueItem(item.id, this.workerId, next));
+        const stopping = signal.aborted && this.#stopping.signal.aborted;
+        const next = stopping ? now() : now() + retryDelayMs(item.attempts);
+        const reason = outcome.reason;
+        await this.#unit(async (tx) =>
+          (await tx.releaseQueueItem(item.id, this.workerId, next)) && !stopping && onRetry ? onRetry(tx, item, reason, next) : undefined,
+        );
         return;
       }
+    }
+  }
+
+  /** One unit of work, then what its hook asked to run after the commit. */
+  async #unit(work: (tx: StoreTx) => Promise<void | AfterCommit>): Promise<void> {
+    const after = await this.#o.store.transaction(work);
+    if (typeof after !== 'function') return;
+    try {
+      after();
+    } catch (err) {
+      this.#o.onError?.(err);
     }
   }
 }

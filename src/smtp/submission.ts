@@ -5,6 +5,7 @@ import type { Authenticator } from '../accounts/authenticator.js';
 import type { Config } from '../config/schema.js';
 import { Pipeline } from '../pipeline/index.js';
 import { Refusal } from '../pipeline/refusal.js';
+import type { RecipientRoute } from '../pipeline/types.js';
 import type { MailboxRow } from '../store/types.js';
 import './enhanced-codes.js';
 
@@ -42,6 +43,8 @@ export class SubmissionServer {
   /** Open connections per client address, across both listeners. */
   readonly #perIp = new Map<string, number>();
   readonly #counted = new WeakSet<SMTPServerSession>();
+  /** Routes resolved at RCPT TO in the current transaction of each session (reset at MAIL FROM). */
+  readonly #routes = new WeakMap<SMTPServerSession, Map<string, RecipientRoute>>();
   /** Failed AUTH attempts per connection (the per-address lockout is in the Authenticator). */
   readonly #authFailures = new Map<string, number>();
 
@@ -129,12 +132,14 @@ export class SubmissionServer {
       onMailFrom: (address, session, callback) => {
         this.#run(callback, async () => {
           await this.deps.pipeline.checkSender(senderOf(session), address.address, { remote: session.remoteAddress });
+          this.#routes.set(session, new Map());
         });
       },
       onRcptTo: (address, session, callback) => {
         this.#run(callback, async () => {
           if (session.envelope.rcptTo.length >= limits.maxRecipients) throw new Refusal('too-many-recipients');
-          await this.deps.pipeline.checkRecipient(senderOf(session), address.address, { remote: session.remoteAddress });
+          const route = await this.deps.pipeline.checkRecipient(senderOf(session), address.address, { remote: session.remoteAddress });
+          this.#routes.get(session)?.set(route.address, route);
         });
       },
       onData: (stream, session, callback) => {
@@ -187,6 +192,7 @@ export class SubmissionServer {
       },
       raw: Buffer.concat(chunks, size),
       receivedAt: new Date(),
+      routes: this.#routes.get(session),
     });
     return accepted.queueId;
   }

@@ -139,10 +139,3 @@ export function directoryRowReaders({ int, bool }: EngineColumns) {
 
   return { toEntity, toSnapshot, toChange, toCertificate, readInt: int };
 }
-
-/** Staged record fields in column order (for the engines' INSERTs). */
-export function recordValues(entity: DirectoryEntity, record: object): unknown[] {
-  const spec = ENTITY_SPECS[entity] as EntitySpec<DirectoryEntity>;
-  const r = record as Record<string, unknown>;
-  return spec.columns.map((c) => r[c.field]);
-}

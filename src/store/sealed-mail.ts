@@ -1,5 +1,7 @@
 import { aad, Keyring, openJson, sealJson } from '../crypto/seal.js';
 import { openChunks, pieces, sealChunks } from '../crypto/seal-stream.js';
+import { deriveSearchKey, indexEntry, IndexPrefix } from '../imap/search/blind-index.js';
+import { Content } from '../imap/search/text.js';
 import { buildMessageMeta } from '../mime/meta.js';
 import { readOnce } from './blobs.js';
 import type { MessageMeta } from '../mime/types.js';
@@ -17,6 +19,11 @@ export class SealedMail {
 
   key(mailbox: MailboxRow): Buffer {
     return this.keyring.mailboxKey(mailbox.address, mailbox.wrappedKey);
+  }
+
+  /** The key of the mailbox's SEARCH blind index (docs/decisions/0010-search-blind-index.md). */
+  searchKey(mailbox: MailboxRow): Buffer {
+    return deriveSearchKey(this.key(mailbox));
   }
 
   sealMeta(mailbox: MailboxRow, meta: MessageMeta): Buffer {
@@ -47,42 +54,46 @@ export class SealedMail {
 
   /**
    * Seals and appends one message inside the caller's unit of work; the body is sealed and stored segment by
-   * segment, never whole. A message given as a stream needs its `meta` (built from the headers beforehand),
-   * and a unit of work that may run again must pass a fresh stream each run (a spent one is refused).
-   * The caller publishes the `exists` event after the commit.
+   * segment, never whole, and the message's entry in the SEARCH blind index is written with it. A message given
+   * as a stream needs its `meta` (built from the headers beforehand), and a unit of work that may run again must
+   * pass a fresh stream each run (a spent one is refused). The caller publishes the `exists` event after the commit.
    */
   async append(
     tx: StoreTx,
     mailbox: MailboxRow,
-    folder: FolderRow,
+    /** The folder's row, or its exact name when the caller has not read it (INBOX at delivery). */
+    folder: Pick<FolderRow, 'id'> | string,
     raw: Buffer | AsyncIterable<Buffer>,
     options: { flags?: string[]; internalDate?: number; meta?: MessageMeta } = {},
-  ): Promise<AppendedMessage> {
+  ): Promise<AppendedMessage & { folderId: number }> {
     let meta = options.meta;
     if (!meta) {
       if (!Buffer.isBuffer(raw)) throw new Error('a message appended as a stream needs its meta');
       meta = buildMessageMeta(raw);
     }
+    const target = typeof folder === 'string' ? folder : folder.id;
+    const message = { sealedMeta: this.sealMeta(mailbox, meta), flags: options.flags ?? [], internalDate: options.internalDate ?? Date.now() };
+    if (Buffer.isBuffer(raw)) {
+      // Size known up front: blob and row in one step (one round trip on PostgreSQL for most messages).
+      const sealed = sealChunks(this.key(mailbox), aad.blob(mailbox.id), pieces(raw));
+      const search = indexEntry(this.searchKey(mailbox), new Content(raw), meta.mime);
+      return tx.appendMessageWithBody(mailbox.id, target, sealed, { ...message, size: raw.length }, search);
+    }
     let size = 0;
-    const counted = async function* (source: Buffer | AsyncIterable<Buffer>): AsyncIterable<Buffer> {
-      if (Buffer.isBuffer(source)) {
-        size = source.length;
-        yield* pieces(source);
-        return;
-      }
+    const prefix = new IndexPrefix();
+    const counted = async function* (source: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
       readOnce(source);
       for await (const chunk of source) {
         size += chunk.length;
+        prefix.add(chunk);
         yield chunk;
       }
     };
+    const folderId = typeof target === 'number' ? target : (await tx.getFolder(mailbox.id, target))?.id;
+    if (folderId === undefined) throw new Error(`mailbox ${mailbox.id} has no folder ${target}`);
     const blobId = await tx.insertBlob(mailbox.id, sealChunks(this.key(mailbox), aad.blob(mailbox.id), counted(raw)));
-    return tx.appendMessage(folder.id, {
-      blobId,
-      sealedMeta: this.sealMeta(mailbox, meta),
-      flags: options.flags ?? [],
-      internalDate: options.internalDate ?? Date.now(),
-      size,
-    });
+    const appended = await tx.appendMessage(folderId, { ...message, blobId, size });
+    await tx.indexMessage(appended.id, indexEntry(this.searchKey(mailbox), new Content(prefix.bytes()), meta.mime, prefix.complete));
+    return { ...appended, folderId };
   }
 }

@@ -109,6 +109,26 @@ export interface MailboxUsage {
   bytes: number;
 }
 
+/**
+ * A message content's entry in the keyed blind index of SEARCH (docs/decisions/0010-search-blind-index.md), opaque
+ * to the store: kept per blob, so the copies of a message share it, and removed with the blob.
+ */
+export interface SearchIndexEntry {
+  /**
+   * A Bloom filter of keyed terms: a probe p (a 48-bit integer) is in it when bit i = p mod (8 × length) is set,
+   * bit i being `1 << (i % 8)` of byte ⌊i / 8⌋ (PostgreSQL's get_bit order).
+   */
+  filter: Buffer;
+  /** Bits of the scopes left out of the filter (too large to index): the message stays a candidate for them. */
+  unindexed: number;
+}
+
+/** A message whose content is not wholly in the index: `unindexed` is null when it has no entry at all. */
+export interface UnindexedMessage {
+  uid: number;
+  unindexed: number | null;
+}
+
 export interface CopiedMessages {
   /** UIDVALIDITY of the destination folder. */
   uidValidity: number;
@@ -137,6 +157,15 @@ export const AUDIT_ACTIONS = [
   'sender-warning',
   'key-add',
   'key-revoke',
+  'trust-import',
+  'enqueue',
+  'relay',
+  'bounce',
+  'queue-retry',
+  'queue-delete',
+  'relay-accept',
+  'mdn',
+  'mdn-missing',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
@@ -180,6 +209,30 @@ export interface QueueItem extends NewQueueItem {
   createdAt: number;
 }
 
+/**
+ * One remote recipient of an outbound message whose sender asked for MDNs (src/queue/mdn-tracker.ts): the sending
+ * side waits for its processed MDN (and its dispatched one, when asked) until `deadline`. Only the owning mailbox,
+ * times and a keyed hash are in clear; the Message-ID, the recipient and the original's header are sealed.
+ */
+export interface NewMdnTracking {
+  mailboxId: number;
+  /** Keyed hash of (Message-ID, recipient) under a key of the mailbox: how an arriving MDN finds its entry. */
+  trackKey: string;
+  deadline: number; // ms since epoch
+  wantDispatched: boolean;
+  createdAt: number;
+  sealedDetails: Buffer;
+}
+
+export interface MdnTrackingRow extends NewMdnTracking {
+  id: number;
+  /** When the processed MDN arrived while a dispatched one is still awaited; null before. */
+  processedAt: number | null;
+}
+
+/** What an arriving MDN settles: `processed` (a dispatched one may still be awaited) or `final` (dispatched, or a failure). */
+export type MdnArrival = 'processed' | 'final';
+
 export interface StoreReads {
   getMailbox(address: string): Promise<MailboxRow | null>;
   getMailboxById(id: number): Promise<MailboxRow | null>;
@@ -216,6 +269,14 @@ export interface StoreReads {
   readBlob(blobId: number): Promise<AsyncIterable<Buffer> | null>;
 
   /**
+   * For each query (probes, at least one), the UIDs, ascending, of the folder's messages whose index entry has every
+   * probe of the query. Reads the entries of the whole folder (not the messages), once for all the queries.
+   */
+  searchIndex(folderId: number, queries: readonly (readonly number[])[]): Promise<number[][]>;
+  /** The folder's messages without an index entry, or whose entry left scopes out; in UID order. */
+  listUnindexed(folderId: number): Promise<UnindexedMessage[]>;
+
+  /**
    * Records with seq > afterSeq, in order, at most `limit`. Read through the `Store` (not inside a unit of
    * work), every record committed before the call is already linked and visible.
    */
@@ -226,6 +287,11 @@ export interface StoreReads {
   getQueueItem(id: string): Promise<QueueItem | null>;
   /** Items still in the queue (claimed or not). */
   queueLength(): Promise<number>;
+  /** Queue items (claimed or not), oldest first, at most `limit` (`mss queue list`; src/store/<engine>/queue-admin.ts). */
+  listQueue(limit: number): Promise<QueueItem[]>;
+
+  /** Whether a peer operator's idempotency key was accepted already (the relay's early look; `recordRelayKey` decides). */
+  relayKeyAccepted(peerDomain: string, key: string): Promise<boolean>;
 }
 
 export interface StoreTx extends StoreReads {
@@ -254,6 +320,21 @@ export interface StoreTx extends StoreReads {
   insertBlob(mailboxId: number, body: BlobBody): Promise<number>;
   /** Allocates the next UID and MODSEQ of the folder. */
   appendMessage(folderId: number, message: NewMessage): Promise<AppendedMessage>;
+  /**
+   * `insertBlob` then `appendMessage` as one step, into a folder named by id, or by exact name in the mailbox
+   * when the caller has not read its row (INBOX at delivery). PostgreSQL makes it one statement when the body is
+   * one chunk kept in the database: the hot path of delivery, where round trips are the cost.
+   */
+  appendMessageWithBody(
+    mailboxId: number,
+    folder: number | string,
+    body: BlobBody,
+    message: Omit<NewMessage, 'blobId'>,
+    /** The message's SEARCH index entry, written in the same step (`indexMessage`). */
+    search?: SearchIndexEntry,
+  ): Promise<AppendedMessage & { folderId: number }>;
+  /** Records the index entry of a message's content (its copies share it); nothing when the content has one. */
+  indexMessage(messageId: number, entry: SearchIndexEntry): Promise<void>;
   /**
    * Replaces the flags of one message and gives it a new MODSEQ; null if the UID does not exist, or if its
    * MODSEQ is above `unchangedSince` (CONDSTORE: changed since the client last saw it).
@@ -297,6 +378,33 @@ export interface StoreTx extends StoreReads {
   renewQueueLease(id: string, workerId: string, leaseUntil: number): Promise<boolean>;
   /** Gives the item back for another attempt at `nextAttemptAt`; false when `workerId` no longer holds its lease. */
   releaseQueueItem(id: string, workerId: string, nextAttemptAt: number): Promise<boolean>;
+  /** Replaces an item's sealed envelope (its delivery state travels in it); false when there is no such item. */
+  updateQueueEnvelope(id: string, sealedEnvelope: Buffer): Promise<boolean>;
+  /** Makes an item due at `nextAttemptAt`, leased or not (`mss queue retry`); false when there is no such item. */
+  rescheduleQueueItem(id: string, nextAttemptAt: number): Promise<boolean>;
+  /** Removes an item whoever holds its lease (`mss queue delete`); false when there is no such item. */
+  deleteQueueItem(id: string): Promise<boolean>;
+
+  /**
+   * Records an idempotency key a peer operator sent (docs/decisions/0008-queue-delivery.md), in the unit of work
+   * that delivers its message; false when the key was accepted before, and nothing is written. Two units of work
+   * with the same key: the second waits for the first (PostgreSQL) and gets false once it commits.
+   */
+  recordRelayKey(peerDomain: string, key: string, acceptedAt: number): Promise<boolean>;
+  /** Forgets at most `limit` keys accepted before `before` (ms since epoch); returns how many went. */
+  pruneRelayKeys(before: number, limit: number): Promise<number>;
+
+  /** Starts waiting for one recipient's MDN (src/store/<engine>/mdn-tracking.ts); false when the key is tracked already. */
+  trackMdn(entry: NewMdnTracking): Promise<boolean>;
+  /**
+   * An MDN for a tracked message arrived in the mailbox: `final` settles the entry (it is removed), `processed` too
+   * unless a dispatched MDN is awaited (then its arrival is noted). Null when nothing is tracked under the key.
+   */
+  recordMdn(mailboxId: number, trackKey: string, arrival: MdnArrival, at: number): Promise<'settled' | 'waiting' | null>;
+  /** Entries whose deadline is reached, oldest first, at most `limit`, locked for this unit of work (others skip them). */
+  claimOverdueMdn(now: number, limit: number): Promise<MdnTrackingRow[]>;
+  /** Removes an entry (its failure notice is written in the same unit of work); false when it is gone already. */
+  deleteMdnTracking(id: number): Promise<boolean>;
 }
 
 export interface Store extends StoreReads {

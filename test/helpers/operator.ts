@@ -13,10 +13,15 @@ export interface TestOperator {
   /** The demo accounts and their passwords. */
   accounts: InitReport['accounts'];
   server: RunningServer;
-  ports: { submission: number; submissionTls: number; imap: number; imaps: number; https: number };
+  /** `relay` is 0 when the relay listener is disabled (`relay.enabled: false`). */
+  ports: { submission: number; submissionTls: number; relay: number; imap: number; imaps: number; https: number };
   /** The dev root CA, to verify the server's certificate. */
   ca: string;
-  restart(): Promise<void>;
+  /**
+   * Stops and starts the server again on the same ports (same data). `changes` replace top-level sections of
+   * the configuration from then on (e.g. `{ federation: { ...before, maxAgeDays: 0.0001 } }`).
+   */
+  restart(changes?: ConfigInput): Promise<void>;
   stop(): Promise<void>;
   dispose(): Promise<void>;
 }
@@ -33,6 +38,7 @@ function ephemeral(overrides: ConfigInput): ConfigInput {
   return {
     ...overrides,
     smtp: { submission: any, submissionTls: any, ...overrides.smtp },
+    relay: { ...overrides.relay, listener: { ...any, ...overrides.relay?.listener } },
     imap: { plain: any, tls: any, ...overrides.imap },
     http: { listener: any, ...overrides.http },
     log: { level: 'silent', ...overrides.log },
@@ -48,7 +54,7 @@ export async function startOperator(overrides: ConfigInput = {}, engine: Engine 
   const db = engine === 'postgres' ? await createTestDatabase() : null;
   const store: ConfigInput['store'] = db ? { engine: 'postgres', url: db.url, poolSize: 5 } : undefined;
   const merged = store || overrides.store ? { store: { ...store, ...overrides.store } } : {};
-  const input = ephemeral({ dataDir: 'data', certsDir: 'certs', ...overrides, ...merged });
+  let input = ephemeral({ dataDir: 'data', certsDir: 'certs', ...overrides, ...merged });
   writeFileSync(path.join(tmp.dir, 'config.json'), JSON.stringify(input, null, 2));
   const config = parseConfig(input, tmp.dir);
   const report = await initOperator(config);
@@ -58,20 +64,23 @@ export async function startOperator(overrides: ConfigInput = {}, engine: Engine 
     config,
     accounts: report.accounts,
     server: await startServer(config, log),
-    ports: { submission: 0, submissionTls: 0, imap: 0, imaps: 0, https: 0 },
+    ports: { submission: 0, submissionTls: 0, relay: 0, imap: 0, imaps: 0, https: 0 },
     ca: readFileSync(path.join(config.certsDir, 'ca', 'root.pem'), 'utf8'),
-    async restart() {
+    async restart(changes: ConfigInput = {}) {
       await op.server.close();
+      input = { ...input, ...changes };
       // Same ports again, so clients configured before the restart still work.
       const again = parseConfig(
         {
           ...input,
           smtp: { ...input.smtp, submission: { host: '127.0.0.1', port: op.ports.submission }, submissionTls: { host: '127.0.0.1', port: op.ports.submissionTls } },
+          relay: { ...input.relay, listener: { host: '127.0.0.1', port: op.ports.relay } },
           imap: { ...input.imap, plain: { host: '127.0.0.1', port: op.ports.imap }, tls: { host: '127.0.0.1', port: op.ports.imaps } },
           http: { ...input.http, listener: { host: '127.0.0.1', port: op.ports.https } },
         },
         tmp.dir,
       );
+      op.config = again;
       op.server = await startServer(again, log);
     },
     stop: () => op.server.close(),
@@ -85,6 +94,7 @@ export async function startOperator(overrides: ConfigInput = {}, engine: Engine 
   op.ports = {
     submission: port('smtp-submission (STARTTLS)'),
     submissionTls: port('smtp-submission (TLS)'),
+    relay: op.server.listeners.find((l) => l.protocol === 'smtp-relay (STARTTLS)')?.port ?? 0,
     imap: port('imap (STARTTLS)'),
     imaps: port('imap (TLS)'),
     https: port('https (API)'),

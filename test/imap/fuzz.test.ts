@@ -15,7 +15,7 @@ function prng(seed: number): () => number {
   };
 }
 
-const PIECES = ['a1 ', 'FETCH ', 'UID ', '1:*', ' (', ')', '[', ']', 'BODY.PEEK[', 'HEADER.FIELDS (', '<0.10>', '"', '\\', '{3}', '{2+}', '\r\n', '\n', ' ', 'NIL', '*', '%', '\x00', '\xff', 'APPEND INBOX ', 'LOGIN ', 'STORE 1 +FLAGS ', '\\Seen', 'x'];
+const PIECES = ['a1 ', 'FETCH ', 'UID ', '1:*', ' (', ')', '[', ']', 'BODY.PEEK[', 'HEADER.FIELDS (', '<0.10>', '"', '\\', '{3}', '{2+}', '\r\n', '\n', ' ', 'NIL', '*', '%', '\x00', '\xff', 'APPEND INBOX ', 'LOGIN ', 'STORE 1 +FLAGS ', '\\Seen', 'x', '~', '~{3}', 'UTF8 (', 'PREVIEW ', '(LAZY)', 'CREATE x (USE (', 'RETURN (STATUS (DELETED APPENDLIMIT))', 'LIST ', 'é'];
 
 describe('parser fuzzing', () => {
   it('survives random command streams', () => {

@@ -216,6 +216,33 @@ describe.each(ENGINES)('imapflow against the IMAP server (%s)', (engine) => {
     expect((await verifyJournal(server.store)).ok).toBe(true);
   });
 
+  it('runs as an IMAP4rev2 session with UTF-8 names (ESEARCH, STATUS SIZE); an IMAP4rev1 session sees the same folders', async () => {
+    const rev2 = await connect(client(server.ports.tls));
+    expect([...rev2.enabled]).toEqual(expect.arrayContaining(['IMAP4REV2', 'UTF8=ACCEPT', 'CONDSTORE']));
+    const rev1 = await connect(new ImapFlow({ ...client(server.ports.tls).options, disableAutoEnable: true }));
+    expect(rev1.enabled.size).toBe(0);
+
+    expect(await rev2.mailboxCreate(['Réunions', 'Février'])).toMatchObject({ path: 'Réunions/Février', created: true });
+    expect(await server.store.getFolder(server.mailbox.id, 'Réunions/Février')).not.toBeNull();
+    for (const c of [rev1, rev2]) expect((await c.list()).map((f) => f.path)).toEqual(expect.arrayContaining(['Réunions', 'Réunions/Février']));
+
+    for (let i = 1; i <= 3; i++) await server.deliver(sampleMessage(`m${i}`));
+    await rev2.mailboxOpen('INBOX');
+    expect(await rev2.search({ subject: 'm2' })).toEqual([2]);
+    expect(await rev2.search({ all: true }, { uid: true })).toEqual([1, 2, 3]);
+    expect(await rev2.search({ deleted: true })).toEqual([]);
+    const status = await rev2.status('INBOX', { messages: true, size: true });
+    expect(status).toMatchObject({ messages: 3 });
+    expect(status && status.size).toBeGreaterThan(300);
+
+    const moved = await rev2.messageMove('2', 'Réunions/Février');
+    expect(moved && moved.uidMap && [...moved.uidMap]).toEqual([[2, 1]]);
+    expect(await rev1.status('Réunions/Février', { messages: true })).toMatchObject({ messages: 1 });
+    await rev1.mailboxOpen('Réunions/Février');
+    const msg = await rev1.fetchOne('1', { envelope: true });
+    expect(msg && msg.envelope?.subject).toBe('m2');
+  });
+
   it('refuses an APPEND beyond the advertised APPENDLIMIT', async () => {
     await server.dispose();
     server = await startImapServer(engine, { maxLiteralSize: 1000 });

@@ -20,7 +20,7 @@ describe.each(ENGINES)("Python's imaplib against the IMAP server (%s)", (engine)
     tmp.dispose();
   });
 
-  it('logs in over STARTTLS and TLS, appends, fetches BODY[] byte for byte, stores flags', async () => {
+  it('logs in over STARTTLS and TLS; LIST, APPEND, SELECT, FETCH (BODY[], BODYSTRUCTURE, PREVIEW), STORE, COPY, MOVE, EXPUNGE, IDLE, SEARCH, UTF8=ACCEPT', async () => {
     const raw = sampleMessage('Résultat de biologie', 'TSH : 2,1 mUI/L.\r\n');
     const file = path.join(tmp.dir, 'message.eml');
     writeFileSync(file, raw);
@@ -58,6 +58,20 @@ describe.each(ENGINES)("Python's imaplib against the IMAP server (%s)", (engine)
     expect(result.lsub).not.toContain('() "/" "Junk"');
     expect(result.copy_code).toMatch(/^\[COPYUID \d+ 1 1\] COPY completed$/);
     expect(result.move_untagged).toEqual([expect.stringMatching(/^\[COPYUID \d+ 2 1\] Moved$/)]);
+    expect(result).toMatchObject({
+      idle_continuation: '+ idling',
+      idle_pushed: '* 1 EXISTS',
+      idle_done: 'Z1 OK IDLE terminated',
+      search_all: '1',
+      search_flagged: '1',
+      search_unflagged: '',
+      uid_search_subject: '3',
+      preview: '1 (PREVIEW "TSH : 2,1 mUI/L.")',
+      enable_utf8: 'OK',
+      create_utf8: 'OK',
+      list_utf8: ['(\\HasNoChildren) "/" "Réunions"'],
+      list_mutf7: ['(\\HasNoChildren) "/" "R&AOk-unions"'],
+    });
     expect(result.bodystructure).toMatch(/^1 \(UID 1 BODYSTRUCTURE \("TEXT" "PLAIN" \("charset" "utf-8"\) NIL NIL "8BIT" \d+ 1 NIL NIL NIL NIL\) RFC822\.SIZE \d+\)$/);
   });
 });

@@ -69,5 +69,33 @@ imap.close()
 out["delete"] = imap.delete("Dossiers/Durand")[0]
 typ, data = imap.list('""', "Dossiers*")
 out["list_after_delete"] = [line.decode() for line in data]
+
+# IDLE (imaplib has no IDLE before Python 3.14: raw lines): a second connection appends while the first idles.
+imap.select("INBOX")
+imap.send(b"Z1 IDLE\r\n")
+out["idle_continuation"] = imap.readline().decode().strip()
+other = imaplib.IMAP4_SSL(host, int(tls_port), ssl_context=ctx, timeout=20)
+other.login(user, password)
+other.append("INBOX", None, None, raw)
+out["idle_pushed"] = imap.readline().decode().strip()
+imap.send(b"DONE\r\n")
+out["idle_done"] = imap.readline().decode().strip()
+
+# SEARCH, UID SEARCH (with CHARSET), and PREVIEW.
+imap.store("1", "+FLAGS", "(\\Flagged)")
+out["search_all"] = imap.search(None, "ALL")[1][0].decode()
+out["search_flagged"] = imap.search(None, "FLAGGED")[1][0].decode()
+out["search_unflagged"] = imap.search(None, "UNFLAGGED")[1][0].decode()
+out["uid_search_subject"] = imap.uid("SEARCH", "CHARSET", "UTF-8", "SUBJECT", "biologie")[1][0].decode()
+typ, data = imap.fetch("1", "(PREVIEW)")
+out["preview"] = data[0].decode()
+
+# UTF8=ACCEPT: the enabled connection writes and reads UTF-8 names; this one still sees modified UTF-7.
+typ, data = other.enable("UTF8=ACCEPT")
+out["enable_utf8"] = typ
+out["create_utf8"] = other.create("Réunions")[0]
+out["list_utf8"] = [line.decode() for line in other.list('""', "R*")[1]]
+out["list_mutf7"] = [line.decode() for line in imap.list('""', "R*")[1]]
+other.logout()
 out["logout"] = imap.logout()[0]
 print(json.dumps(out))

@@ -36,7 +36,9 @@ const simplify = (tokens: Token[]): unknown =>
       ? simplify(t.items)
       : t.type === 'string'
         ? `"${t.value.toString('utf8')}"${t.literal ? '{L}' : ''}`
-        : t.section
+        : t.type === 'literal8'
+          ? `~"${t.value.toString('utf8')}"`
+          : t.section
           ? { atom: t.value, section: simplify(t.section), partial: t.partial }
           : t.value,
   );
@@ -165,6 +167,13 @@ describe('tokenize', () => {
 
   it('treats brackets as astring characters elsewhere', () => {
     expect(simplify(argsOf('a SELECT [Gmail]/Sent\r\n'))).toEqual(['[Gmail]/Sent']);
+  });
+
+  it('reads literal8 (~{n}) as its own token, inside lists too; a bare ~ stays an atom character', () => {
+    expect(simplify(argsOf('a APPEND INBOX ~{3}\r\na\0b UTF8 (~{2+}\r\nhi)\r\n'))).toEqual(['INBOX', '~"a\0b"', 'UTF8', ['~"hi"']]);
+    expect(simplify(argsOf('a LIST ~/Mail/ %\r\n'))).toEqual(['~/Mail/', '%']);
+    expect(() => argsOf('a X ~{x}\r\n')).toThrow(ImapSyntaxError);
+    expect(() => new Args(argsOf('a LOGIN ~{1}\r\nx y\r\n')).text('user')).toThrow(/Expected user/);
   });
 
   it('keeps UTF-8 in quoted strings', () => {

@@ -15,12 +15,15 @@ import { ImapLineClient, startImapServer, USER, type ImapTestServer } from './ha
  *   S~ <regex>     the next server line, matching the regular expression in full; its named groups
  *                  (`(?<uv>\d+)`) are remembered, and `${uv}` in later C:, S: and S~ lines stands for them
  *   S: (closed)    the server has closed the connection
+ *   ! connection <name>  switch to another connection (the first is `1`), opening it on first use: its
+ *                  greeting is consumed and it is brought to the header's `state:` like the first
  *   ! starttls     upgrade the connection to TLS (after the server's OK to STARTTLS)
  *   ! compress     compress both directions with DEFLATE (after the server's OK to COMPRESS)
  *   ! sleep <ms>   wait
  *
  * The server lines expected after a C: line are read right after it is sent, so a literal's lines can be
- * sent as several C: lines. Lines starting with # are comments. A new case is a new file.
+ * sent as several C: lines. Server lines are compared as UTF-8 when the expected line has non-ASCII text,
+ * byte for byte (Latin-1) otherwise. Lines starting with # are comments. A new case is a new file.
  */
 
 const DIR = new URL('./scenarios/', import.meta.url);
@@ -71,7 +74,9 @@ function expand(line: string): string {
 }
 
 async function run(server: ImapTestServer, scenario: Scenario, name: string): Promise<void> {
-  const client = await ImapLineClient.connect(scenario.listener === 'tls' ? server.ports.tls : server.ports.plain, { tls: scenario.listener === 'tls' });
+  const connect = () => ImapLineClient.connect(scenario.listener === 'tls' ? server.ports.tls : server.ports.plain, { tls: scenario.listener === 'tls' });
+  const clients = new Map<string, ImapLineClient>([['1', await connect()]]);
+  let client = clients.get('1')!;
   try {
     const steps = scenario.steps;
     const vars = new Map<string, string>();
@@ -85,8 +90,11 @@ async function run(server: ImapTestServer, scenario: Scenario, name: string): Pr
           await client.closedByServer();
           continue;
         }
-        const got = await client.line();
         const where = `${name}: after ${JSON.stringify(context)}`;
+        const raw = await client.line().catch((err: Error) => {
+          throw new Error(`${where}, expecting ${JSON.stringify(want)}: ${err.message}`);
+        });
+        const got = /[^\x00-\x7f]/.test(want) ? Buffer.from(raw, 'latin1').toString('utf8') : raw;
         if (step.startsWith('S~')) {
           const m = new RegExp(`^(?:${want})$`).exec(got);
           expect(got, where).toMatch(new RegExp(`^(?:${want})$`));
@@ -94,15 +102,18 @@ async function run(server: ImapTestServer, scenario: Scenario, name: string): Pr
         } else expect(got, where).toBe(want);
       }
     };
+    const setUp = async (c: ImapLineClient) => {
+      if (scenario.state.startsWith('authenticated') || scenario.state.startsWith('selected')) await c.login();
+      if (scenario.state.startsWith('selected')) {
+        const [, mailbox = 'INBOX'] = scenario.state.split(/\s+/);
+        const lines = await c.command('S0', `SELECT ${mailbox}`);
+        expect(lines[lines.length - 1], `${name}: setup SELECT`).toMatch(/^S0 OK/);
+      }
+    };
     // The greeting: compared when the conversation starts with S: lines, else just consumed.
     if (steps[0]?.startsWith('S')) await expectLines('greeting');
     else await client.line();
-    if (scenario.state.startsWith('authenticated') || scenario.state.startsWith('selected')) await client.login();
-    if (scenario.state.startsWith('selected')) {
-      const [, mailbox = 'INBOX'] = scenario.state.split(/\s+/);
-      const lines = await client.command('S0', `SELECT ${mailbox}`);
-      expect(lines[lines.length - 1], `${name}: setup SELECT`).toMatch(/^S0 OK/);
-    }
+    await setUp(client);
     while (i < steps.length) {
       const step = steps[i++]!;
       if (step.startsWith('C:')) {
@@ -112,15 +123,25 @@ async function run(server: ImapTestServer, scenario: Scenario, name: string): Pr
       } else if (step.startsWith('S')) {
         i--;
         await expectLines(steps[i - 1] ?? 'start');
+      } else if (step.startsWith('! connection')) {
+        const id = step.split(/\s+/)[2] ?? '';
+        let next = clients.get(id);
+        if (!next) {
+          next = await connect();
+          clients.set(id, next);
+          await next.line();
+          await setUp(next);
+        }
+        client = next;
       } else if (step.startsWith('! starttls')) await client.startTls();
       else if (step.startsWith('! compress')) client.compress();
       else if (step.startsWith('! sleep')) await new Promise((r) => setTimeout(r, Number(step.split(/\s+/)[2])));
       else throw new Error(`${name}: unexpected step ${JSON.stringify(step)}`);
     }
     await new Promise((r) => setTimeout(r, 30));
-    expect(client.pending, `${name}: unexpected data at the end`).toBe('');
+    for (const [id, c] of clients) expect(c.pending, `${name}: unexpected data at the end on connection ${id}`).toBe('');
   } finally {
-    client.close();
+    for (const c of clients.values()) c.close();
   }
 }
 

@@ -125,6 +125,14 @@ describe('listFolders', () => {
     expect(listFolders(folders, '', 'inbox', false).map((e) => e.name)).toEqual(['INBOX']);
   });
 
+  it('marks names that are only parents \\NonExistent when asked (IMAP4rev2, LIST-EXTENDED)', () => {
+    expect(listFolders(folders, 'Projets', '*', false, '\\NonExistent').map((e) => e.attributes)).toEqual([
+      ['\\NonExistent', '\\HasChildren'],
+      ['\\NonExistent', '\\HasChildren'],
+      ['\\HasNoChildren'],
+    ]);
+  });
+
   it('lists subscribed folders only for LSUB', () => {
     expect(listFolders(folders, '', '*', true).map((e) => e.name)).toEqual(['INBOX', 'Sent', 'Trash']);
   });

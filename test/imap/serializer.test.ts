@@ -4,7 +4,7 @@ import { bodyStructureValue, envelopeValue } from '../../src/imap/bodystructure.
 import { formatDateTime, parseDateTime } from '../../src/imap/datetime.js';
 import { parseFetchItems } from '../../src/imap/fetch-items.js';
 import { fetchValues } from '../../src/imap/fetch-response.js';
-import { adjacent, atom, continuation, encodeValues, literal, status, untagged } from '../../src/imap/serializer.js';
+import { adjacent, atom, continuation, encodeValues, literal, status, untagged, utf8Text } from '../../src/imap/serializer.js';
 import { tokenize } from '../../src/imap/tokenizer.js';
 import { buildMessageMeta } from '../../src/mime/meta.js';
 
@@ -22,6 +22,12 @@ describe('value encoding', () => {
     expect(encodeValues([Buffer.from([0x41, 0])]).toString('latin1')).toBe('{2}\r\nA\0');
     expect(text(encodeValues(['x'.repeat(2000)]))).toMatch(/^\{2000\}\r\n/);
     expect(text(encodeValues([literal(Buffer.from('ab'))]))).toBe('{2}\r\nab');
+  });
+
+  it('quotes UTF-8 text for sessions that accept it, still using a literal for CR/LF, NUL or long text', () => {
+    expect(text(encodeValues([utf8Text('Réunions/"été"')]))).toBe('"Réunions/\\"été\\""');
+    expect(text(encodeValues([utf8Text('a\r\nb')]))).toBe('{4}\r\na\r\nb');
+    expect(text(encodeValues([utf8Text('é'.repeat(600))]))).toMatch(/^\{1200\}\r\n/);
   });
 
   it('writes adjacent lists without separators', () => {

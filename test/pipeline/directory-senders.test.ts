@@ -25,7 +25,8 @@ function message(from: string, to: string): string {
 describe.each(['enforce', 'warn'] as const)('sender checks against the directory (%s)', (mode) => {
   let op: TestOperator;
   beforeAll(async () => {
-    op = await startOperator({ directory: { senderCheck: mode } });
+    // cacheSeconds 0: a test below changes the directory under the running server and expects the next message to see it.
+    op = await startOperator({ directory: { senderCheck: mode, cacheSeconds: 0 } });
     const store = await openStore(op.config);
     try {
       // A practitioner mailbox whose owner (a valid RPPS) is in no directory file.

@@ -64,7 +64,7 @@ describe.each(ENGINES)('delivery under quota (%s)', (engine) => {
     // Two messages: no room for a third, whatever its size.
     await expect(pipeline.checkRecipient(jean, 'claire@h.test', { remote: '127.0.0.1' })).rejects.toSatisfy(refusedWith('mailbox-full'));
     await expect(pipeline.submit(submission('trop', ['claire@h.test']))).rejects.toSatisfy(refusedWith('mailbox-full'));
-    expect((await pipeline.checkRecipient(jean, 'jean@h.test', { remote: '127.0.0.1' })).mailbox.id).toBe(jean.id);
+    expect(await pipeline.checkRecipient(jean, 'jean@h.test', { remote: '127.0.0.1' })).toMatchObject({ kind: 'local', mailbox: { id: jean.id } });
     const refusals = (await store.readAudit(0, 100)).filter((r) => r.action === 'refuse').map((r) => r.outcome);
     expect(refusals).toEqual(['mailbox-full', 'mailbox-full', 'mailbox-full']);
   });

@@ -169,7 +169,11 @@ async function startSink() {
 }
 
 const CHILD = path.resolve('test/helpers/queue-worker-child.ts');
-const LEASE_MS = 1500;
+/**
+ * Long enough that a worker stalled by a busy machine (shared CI cores) still renews in time: a lease lost to a
+ * stall, not to the kill, would repeat an item the test counts against the victim.
+ */
+const LEASE_MS = 5000;
 
 async function startWorkers(url: string, sink: string, workers: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', CHILD, url, sink, String(workers), String(LEASE_MS)], {

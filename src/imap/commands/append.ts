@@ -3,7 +3,8 @@ import type { Args } from '../args.js';
 import { AUTHENTICATED, defineCommand, ImapError } from '../command.js';
 import { parseDateTime } from '../datetime.js';
 import { parseFlagTokens } from '../flags.js';
-import { canonicalName, decodeMailboxName } from '../mailbox-name.js';
+import { folderName } from '../folders.js';
+import { UTF8_ACCEPT } from '../modes.js';
 import { checkQuota } from '../quota.js';
 import { formatUidSet } from '../sequence.js';
 import { ImapSyntaxError } from '../tokenizer.js';
@@ -13,12 +14,29 @@ import { ImapSyntaxError } from '../tokenizer.js';
  * date, stored all or none in one unit of work; the OK (with APPENDUID, RFC 4315, naming every UID) is sent only
  * after the commit. Each literal's size was checked against `maxLiteralSize` before its bytes were read, and the
  * literals of one command together may not pass it by more than a line (the command is held in memory whole).
+ * A message may be a literal8 (`~{n}`, RFC 3516 §4.4), and, once the client enabled UTF8=ACCEPT, `UTF8 (literal)`
+ * (RFC 6855 §4: a message with UTF-8 headers); before that, UTF8 gets BAD.
  */
 
 export interface AppendMessageArgs {
   flags: string[];
   internalDate: number | undefined;
   message: Buffer;
+  /** Sent as `UTF8 (…)`. */
+  utf8: boolean;
+}
+
+function messageData(args: Args): { message: Buffer; utf8: boolean } {
+  const t = args.token('message literal');
+  if (t.type === 'string' || t.type === 'literal8') return { message: t.value, utf8: false };
+  if (t.type === 'atom' && !t.section && t.value.toUpperCase() === 'UTF8') {
+    const [inner, extra] = args.list('UTF8 message');
+    if (!inner || extra || !(inner.type === 'literal8' || (inner.type === 'string' && inner.literal))) {
+      throw new ImapSyntaxError('UTF8 takes one literal in parentheses');
+    }
+    return { message: inner.value, utf8: true };
+  }
+  throw new ImapSyntaxError('Expected message literal');
 }
 
 function parseOne(args: Args): AppendMessageArgs {
@@ -32,7 +50,7 @@ function parseOne(args: Args): AppendMessageArgs {
     if (date === null) throw new ImapSyntaxError('Invalid date-time');
     internalDate = date;
   }
-  return { flags, internalDate, message: args.string('message literal') };
+  return { flags, internalDate, ...messageData(args) };
 }
 
 export function parseAppend(args: Args): { mailbox: string; messages: AppendMessageArgs[] } {
@@ -50,7 +68,8 @@ export default defineCommand({
   async run(session, { mailbox, messages }) {
     const user = session.user!;
     const { store, mail, notifier } = session.deps;
-    const folder = await store.getFolder(user.id, canonicalName(decodeMailboxName(mailbox)));
+    if (messages.some((m) => m.utf8) && !session.enabled.has(UTF8_ACCEPT)) throw new ImapError('BAD', 'APPEND UTF8 needs ENABLE UTF8=ACCEPT first');
+    const folder = await store.getFolder(user.id, folderName(session, mailbox));
     if (!folder) throw new ImapError('NO', 'Mailbox does not exist', 'TRYCREATE');
     if (messages.some((m) => m.message.length === 0)) throw new ImapError('NO', 'An empty message can not be stored');
     const appended = await store.transaction(async (tx) => {

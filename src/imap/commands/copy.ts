@@ -3,7 +3,7 @@ import { appendAudit } from '../../audit/journal.js';
 import type { CopiedMessages, ExpungedMessage } from '../../store/types.js';
 import type { Args } from '../args.js';
 import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
-import { canonicalName, decodeMailboxName } from '../mailbox-name.js';
+import { folderName } from '../folders.js';
 import { checkQuota } from '../quota.js';
 import { formatUidSet, resolveSequenceNumbers, resolveUids, type SeqRange } from '../sequence.js';
 import { status } from '../serializer.js';
@@ -40,7 +40,7 @@ export async function runCopy(session: SessionApi, { set, mailbox }: CopyArgs, o
   if (options.move && view.readOnly) throw new ImapError('NO', 'Mailbox is read-only');
   const indexes = options.byUid ? resolveUids(set, view.uids) : resolveSequenceNumbers(set, view.exists);
   if (indexes === null) throw new ImapError('BAD', 'Invalid message sequence number');
-  const target = await store.getFolder(user.id, canonicalName(decodeMailboxName(mailbox)));
+  const target = await store.getFolder(user.id, folderName(session, mailbox));
   if (!target) throw new ImapError('NO', 'Mailbox does not exist', 'TRYCREATE');
   const uids = indexes.map((i) => view.uids[i]!);
   if (uids.length === 0) return { text: `${name} completed` };

@@ -2,16 +2,18 @@ import { audit } from '../../audit/journal.js';
 import type { MessageRow } from '../../store/types.js';
 import type { Args } from '../args.js';
 import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
-import { marksSeen, needsBody, needsMeta, parseFetchItems, type FetchItem } from '../fetch-items.js';
+import { isPreviewModifierList, marksSeen, needsBody, needsMeta, parseFetchItems, parsePreviewModifiers, type FetchItem } from '../fetch-items.js';
 import { fetchValues, UnknownCteError } from '../fetch-response.js';
 import { addFlags, hasFlag } from '../flags.js';
+import { utf8Names } from '../modes.js';
 import { resolveSequenceNumbers, resolveUids, type SeqRange } from '../sequence.js';
 import { atom, untaggedParts } from '../serializer.js';
 import { ImapSyntaxError } from '../tokenizer.js';
 import { sendVanishedSince } from '../vanished.js';
 
 /**
- * FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9). Messages are read in batches so memory stays bounded by
+ * FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9), with PREVIEW (RFC 8970: computed from the opened message,
+ * LAZY or not, and never sets \Seen). Messages are read in batches so memory stays bounded by
  * one batch. A non-PEEK body section sets \Seen (in a read-write selection), committed before the
  * responses, which then carry FLAGS. One audit record per command names how many bodies were read. With
  * QRESYNC, `UID FETCH … (CHANGEDSINCE n VANISHED)` first reports the UIDs of the set expunged since n
@@ -31,7 +33,11 @@ export interface FetchArgs {
 
 export function parseFetch(args: Args): FetchArgs {
   const set = args.sequenceSet();
-  const items = parseFetchItems(args.token('fetch attributes'));
+  let items = parseFetchItems(args.token('fetch attributes'));
+  // `FETCH 1 PREVIEW (LAZY)`: the list belongs to PREVIEW, not to FETCH's modifiers.
+  if (items.length === 1 && items[0]!.kind === 'PREVIEW' && isPreviewModifierList(args.peek())) {
+    items = [{ kind: 'PREVIEW', lazy: parsePreviewModifiers(args.list('preview modifiers')) }];
+  }
   let changedSince: number | null = null;
   let vanished = false;
   if (args.remaining > 0) {
@@ -108,7 +114,7 @@ export async function runFetch(session: SessionApi, { set, items: asked, changed
       if (raw) bodies++;
       let values;
       try {
-        values = fetchValues(items, row, meta, raw);
+        values = fetchValues(items, row, meta, raw, { utf8: utf8Names(session) });
       } catch (err) {
         if (err instanceof UnknownCteError) throw new ImapError('NO', `Unknown content-transfer-encoding ${err.message.slice(0, 40)}`, 'UNKNOWN-CTE');
         throw err;

@@ -1,7 +1,9 @@
 import type { Args } from '../args.js';
 import { AUTHENTICATED, defineCommand, type SessionApi } from '../command.js';
+import { mailboxValue } from '../folders.js';
 import { listFolders, type ListEntry } from '../list-folders.js';
-import { decodeMailboxName, DELIMITER, encodeMailboxName } from '../mailbox-name.js';
+import { DELIMITER, nameFromWire } from '../mailbox-name.js';
+import { isRev2, utf8Names } from '../modes.js';
 import { atom, untagged, type Value } from '../serializer.js';
 import { ImapSyntaxError, type Token } from '../tokenizer.js';
 import { parseStatusItems, sendStatus, type StatusItem } from './status.js';
@@ -9,7 +11,9 @@ import { parseStatusItems, sendStatus, type StatusItem } from './status.js';
 /**
  * LIST (RFC 9051 §6.3.9) with `*`/`%`, special-use and children attributes (RFC 6154, RFC 3348), and its
  * extended form (RFC 5258 LIST-EXTENDED: selection options SUBSCRIBED, REMOTE, RECURSIVEMATCH, SPECIAL-USE;
- * return options SUBSCRIBED, CHILDREN, SPECIAL-USE, and STATUS of RFC 5819 LIST-STATUS).
+ * return options SUBSCRIBED, CHILDREN, SPECIAL-USE, and STATUS of RFC 5819 LIST-STATUS). Names that exist only
+ * as parents of deeper folders are `\NonExistent` in the extended form and in IMAP4rev2 sessions (whose LIST is
+ * the extended one), `\Noselect` in a plain IMAP4rev1 LIST.
  */
 
 export interface ListArgs {
@@ -73,8 +77,10 @@ export async function runList(session: SessionApi, kind: 'LIST' | 'LSUB', refere
     return;
   }
   const folders = await session.deps.store.listFolders(session.user!.id);
-  for (const entry of listFolders(folders, decodeMailboxName(reference), decodeMailboxName(pattern), kind === 'LSUB')) {
-    await session.send(untagged([atom(kind), entry.attributes.map(atom), DELIMITER, encodeMailboxName(entry.name)]));
+  const utf8 = utf8Names(session);
+  const missing = isRev2(session) && kind === 'LIST' ? '\\NonExistent' : '\\Noselect';
+  for (const entry of listFolders(folders, nameFromWire(reference, utf8), nameFromWire(pattern, utf8), kind === 'LSUB', missing)) {
+    await session.send(untagged([atom(kind), entry.attributes.map(atom), DELIMITER, mailboxValue(session, entry.name)]));
   }
 }
 
@@ -84,8 +90,9 @@ async function runExtendedList(session: SessionApi, { reference, patterns, selec
   const subscribedNames = folders.filter((f) => f.subscribed).map((f) => f.name);
   const seen = new Set<string>();
   const entries: ListEntry[] = [];
+  const utf8 = utf8Names(session);
   for (const pattern of patterns) {
-    for (const entry of listFolders(folders, decodeMailboxName(reference), decodeMailboxName(pattern), false)) {
+    for (const entry of listFolders(folders, nameFromWire(reference, utf8), nameFromWire(pattern, utf8), false, '\\NonExistent')) {
       if (!seen.has(entry.name)) {
         seen.add(entry.name);
         entries.push(entry);
@@ -100,7 +107,7 @@ async function runExtendedList(session: SessionApi, { reference, patterns, selec
     if (select.specialUse && !folder?.specialUse) continue;
     const attributes = [...entry.attributes];
     if ((select.subscribed || returns.subscribed) && subscribed) attributes.push('\\Subscribed');
-    const line: Value[] = [atom('LIST'), attributes.map(atom), DELIMITER, encodeMailboxName(entry.name)];
+    const line: Value[] = [atom('LIST'), attributes.map(atom), DELIMITER, mailboxValue(session, entry.name)];
     if (childInfo) line.push(['CHILDINFO', ['SUBSCRIBED']]);
     await session.send(untagged(line));
     if (returns.status && folder) await sendStatus(session, folder, returns.status);

@@ -1,14 +1,17 @@
 import { audit } from '../../audit/journal.js';
 import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
-import { searchMessages, usesModseq, type SearchMessage } from '../search/evaluate.js';
+import { IndexBackfill, lookupCandidates } from '../search/candidates.js';
+import { needsContent, searchMessages, usesModseq, type SearchMessage } from '../search/evaluate.js';
 import { parseSearch, SUPPORTED_CHARSETS, type SearchCommand, type SearchKey } from '../search/keys.js';
+import { Content } from '../search/text.js';
 import { atom, untagged, type Value } from '../serializer.js';
+import { isRev2 } from '../modes.js';
 
 /**
  * SEARCH and UID SEARCH (RFC 9051 §6.4.4, §6.4.9) with ESEARCH result options (RFC 4731: MIN, MAX, ALL, COUNT)
  * and SEARCHRES (RFC 5182: SAVE, `$`). Criteria on clear metadata are decided from the folder's message list;
- * criteria on headers or text open only the messages those cannot decide. One audit record names how many
- * messages were opened.
+ * criteria on headers or text open only the messages those and the blind index (src/imap/search/candidates.ts)
+ * cannot decide. One audit record names how many messages were opened.
  */
 
 /** `1:3,5,8:9` from ascending numbers. */
@@ -38,14 +41,21 @@ export async function findMessages(session: SessionApi, charset: string | null, 
     const seq = view.seqOf(row.uid);
     if (seq > 0) messages.push({ seq, uid: row.uid, flags: row.flags, size: row.size, internalDate: row.internalDate, modseq: row.modseq });
   }
+  const searchKey = mail.searchKey(user);
+  const index = needsContent(key) ? await lookupCandidates(store, view.folder.id, searchKey, key) : null;
+  const backfill = new IndexBackfill(store, view.folder, searchKey, (err) => session.log.warn({ err }, 'search index backfill failed'));
   let opened = 0;
-  const found = await searchMessages(key, messages, { uids: view.uids, saved: view.savedUids, now: Date.now() }, async (m) => {
+  const ctx = { uids: view.uids, saved: view.savedUids, now: Date.now(), ...(index ? { mayMatch: index.mayMatch } : {}) };
+  const found = await searchMessages(key, messages, ctx, async (m) => {
     const [full] = await store.getMessages(view.folder.id, [m.uid]);
     if (!full) return null; // expunged by another session meanwhile
     opened++;
     const meta = mail.openMeta(user, full);
-    return { raw: await mail.openBody(user, full), mime: meta.mime, date: meta.envelope.date };
+    const content = new Content(await mail.openBody(user, full));
+    if (index?.withoutEntry.has(m.uid)) await backfill.add(full, content, meta.mime);
+    return { raw: content.raw, content, mime: meta.mime, date: meta.envelope.date };
   });
+  await backfill.flush();
   if (opened > 0) {
     await audit(store, {
       actor: user.address,
@@ -64,12 +74,14 @@ export async function runSearch(session: SessionApi, cmd: SearchCommand, byUid: 
   const numbers = found.map((m) => (byUid ? m.uid : m.seq));
   const modseq = usesModseq(cmd.key) && found.length > 0 ? Math.max(...found.map((m) => m.modseq)) : null;
 
-  if (cmd.returns === null) {
+  // An IMAP4rev2 session always gets ESEARCH (RFC 9051 §6.4.4): no RETURN is RETURN (ALL).
+  const returnOptions = cmd.returns ?? (isRev2(session) ? [] : null);
+  if (returnOptions === null) {
     const values: Value[] = [atom('SEARCH'), ...numbers];
     if (modseq !== null) values.push([atom('MODSEQ'), modseq]);
     await session.send(untagged(values));
   } else {
-    const returns = cmd.returns.length === 0 ? ['ALL'] : cmd.returns;
+    const returns = returnOptions.length === 0 ? ['ALL'] : returnOptions;
     if (returns.includes('SAVE')) view.savedUids = new Set(found.map((m) => m.uid));
     const values: Value[] = [atom('ESEARCH'), [atom('TAG'), tag]];
     if (byUid) values.push(atom('UID'));

@@ -1,17 +1,22 @@
 import type { Args } from '../args.js';
 import { AUTHENTICATED, defineCommand, ImapError, type Completion, type SessionApi } from '../command.js';
+import { folderName, mailboxValue } from '../folders.js';
 import { hasFlag, SYSTEM_FLAGS } from '../flags.js';
-import { canonicalName, decodeMailboxName } from '../mailbox-name.js';
+import { folderAttributes } from '../list-folders.js';
+import { DELIMITER } from '../mailbox-name.js';
+import { isRev2 } from '../modes.js';
 import { SelectedFolder } from '../selected.js';
 import { parseSequenceSet, type SeqRange } from '../sequence.js';
-import { atom, status, untagged } from '../serializer.js';
+import { atom, status, untagged, utf8Text, type Value } from '../serializer.js';
 import { ImapSyntaxError, type Token } from '../tokenizer.js';
 import { sendVanishedSince } from '../vanished.js';
 
 /**
- * SELECT and EXAMINE (RFC 3501 §6.3.1-2, RFC 7162 §3.1.2 HIGHESTMODSEQ, §3.2.5 QRESYNC). A failed SELECT leaves
- * no folder selected. The view is installed before the messages are listed so that no change made meanwhile is
- * missed.
+ * SELECT and EXAMINE (RFC 3501 §6.3.1-2, RFC 9051 §6.3.2-3, RFC 7162 §3.1.2 HIGHESTMODSEQ, §3.2.5 QRESYNC). A
+ * failed SELECT leaves no folder selected. The view is installed before the messages are listed so that no
+ * change made meanwhile is missed. An IMAP4rev1 session gets `* 0 RECENT` and `OK [UNSEEN n]`; an IMAP4rev2
+ * session gets neither, and a `* LIST` of the folder instead (with OLDNAME when the name it wrote was not in
+ * Unicode normal form C).
  */
 export interface SelectArgs {
   mailbox: string;
@@ -92,7 +97,7 @@ export async function openFolder(session: SessionApi, { mailbox: wireName, conds
     await session.send(status(null, 'OK', 'Previous mailbox closed', 'CLOSED'));
   }
   if (condstore) session.enabled.add('CONDSTORE');
-  const name = canonicalName(decodeMailboxName(wireName));
+  const name = folderName(session, wireName);
   const { store } = session.deps;
   const folder = await store.getFolder(session.user!.id, name);
   if (!folder) throw new ImapError('NO', 'Mailbox does not exist', 'NONEXISTENT');
@@ -106,8 +111,14 @@ export async function openFolder(session: SessionApi, { mailbox: wireName, conds
   const firstUnseen = messages.findIndex((m) => !hasFlag(m.flags, '\\Seen'));
   await session.send(untagged([atom('FLAGS'), flags.map(atom)]));
   await session.send(untagged([messages.length, atom('EXISTS')]));
-  await session.send(untagged([0, atom('RECENT')]));
-  if (firstUnseen >= 0) await session.send(status(null, 'OK', 'First unseen', `UNSEEN ${firstUnseen + 1}`));
+  if (isRev2(session)) {
+    const line: Value[] = [atom('LIST'), folderAttributes(await store.listFolders(session.user!.id), folder).map(atom), DELIMITER, mailboxValue(session, folder.name)];
+    if (wireName.normalize('NFC') !== wireName) line.push(['OLDNAME', [utf8Text(wireName)]]);
+    await session.send(untagged(line));
+  } else {
+    await session.send(untagged([0, atom('RECENT')]));
+    if (firstUnseen >= 0) await session.send(status(null, 'OK', 'First unseen', `UNSEEN ${firstUnseen + 1}`));
+  }
   const permanent = readOnly ? '' : [...flags, '\\*'].join(' ');
   await session.send(status(null, 'OK', readOnly ? 'No permanent flags' : 'Flags permitted', `PERMANENTFLAGS (${permanent})`));
   await session.send(status(null, 'OK', 'UIDs valid', `UIDVALIDITY ${folder.uidValidity}`));

@@ -1,16 +1,17 @@
 import type { FolderRow } from '../../store/types.js';
 import { AUTHENTICATED, defineCommand, ImapError, type SessionApi } from '../command.js';
 import { hasFlag } from '../flags.js';
-import { canonicalName, decodeMailboxName, encodeMailboxName } from '../mailbox-name.js';
+import { folderName, mailboxValue } from '../folders.js';
 import { atom, untagged, type Value } from '../serializer.js';
 import { ImapSyntaxError, type Token } from '../tokenizer.js';
 
 /**
- * STATUS (RFC 9051 §6.3.11): MESSAGES, RECENT (RFC 3501; always 0), UIDNEXT, UIDVALIDITY, UNSEEN, SIZE, and
- * HIGHESTMODSEQ (RFC 7162 §3.1.6).
+ * STATUS (RFC 9051 §6.3.11): MESSAGES, RECENT (RFC 3501; always 0, still answered in IMAP4rev2 sessions),
+ * UIDNEXT, UIDVALIDITY, UNSEEN, DELETED (RFC 9051), SIZE (RFC 8438), HIGHESTMODSEQ (RFC 7162 §3.1.6) and
+ * APPENDLIMIT (RFC 7889 §4: the one limit of every folder, `maxLiteralSize`).
  */
 
-const ITEMS = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'SIZE', 'HIGHESTMODSEQ'] as const;
+const ITEMS = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE', 'HIGHESTMODSEQ', 'APPENDLIMIT'] as const;
 type Item = (typeof ITEMS)[number];
 
 export type StatusItem = Item;
@@ -27,7 +28,7 @@ export function parseStatusItems(list: readonly Token[]): StatusItem[] {
 
 /** Writes `* STATUS name (item value ...)` for one folder (STATUS, and LIST RETURN (STATUS …) of RFC 5819). */
 export async function sendStatus(session: SessionApi, folder: FolderRow, items: readonly StatusItem[]): Promise<void> {
-  const needsMessages = items.some((i) => i === 'MESSAGES' || i === 'UNSEEN' || i === 'SIZE');
+  const needsMessages = items.some((i) => i === 'MESSAGES' || i === 'UNSEEN' || i === 'DELETED' || i === 'SIZE');
   if (items.includes('HIGHESTMODSEQ')) session.enabled.add('CONDSTORE');
   const messages = needsMessages ? await session.deps.store.listMessages(folder.id) : [];
   const value = (item: Item): number => {
@@ -42,14 +43,18 @@ export async function sendStatus(session: SessionApi, folder: FolderRow, items: 
         return folder.uidValidity;
       case 'UNSEEN':
         return messages.filter((m) => !hasFlag(m.flags, '\\Seen')).length;
+      case 'DELETED':
+        return messages.filter((m) => hasFlag(m.flags, '\\Deleted')).length;
       case 'SIZE':
         return messages.reduce((sum, m) => sum + m.size, 0);
       case 'HIGHESTMODSEQ':
         return folder.highestModseq;
+      case 'APPENDLIMIT':
+        return session.deps.limits.maxLiteralSize;
     }
   };
   const data: Value[] = items.flatMap((item) => [atom(item), value(item)]);
-  await session.send(untagged([atom('STATUS'), encodeMailboxName(folder.name), data]));
+  await session.send(untagged([atom('STATUS'), mailboxValue(session, folder.name), data]));
 }
 
 export default defineCommand({
@@ -57,8 +62,7 @@ export default defineCommand({
   states: AUTHENTICATED,
   parse: (args) => ({ mailbox: args.text('mailbox name'), items: parseStatusItems(args.list('status data items')) }),
   async run(session, { mailbox, items }) {
-    const name = canonicalName(decodeMailboxName(mailbox));
-    const folder = await session.deps.store.getFolder(session.user!.id, name);
+    const folder = await session.deps.store.getFolder(session.user!.id, folderName(session, mailbox));
     if (!folder) throw new ImapError('NO', 'Mailbox does not exist', 'NONEXISTENT');
     await sendStatus(session, folder, items);
     return { text: 'STATUS completed' };

@@ -1,17 +1,14 @@
-import { decodeCharset, decodeWords } from '../../mime/encoded-words.js';
-import { readHeader } from '../../mime/headers.js';
-import { paramValue } from '../../mime/params.js';
-import { decodeTransfer } from '../../mime/transfer.js';
 import type { MimeNode } from '../../mime/types.js';
 import { hasFlag } from '../flags.js';
 import { resolveSequenceNumbers, resolveUids } from '../sequence.js';
 import { MONTHS, type Day, type SearchKey } from './keys.js';
+import { Content, fold } from './text.js';
 
 /**
  * Applies a SEARCH tree to messages. Keys on what the store keeps in clear (flags, sizes, dates, UIDs,
- * MODSEQs) are decided without opening anything; keys on headers or text open the message, and match as RFC
- * 9051 §6.4.4 says: a case-insensitive substring of the field or text, after decoding encoded words, transfer
- * encodings and charsets.
+ * MODSEQs) are decided without opening anything; keys on headers or text open the message (unless the blind
+ * index rules it out, `SearchContext.mayMatch`), and match as RFC 9051 §6.4.4 says: a case-insensitive substring
+ * of the field or text, after decoding encoded words, transfer encodings and charsets (src/imap/search/text.ts).
  */
 
 export interface SearchMessage {
@@ -29,6 +26,12 @@ export interface SearchContext {
   /** UIDs saved by `SEARCH RETURN (SAVE)` (RFC 5182), for `$`. */
   saved: ReadonlySet<number>;
   now: number;
+  /**
+   * For each header or text key the blind index could narrow (src/imap/search/candidates.ts), the UIDs it cannot
+   * rule out; a key absent here may match any message. A message outside the set does not match the key, so it
+   * is decided without being opened.
+   */
+  mayMatch?: ReadonlyMap<SearchKey, ReadonlySet<number>>;
 }
 
 /** The decrypted message, for content keys. */
@@ -134,8 +137,10 @@ function decideMeta(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: 
       return ctx.saved.has(m.uid);
     case 'header':
     case 'body':
-    case 'text':
-      return undefined;
+    case 'text': {
+      const may = ctx.mayMatch?.get(key);
+      return may !== undefined && !may.has(m.uid) ? false : undefined;
+    }
     case 'not': {
       const v = decideMeta(key.key, m, ctx, sets);
       return v === undefined ? undefined : !v;
@@ -157,55 +162,6 @@ function decideMeta(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: 
       return unknown ? undefined : true;
     }
   }
-}
-
-/** Lower-cased, NFC-normalised text, so matching ignores case (Unicode) and composition. */
-function fold(text: string): string {
-  return text.normalize('NFC').toLowerCase();
-}
-
-/** The opened message, with its decoded views computed once each. */
-class Content {
-  #headers: { name: string; value: string }[] | null = null;
-  #headerText: string | null = null;
-  #bodyText: string | null = null;
-
-  constructor(readonly raw: Buffer) {}
-
-  headers(): { name: string; value: string }[] {
-    this.#headers ??= readHeader(this.raw, 0, this.raw.length).fields.map((f) => ({ name: f.name, value: fold(decodeWords(f.value)) }));
-    return this.#headers;
-  }
-
-  headerText(): string {
-    this.#headerText ??= this.headers()
-      .map((f) => `${f.name}: ${f.value}`)
-      .join('\n');
-    return this.#headerText;
-  }
-
-  bodyText(mime: MimeNode): string {
-    this.#bodyText ??= fold(textParts(this.raw, mime).join('\n'));
-    return this.#bodyText;
-  }
-}
-
-/** The decoded text of every text/* part, and of the text parts of attached messages. */
-function textParts(raw: Buffer, node: MimeNode): string[] {
-  if (node.children.length > 0) {
-    const out: string[] = [];
-    for (const child of node.children) {
-      if (node.type === 'message') {
-        // The attached message's headers are its text too.
-        out.push(...readHeader(raw, child.headerStart, child.bodyStart).fields.map((f) => `${f.name}: ${decodeWords(f.value)}`));
-      }
-      out.push(...textParts(raw, child));
-    }
-    return out;
-  }
-  if (node.type !== 'text') return [];
-  const bytes = decodeTransfer(raw.subarray(node.bodyStart, node.bodyEnd), node.encoding);
-  return [decodeCharset(bytes, paramValue(node.params, 'charset') ?? 'us-ascii')];
 }
 
 /** `Tue, 1 Feb 1994 21:52:25 -0800` → the day as written (RFC 9051: time and zone disregarded). */
@@ -249,6 +205,8 @@ export interface Opened {
   raw: Buffer;
   mime: MimeNode;
   date: string | null;
+  /** The views of `raw`, when the caller built them already (to index the message it opened). */
+  content?: Content;
 }
 
 /**
@@ -268,7 +226,7 @@ export async function searchMessages(
     if (decided === true) out.push(m);
     if (decided !== undefined) continue;
     const opened = await open(m);
-    if (opened && decideContent(key, m, ctx, sets, new Content(opened.raw), opened.mime, sentDay(opened.date))) out.push(m);
+    if (opened && decideContent(key, m, ctx, sets, opened.content ?? new Content(opened.raw), opened.mime, sentDay(opened.date))) out.push(m);
   }
   return out;
 }

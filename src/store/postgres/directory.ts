@@ -57,6 +57,22 @@ const indexName = (table: string, columns: readonly string[]) => `${table}_${col
 type Query = (sql: string, params?: unknown[]) => Promise<Raw[]>;
 
 /**
+ * Reads with a fixed text (the point lookups of the sender checks, the lookups of `mss directory show`) are
+ * named statements: each pooled connection parses and plans them once, then only binds and executes.
+ */
+const namedReads = new Map<string, string>();
+function named(sql: string): string {
+  if (!namedReads.has(sql)) namedReads.set(sql, `mss_dir_${namedReads.size}`);
+  return sql;
+}
+
+const SELECT_MAILBOX = named('SELECT * FROM dir_mailboxes WHERE address = $1');
+const SELECT_PRACTITIONER = named('SELECT * FROM dir_practitioners WHERE id_nat_ps = $1');
+const SELECT_ORGANISATION = named('SELECT * FROM dir_organisations WHERE id_nat_struct = $1');
+const SELECT_MAILBOXES_OF_OWNER = named('SELECT * FROM dir_mailboxes WHERE owner_id = $1 AND active ORDER BY address');
+const SELECT_ACTIVITIES_OF = named('SELECT * FROM dir_activities WHERE id_nat_ps = $1 AND active ORDER BY activity_key COLLATE "C"');
+
+/**
  * The directory on PostgreSQL, on the pool of the `PostgresStore` it belongs to. An import holds one client of
  * the pool for its whole run: it stages into TEMP tables of that session (not WAL-logged), then applies the
  * difference in one transaction under an advisory lock (docs/decisions/0007-directory.md).
@@ -66,7 +82,14 @@ export class PostgresDirectoryStore implements DirectoryStore {
   #importing = false;
 
   constructor(private readonly pool: pg.Pool) {
-    this.#query = async (sql, params = []) => (await pool.query<Raw>(sql, params)).rows;
+    this.#query = async (sql, params = []) => {
+      const name = namedReads.get(sql);
+      return (await pool.query<Raw>(name ? { name, text: sql, values: params } : { text: sql, values: params })).rows;
+    };
+  }
+
+  async #rows<E extends DirectoryEntity>(entity: E, sql: string, ...params: unknown[]): Promise<EntityRows[E][]> {
+    return (await this.#query(sql, params)).map((r) => toEntity(entity, r));
   }
 
   async #entity<E extends DirectoryEntity>(entity: E, where: string, ...params: unknown[]): Promise<EntityRows[E][]> {
@@ -74,11 +97,11 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   async getMailbox(address: string): Promise<DirMailbox | null> {
-    return (await this.#entity('mailbox', 'address = $1', address.toLowerCase()))[0] ?? null;
+    return (await this.#rows('mailbox', SELECT_MAILBOX, address.toLowerCase()))[0] ?? null;
   }
 
   mailboxesOfOwner(ownerId: string): Promise<DirMailbox[]> {
-    return this.#entity('mailbox', 'owner_id = $1 AND active ORDER BY address', ownerId);
+    return this.#rows('mailbox', SELECT_MAILBOXES_OF_OWNER, ownerId);
   }
 
   mailboxesOfStructure(structureId: string, limit: number): Promise<DirMailbox[]> {
@@ -86,11 +109,11 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   async getPractitioner(idNatPs: string): Promise<DirPractitioner | null> {
-    return (await this.#entity('practitioner', 'id_nat_ps = $1', idNatPs))[0] ?? null;
+    return (await this.#rows('practitioner', SELECT_PRACTITIONER, idNatPs))[0] ?? null;
   }
 
   activitiesOf(idNatPs: string): Promise<DirActivity[]> {
-    return this.#entity('activity', 'id_nat_ps = $1 AND active ORDER BY activity_key COLLATE "C"', idNatPs);
+    return this.#rows('activity', SELECT_ACTIVITIES_OF, idNatPs);
   }
 
   activitiesAtStructure(structureId: string, limit: number): Promise<DirActivity[]> {
@@ -98,7 +121,7 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 
   async getOrganisation(idNatStruct: string): Promise<DirOrganisation | null> {
-    return (await this.#entity('organisation', 'id_nat_struct = $1', idNatStruct))[0] ?? null;
+    return (await this.#rows('organisation', SELECT_ORGANISATION, idNatStruct))[0] ?? null;
   }
 
   async searchMailboxes(
@@ -213,6 +236,8 @@ export class PostgresDirectoryStore implements DirectoryStore {
       const snapshotId = readInt(row, 'id');
       client = await this.pool.connect();
       const entities = ENTITIES_OF_KIND[input.kind];
+      // Sorts and hashes over a million staged keys stay in memory (reset when the session ends).
+      await client.query(`SET work_mem = '${IMPORT_WORK_MEM}'`);
       await client.query('DROP TABLE IF EXISTS dir_stage_needed');
       await client.query('CREATE TEMP TABLE dir_stage_needed (line bigint NOT NULL, entity text NOT NULL)');
       const empty = new Set<DirectoryEntity>();
@@ -246,9 +271,90 @@ export class PostgresDirectoryStore implements DirectoryStore {
   }
 }
 
+/** Memory for the import session's sorts and hashes, and for the index builds of its commit (per session). */
+const IMPORT_WORK_MEM = '128MB';
+const IMPORT_MAINTENANCE_WORK_MEM = '256MB';
+
+/** What the driver's connection can do beyond its typings (pg 8: the COPY sub-protocol messages). */
+interface CopyConnection {
+  query(text: string): void;
+  sendCopyFromChunk(chunk: Buffer): void;
+  endCopyFrom(): void;
+}
+
+/**
+ * `COPY … FROM STDIN` of rows already encoded in the text format, as a submittable query of the `pg` driver
+ * (which has no COPY API of its own): the driver sends the statement, the server asks for the data, the rows go
+ * in one CopyData message, and `done` is called once the server has taken them (or refused them: an error
+ * makes the whole COPY write nothing).
+ */
+class CopyIn implements pg.Submittable {
+  #error: Error | null = null;
+
+  constructor(
+    private readonly text: string,
+    private readonly data: Buffer,
+    private readonly done: (err: Error | null) => void,
+  ) {}
+
+  submit(connection: pg.Connection): void {
+    (connection as unknown as CopyConnection).query(this.text);
+  }
+
+  handleCopyInResponse(connection: pg.Connection): void {
+    const c = connection as unknown as CopyConnection;
+    if (this.data.length > 0) c.sendCopyFromChunk(this.data);
+    c.endCopyFrom();
+  }
+
+  handleError(err: Error): void {
+    // The driver delivers no ReadyForQuery to a query that failed.
+    this.#error = err;
+    this.done(err);
+  }
+
+  handleReadyForQuery(): void {
+    if (!this.#error) this.done(null);
+  }
+
+  handleCommandComplete(): void {}
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyData(): void {}
+}
+
+const COPY_SPECIAL = /[\\\t\n\r]/;
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/** A value in COPY's text format (NULL is `\N`). */
+function copyValue(v: unknown, kind: ColumnKind): string {
+  if (v === null || v === undefined) return '\\N';
+  switch (kind) {
+    case 'text':
+    case 'textOrNull': {
+      const text = v as string;
+      return COPY_SPECIAL.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : text;
+    }
+    case 'int':
+      return String(v);
+    case 'bool':
+    case 'boolOrNull':
+      return v ? 't' : 'f';
+  }
+}
+
+/** The staging columns of each entity: the record fields and their kinds, in the order of `stageTable`. */
+const STAGE_FIELDS = Object.fromEntries(
+  (Object.keys(ENTITY_SPECS) as DirectoryEntity[]).map((e) => [e, { fields: spec(e).columns.map((c) => c.field as string), kinds: spec(e).columns.map((c) => c.kind) }]),
+) as Record<DirectoryEntity, { fields: string[]; kinds: ColumnKind[] }>;
+
 class PostgresImportSession implements DirectoryImportSession {
   #done = false;
   readonly #query: Query;
+  /** The COPY sent and not yet confirmed. */
+  #inFlight: Promise<void> | null = null;
 
   constructor(
     private readonly dir: PostgresDirectoryStore,
@@ -272,44 +378,93 @@ class PostgresImportSession implements DirectoryImportSession {
     return this.empty.has(entity);
   }
 
+  /**
+   * Sends a COPY after the previous one is confirmed, and returns without waiting for it: the server loads one
+   * batch while the next is parsed (a failure is thrown by the next wait).
+   */
+  async #copy(table: string, columns: string, data: Buffer): Promise<void> {
+    await this.#settle();
+    const sent = new Promise<void>((resolve, reject) => {
+      this.client.query(new CopyIn(`COPY ${table} (${columns}) FROM STDIN`, data, (err) => (err ? reject(err) : resolve())));
+    });
+    // Observed when it is waited for; not an unhandled rejection meanwhile.
+    sent.catch(() => undefined);
+    this.#inFlight = sent;
+  }
+
+  /** Waits for every COPY sent (before any other statement, and before the client is released). */
+  async #settle(): Promise<void> {
+    const sent = this.#inFlight;
+    this.#inFlight = null;
+    await sent;
+  }
+
   async stageKeys(entity: DirectoryEntity, keys: readonly string[], lines: readonly number[], hashes: readonly number[]): Promise<void> {
     this.#check(entity);
     if (keys.length === 0) return;
-    await this.#query(`INSERT INTO ${keysTable(entity)} (key, line, hash) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])`, [keys, lines, hashes]);
+    let out = '';
+    for (let i = 0; i < keys.length; i++) out += `${copyValue(keys[i], 'text')}\t${lines[i]}\t${hashes[i]}\n`;
+    await this.#copy(keysTable(entity), 'key, line, hash', Buffer.from(out, 'utf8'));
   }
 
   async stageRecords<E extends DirectoryEntity>(entity: E, records: readonly Staged<E>[]): Promise<void> {
     this.#check(entity);
     if (records.length === 0) return;
-    const s = spec(entity);
-    const params: unknown[][] = [records.map((r) => r.line)];
-    for (const c of s.columns) params.push(records.map((r) => (r.record as unknown as Record<string, unknown>)[c.field]));
-    const casts = ['$1::bigint[]', ...s.columns.map((c, i) => `$${i + 2}::${SQL_TYPE[c.kind]}[]`)];
-    await this.#query(`INSERT INTO ${stageTable(entity)} (line, ${s.columns.map((c) => c.column).join(', ')}) SELECT * FROM unnest(${casts.join(', ')})`, params);
+    const { fields, kinds } = STAGE_FIELDS[entity];
+    let out = '';
+    for (const r of records) {
+      const record = r.record as unknown as Record<string, unknown>;
+      let row = String(r.line);
+      for (let i = 0; i < fields.length; i++) row += `\t${copyValue(record[fields[i]!], kinds[i]!)}`;
+      out += `${row}\n`;
+    }
+    await this.#copy(stageTable(entity), `line, ${spec(entity).columns.map((c) => c.column).join(', ')}`, Buffer.from(out, 'utf8'));
+  }
+
+  /**
+   * Where an entity's staged keys are: the full records themselves when every record is staged (a first load:
+   * no separate key table), else the key table.
+   */
+  #keys(entity: DirectoryEntity): { table: string; key: string } {
+    return this.empty.has(entity) ? { table: stageTable(entity), key: keyColumn(entity) } : { table: keysTable(entity), key: 'key' };
   }
 
   #prepared = new Set<DirectoryEntity>();
 
-  /** Indexes and analyses the staged keys once (autovacuum never analyses temporary tables). */
+  /**
+   * Analyses the staged keys once (autovacuum never analyses temporary tables), for hash joins with the
+   * directory: no index (building one, and the visibility map its index-only scans need, cost more than the
+   * comparisons it would serve). A first load's staged records are only counted and copied: nothing to do.
+   */
   async #prepare(entity: DirectoryEntity): Promise<void> {
+    await this.#settle();
     if (this.#prepared.has(entity)) return;
-    // Records staged in full stand for their keys.
-    if (this.empty.has(entity)) {
-      await this.#query(`INSERT INTO ${keysTable(entity)} (key, line, hash) SELECT ${keyColumn(entity)}, line, hash FROM ${stageTable(entity)}`);
-    }
-    await this.#query(`CREATE INDEX ON ${keysTable(entity)} (key, line, hash)`);
-    await this.#query(`ANALYZE ${keysTable(entity)}`);
+    if (!this.empty.has(entity)) await this.#query(`ANALYZE ${keysTable(entity)}`);
     this.#prepared.add(entity);
+  }
+
+  readonly #stats = new Map<DirectoryEntity, { keys: number; duplicates: number }>();
+
+  /** Distinct staged keys and repeated lines, counted once. */
+  async #keyStats(entity: DirectoryEntity): Promise<{ keys: number; duplicates: number }> {
+    let stats = this.#stats.get(entity);
+    if (!stats) {
+      await this.#prepare(entity);
+      const { table, key } = this.#keys(entity);
+      const row = (await this.#query(`SELECT count(*) AS keys, coalesce(sum(n - 1), 0) AS duplicates FROM (SELECT count(*) AS n FROM ${table} GROUP BY ${key}) g`))[0]!;
+      stats = { keys: readInt(row, 'keys'), duplicates: readInt(row, 'duplicates') };
+      this.#stats.set(entity, stats);
+    }
+    return stats;
   }
 
   async duplicates(entity: DirectoryEntity, limit: number): Promise<{ total: number; sample: { line: number; firstLine: number }[] }> {
     this.#check(entity);
-    await this.#prepare(entity);
-    const keys = keysTable(entity);
-    const groups = `(SELECT key, min(line) AS first, count(*) AS n FROM ${keys} GROUP BY key HAVING count(*) > 1)`;
-    const total = readInt((await this.#query(`SELECT coalesce(sum(n - 1), 0) AS n FROM ${groups} g`))[0]!, 'n');
+    const total = (await this.#keyStats(entity)).duplicates;
     if (total === 0) return { total, sample: [] };
-    const rows = await this.#query(`SELECT k.line AS line, d.first AS first FROM ${keys} k JOIN ${groups} d ON d.key = k.key AND k.line > d.first ORDER BY k.line LIMIT $1`, [
+    const { table, key } = this.#keys(entity);
+    const groups = `(SELECT ${key} AS key, min(line) AS first FROM ${table} GROUP BY ${key} HAVING count(*) > 1)`;
+    const rows = await this.#query(`SELECT k.line AS line, d.first AS first FROM ${table} k JOIN ${groups} d ON d.key = k.${key} AND k.line > d.first ORDER BY k.line LIMIT $1`, [
       limit,
     ]);
     return { total, sample: rows.map((r) => ({ line: readInt(r, 'line'), firstLine: readInt(r, 'first') })) };
@@ -319,15 +474,20 @@ class PostgresImportSession implements DirectoryImportSession {
 
   async neededLines(afterLine: number, limit: number): Promise<{ line: number; entities: DirectoryEntity[] }[]> {
     if (this.#done) throw new Error('import session is over');
+    await this.#settle();
     if (!this.#needed) {
       for (const e of this.entities) {
         if (this.empty.has(e)) continue;
-        await this.#prepare(e);
         const key = keyColumn(e);
-        // The first line of each key, with its hash, unless the directory holds that key active with that hash.
+        // The first line of each key, with its hash, unless the directory holds that key active with that hash
+        // (when no key repeats, every line is the first of its key: no sort).
+        const firstLines =
+          (await this.#keyStats(e)).duplicates === 0
+            ? keysTable(e)
+            : `(SELECT DISTINCT ON (key) key, line, hash FROM ${keysTable(e)} ORDER BY key, line)`;
         await this.#query(
           `INSERT INTO dir_stage_needed (line, entity)
-           SELECT g.line, $1 FROM (SELECT DISTINCT ON (key) key, line, hash FROM ${keysTable(e)} ORDER BY key, line) g
+           SELECT g.line, $1 FROM ${firstLines} g
             WHERE NOT EXISTS (SELECT 1 FROM ${spec(e).table} m WHERE m.${key} = g.key AND m.hash = g.hash AND m.active)`,
           [e],
         );
@@ -357,15 +517,18 @@ class PostgresImportSession implements DirectoryImportSession {
   async commit(info: ImportCommitInfo): Promise<ImportOutcome> {
     if (this.#done) throw new Error('import session is over');
     try {
+      await this.#settle();
       for (const e of this.entities) {
-        await this.#prepare(e);
-        await this.#query(`ANALYZE ${stageTable(e)}`);
-        const keys = keysTable(e);
-        // Keep, per key, only the record of its first line.
-        await this.#query(
-          `DELETE FROM ${stageTable(e)} s USING (SELECT key, min(line) AS first FROM ${keys} GROUP BY key HAVING count(*) > 1) d
-            WHERE s.${keyColumn(e)} = d.key AND s.line > d.first`,
-        );
+        const stats = await this.#keyStats(e);
+        if (!this.empty.has(e)) await this.#query(`ANALYZE ${stageTable(e)}`);
+        if (stats.duplicates > 0) {
+          // Keep, per key, only the record of its first line.
+          const { table, key } = this.#keys(e);
+          await this.#query(
+            `DELETE FROM ${stageTable(e)} s USING (SELECT ${key} AS key, min(line) AS first FROM ${table} GROUP BY ${key} HAVING count(*) > 1) d
+              WHERE s.${keyColumn(e)} = d.key AND s.line > d.first`,
+          );
+        }
       }
       await this.#query('BEGIN');
       let outcome: ImportOutcome;
@@ -376,6 +539,9 @@ class PostgresImportSession implements DirectoryImportSession {
         await this.#query('ROLLBACK').catch(() => undefined);
         throw err;
       }
+      // After a bulk load, now rather than when autovacuum gets to it: statistics for the plans, and the
+      // visibility map that lets the next import compare keys and hashes by index-only scans.
+      for (const table of this.#bulkLoaded) await this.#query(`VACUUM (ANALYZE) ${table}`).catch(() => undefined);
       await this.#finish(null);
       return outcome;
     } catch (err) {
@@ -384,13 +550,18 @@ class PostgresImportSession implements DirectoryImportSession {
     }
   }
 
+  /** Tables whose indexes the commit rebuilt. */
+  readonly #bulkLoaded: string[] = [];
+
   async #apply(info: ImportCommitInfo): Promise<ImportOutcome> {
+    this.#bulkLoaded.length = 0;
     await this.#query('SELECT pg_advisory_xact_lock($1)', [DIRECTORY_LOCK]);
     const latest = (await this.#query("SELECT id FROM dir_snapshots WHERE kind = $1 AND status = 'complete' ORDER BY id DESC LIMIT 1", [this.kind]))[0];
     const latestId = latest ? readInt(latest, 'id') : null;
     if (latestId !== this.baseId) {
       throw new ImportConflictError(`another ${this.kind} import (snapshot ${latestId}) completed while this one ran: nothing was changed, import again`);
     }
+    await this.#query(`SET LOCAL maintenance_work_mem = '${IMPORT_MAINTENANCE_WORK_MEM}'`);
     const initial = this.baseId === null;
     const snap = this.snapshotId;
     const diff: Partial<Record<DirectoryEntity, EntityDiff>> = {};
@@ -401,8 +572,15 @@ class PostgresImportSession implements DirectoryImportSession {
       const table = s.table;
       const stage = stageTable(e);
       const keys = keysTable(e);
-      const staged = await count(`SELECT count(*) AS n FROM ${stage}`);
-      const total = await count(`SELECT count(*) AS n FROM ${table}`);
+      const stats = await this.#keyStats(e);
+      const sizes = (await this.#query(`SELECT count(*) AS total, count(*) FILTER (WHERE active) AS active FROM ${table}`))[0]!;
+      const total = readInt(sizes, 'total');
+      const activeBefore = readInt(sizes, 'active');
+      if (this.empty.has(e) && total > 0) {
+        throw new ImportConflictError(`the directory's ${e} rows changed while this import ran: nothing was changed, import again`);
+      }
+      // A first load stages one record per line (later duplicates were deleted above): as many as keys.
+      const staged = this.empty.has(e) ? stats.keys : await count(`SELECT count(*) AS n FROM ${stage}`);
       let added = staged;
       let removed = 0;
       let changed = 0;
@@ -410,10 +588,9 @@ class PostgresImportSession implements DirectoryImportSession {
       if (total > 0) {
         // Staged records are new or changed; every other key of the file is held unchanged. The rows the file
         // no longer has are counted without a scan, and looked for only when there are some.
-        const activeBefore = await count(`SELECT count(*) AS n FROM ${table} WHERE active`);
         changed = await count(`SELECT count(*) AS n FROM ${stage} s WHERE EXISTS (SELECT 1 FROM ${table} m WHERE m.${key} = s.${key} AND m.active)`);
         added = staged - changed;
-        unchanged = (await count(`SELECT count(DISTINCT key) AS n FROM ${keys}`)) - staged;
+        unchanged = stats.keys - staged;
         removed = activeBefore - unchanged - changed;
         const notInFile = `active AND NOT EXISTS (SELECT 1 FROM ${keys} k WHERE k.key = ${table}.${key})`;
         if (!initial) {
@@ -456,7 +633,10 @@ class PostgresImportSession implements DirectoryImportSession {
              active = true, changed_snapshot = excluded.changed_snapshot, removed_snapshot = NULL`,
         );
       }
-      if (bulk) for (const cols of s.indexes) await this.#query(`CREATE INDEX ${indexName(table, cols)} ON ${table} (${cols.join(', ')})`);
+      if (bulk) {
+        for (const cols of s.indexes) await this.#query(`CREATE INDEX ${indexName(table, cols)} ON ${table} (${cols.join(', ')})`);
+        this.#bulkLoaded.push(table);
+      }
       diff[e] = { added, removed, changed, unchanged };
     }
     await this.#query(
@@ -476,11 +656,17 @@ class PostgresImportSession implements DirectoryImportSession {
     this.#done = true;
     let broken: Error | undefined;
     try {
+      await this.#settle();
+    } catch {
+      // A COPY that failed: the import is failing anyway (its error is the one reported).
+    }
+    try {
       for (const e of this.entities) {
         await this.#query(`DROP TABLE IF EXISTS ${keysTable(e)}`);
         await this.#query(`DROP TABLE IF EXISTS ${stageTable(e)}`);
       }
       await this.#query('DROP TABLE IF EXISTS dir_stage_needed');
+      await this.#query('RESET work_mem');
     } catch (err) {
       broken = err instanceof Error ? err : new Error(String(err));
     }

@@ -34,11 +34,17 @@ const IDENTITY_TABLES: readonly DumpTable[] = [
   'expunged_messages',
   'mailbox_credentials',
   'correspondent_keys',
+  'dir_snapshots',
+  'dir_mailboxes',
+  'dir_practitioners',
+  'dir_activities',
+  'dir_organisations',
+  'dir_changes',
 ];
 /** Rows per INSERT statement (PostgreSQL allows 65,535 parameters per statement). */
 const ROWS_PER_STATEMENT = 1000;
 /** Text keys are ordered by bytes ("C"), as SQLite's default collation orders them. */
-const TEXT_KEYED: readonly DumpTable[] = ['queue', 'auth_failures'];
+const TEXT_KEYED: readonly DumpTable[] = ['queue', 'auth_failures', 'dir_certificates'];
 
 
 class PostgresDump implements DumpTarget {

@@ -10,19 +10,28 @@ import type {
   MailboxRow,
   MailboxState,
   MailboxUsage,
+  MdnArrival,
+  MdnTrackingRow,
   MessageRow,
   MessageSummary,
   NewAuditRecord,
   NewFolder,
   NewMailbox,
+  NewMdnTracking,
   NewMessage,
   NewQueueItem,
   QueueItem,
+  SearchIndexEntry,
   Store,
   StoreReads,
   StoreTx,
+  UnindexedMessage,
 } from '../types.js';
 import { migrations } from './migrations.js';
+import * as queueAdmin from './queue-admin.js';
+import * as mdnTracking from './mdn-tracking.js';
+import * as relayKeys from './relay-keys.js';
+import * as searchIndex from './search-index.js';
 import { readBytes, readInt, readTextOrNull, toAudit, toFolder, toMailbox, toMessage, toPendingAudit, toQueueItem, toSummary } from './rows.js';
 import { linkRecords } from '../../audit/chain.js';
 import {
@@ -78,8 +87,82 @@ function sqlState(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
+/**
+ * Statements on the delivery and IMAP hot paths, prepared once per connection (a named statement is parsed and
+ * planned by the server the first time only). Only fixed texts are registered, so the set stays small.
+ */
+const preparedNames = new Map<string, string>();
+function hot(sql: string): string {
+  if (!preparedNames.has(sql)) preparedNames.set(sql, `mss_hot_${preparedNames.size}`);
+  return sql;
+}
+
 function runner(target: pg.Pool | pg.PoolClient): Run {
-  return async (sql, params = []) => (await target.query<Raw>(sql, params)).rows;
+  return async (sql, params = []) => {
+    const name = preparedNames.get(sql);
+    return (await target.query<Raw>(name ? { name, text: sql, values: params } : { text: sql, values: params })).rows;
+  };
+}
+
+const SELECT_MAILBOX = hot('SELECT * FROM mailboxes WHERE address = $1');
+const SELECT_FOLDER = hot('SELECT * FROM folders WHERE mailbox_id = $1 AND name = $2');
+const SELECT_FOLDER_BY_ID = hot('SELECT * FROM folders WHERE id = $1');
+const SELECT_SUMMARIES_SINCE = hot(
+  'SELECT id, uid, modseq, flags, internal_date, size FROM messages WHERE folder_id = $1 AND uid > $2 ORDER BY uid',
+);
+/** UID allocation under the folder's row lock and the message row, in one round trip. */
+const APPEND_MESSAGE = hot(
+  `WITH f AS (UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = $1
+              RETURNING mailbox_id, uid_validity, uid_next - 1 AS uid, highest_modseq AS modseq),
+        m AS (INSERT INTO messages (mailbox_id, folder_id, uid, modseq, flags, internal_date, size, blob_id, meta)
+              SELECT f.mailbox_id, $1, f.uid, f.modseq, $2, $3, $4, $5, $6 FROM f RETURNING id)
+   SELECT m.id, f.uid, f.modseq, f.uid_validity FROM m, f`,
+);
+/** A one-chunk blob (most messages) with its chunk row, in one round trip. */
+const INSERT_ONE_CHUNK_BLOB = hot(
+  `WITH b AS (INSERT INTO blobs (mailbox_id, size) VALUES ($1, $2::bigint) RETURNING id),
+        c AS (INSERT INTO blob_chunks (blob_id, seq, data) SELECT id, 0, $3 FROM b WHERE $2::bigint > 0)
+   SELECT id FROM b`,
+);
+/**
+ * Delivery's whole write of one message: UID allocation under the folder's row lock, the one-chunk blob and the
+ * message row, in one round trip. The folder is named by id, or by mailbox and name.
+ */
+const appendWithBody = (folderMatch: string) =>
+  hot(
+    `WITH f AS (UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE ${folderMatch}
+                RETURNING id, mailbox_id, uid_validity, uid_next - 1 AS uid, highest_modseq AS modseq),
+          b AS (INSERT INTO blobs (mailbox_id, size) SELECT mailbox_id, $3::bigint FROM f RETURNING id),
+          c AS (INSERT INTO blob_chunks (blob_id, seq, data) SELECT id, 0, $4 FROM b WHERE $3::bigint > 0),
+          m AS (INSERT INTO messages (mailbox_id, folder_id, uid, modseq, flags, internal_date, size, blob_id, meta)
+                SELECT f.mailbox_id, f.id, f.uid, f.modseq, $5, $6, $7, b.id, $8 FROM f, b RETURNING id),
+          s AS (INSERT INTO search_docs (blob_id, unindexed, filter) SELECT id, $9, $10 FROM b WHERE $10::bytea IS NOT NULL)
+     SELECT m.id, f.id AS folder_id, f.uid, f.modseq, f.uid_validity FROM m, f`,
+  );
+const APPEND_WITH_BODY_BY_NAME = appendWithBody('mailbox_id = $1 AND name = $2');
+const APPEND_WITH_BODY_BY_ID = appendWithBody('mailbox_id = $1 AND id = $2::bigint');
+
+/** The INSERT of staged audit records as SQL text (quoted with the driver's literal escaping), or ''. */
+function stagedAuditInsert(client: pg.PoolClient, records: readonly NewAuditRecord[]): string {
+  if (records.length === 0) return '';
+  const row = (r: NewAuditRecord) =>
+    `(${[r.time, r.actor, r.action, r.object, r.outcome, r.detail].map((v) => client.escapeLiteral(String(v))).join(', ')})`;
+  return `INSERT INTO audit_pending (time, actor, action, object, outcome, detail) VALUES ${records.map(row).join(', ')}; `;
+}
+
+/** A blob body's first two chunks (to tell a one-chunk body, the common case, from a longer one) and the rest. */
+interface StartedChunks {
+  first: Buffer | undefined;
+  second: Buffer | undefined;
+  rest: AsyncIterator<Buffer>;
+}
+
+async function startChunks(body: BlobBody): Promise<StartedChunks> {
+  const rest = rechunk(body)[Symbol.asyncIterator]();
+  const first = await rest.next();
+  if (first.done) return { first: undefined, second: undefined, rest };
+  const second = await rest.next();
+  return { first: first.value, second: second.done ? undefined : second.value, rest };
 }
 
 class PostgresReads implements StoreReads {
@@ -97,7 +180,7 @@ class PostgresReads implements StoreReads {
   }
 
   async getMailbox(address: string): Promise<MailboxRow | null> {
-    const row = await this.one('SELECT * FROM mailboxes WHERE address = $1', address.toLowerCase());
+    const row = await this.one(SELECT_MAILBOX, address.toLowerCase());
     return row ? toMailbox(row) : null;
   }
 
@@ -116,12 +199,12 @@ class PostgresReads implements StoreReads {
   }
 
   async getFolder(mailboxId: number, name: string): Promise<FolderRow | null> {
-    const row = await this.one('SELECT * FROM folders WHERE mailbox_id = $1 AND name = $2', mailboxId, name);
+    const row = await this.one(SELECT_FOLDER, mailboxId, name);
     return row ? toFolder(row) : null;
   }
 
   async getFolderById(id: number): Promise<FolderRow | null> {
-    const row = await this.one('SELECT * FROM folders WHERE id = $1', id);
+    const row = await this.one(SELECT_FOLDER_BY_ID, id);
     return row ? toFolder(row) : null;
   }
 
@@ -133,11 +216,7 @@ class PostgresReads implements StoreReads {
 
   async listMessagesSince(folderId: number, afterUid: number): Promise<MessageSummary[]> {
     return (
-      await this.all(
-        'SELECT id, uid, modseq, flags, internal_date, size FROM messages WHERE folder_id = $1 AND uid > $2 ORDER BY uid',
-        folderId,
-        afterUid,
-      )
+      await this.all(SELECT_SUMMARIES_SINCE, folderId, afterUid)
     ).map(toSummary);
   }
 
@@ -183,6 +262,14 @@ class PostgresReads implements StoreReads {
     );
   }
 
+  searchIndex(folderId: number, queries: readonly (readonly number[])[]): Promise<number[][]> {
+    return searchIndex.searchIndex(this.run, folderId, queries);
+  }
+
+  listUnindexed(folderId: number): Promise<UnindexedMessage[]> {
+    return searchIndex.listUnindexed(this.run, folderId);
+  }
+
   async readAudit(afterSeq: number, limit: number): Promise<AuditRow[]> {
     return (await this.all('SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2', afterSeq, limit)).map(toAudit);
   }
@@ -199,6 +286,14 @@ class PostgresReads implements StoreReads {
 
   async queueLength(): Promise<number> {
     return readInt((await this.one("SELECT count(*) AS n FROM queue WHERE state = 'queued'"))!, 'n');
+  }
+
+  listQueue(limit: number): Promise<QueueItem[]> {
+    return queueAdmin.listQueue(this.run, limit);
+  }
+
+  relayKeyAccepted(peerDomain: string, key: string): Promise<boolean> {
+    return relayKeys.relayKeyAccepted(this.run, peerDomain, key);
   }
 }
 
@@ -341,55 +436,79 @@ class PostgresTx extends PostgresReads implements StoreTx {
       this.blobChanges.written.push(name);
       return readInt((await this.one('INSERT INTO blobs (mailbox_id, size, file) VALUES ($1, $2, $3) RETURNING id', mailboxId, size, name))!, 'id');
     }
-    const chunks = rechunk(body)[Symbol.asyncIterator]();
-    const first = await chunks.next();
-    const second = first.done ? first : await chunks.next();
-    if (second.done) {
-      // One chunk or none (most messages): one statement, one round trip.
-      const data = first.done ? Buffer.alloc(0) : first.value;
-      const row = await this.one(
-        `WITH b AS (INSERT INTO blobs (mailbox_id, size) VALUES ($1, $2::bigint) RETURNING id),
-              c AS (INSERT INTO blob_chunks (blob_id, seq, data) SELECT id, 0, $3 FROM b WHERE $2::bigint > 0)
-         SELECT id FROM b`,
-        mailboxId,
-        data.length,
-        data,
-      );
-      return readInt(row!, 'id');
+    const chunks = await startChunks(body);
+    if (chunks.second === undefined) {
+      const data = chunks.first ?? Buffer.alloc(0);
+      return readInt((await this.one(INSERT_ONE_CHUNK_BLOB, mailboxId, data.length, data))!, 'id');
     }
+    return this.#insertChunkedBlob(mailboxId, chunks);
+  }
+
+  async #insertChunkedBlob(mailboxId: number, chunks: StartedChunks): Promise<number> {
     const id = readInt((await this.one('INSERT INTO blobs (mailbox_id, size) VALUES ($1, 0) RETURNING id', mailboxId))!, 'id');
     let seq = 0;
     let size = 0;
-    for (const chunk of [first.value, second.value]) {
+    const insert = async (chunk: Buffer) => {
       await this.run('INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)', [id, seq++, chunk]);
       size += chunk.length;
-    }
-    for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
-      await this.run('INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)', [id, seq++, next.value]);
-      size += next.value.length;
-    }
+    };
+    if (chunks.first) await insert(chunks.first);
+    if (chunks.second) await insert(chunks.second);
+    for (let next = await chunks.rest.next(); !next.done; next = await chunks.rest.next()) await insert(next.value);
     await this.run('UPDATE blobs SET size = $1 WHERE id = $2', [size, id]);
     return id;
   }
 
+  indexMessage(messageId: number, entry: SearchIndexEntry): Promise<void> {
+    return searchIndex.indexMessage(this.run, messageId, entry);
+  }
+
   async appendMessage(folderId: number, m: NewMessage): Promise<AppendedMessage> {
     // The UPDATE takes the folder's row lock: concurrent appends to one folder, from any process, wait here
-    // and each gets the next UID and MODSEQ. One statement: allocation and insert in one round trip.
-    const row = await this.one(
-      `WITH f AS (UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = $1
-                  RETURNING mailbox_id, uid_validity, uid_next - 1 AS uid, highest_modseq AS modseq),
-            m AS (INSERT INTO messages (mailbox_id, folder_id, uid, modseq, flags, internal_date, size, blob_id, meta)
-                  SELECT f.mailbox_id, $1, f.uid, f.modseq, $2, $3, $4, $5, $6 FROM f RETURNING id)
-       SELECT m.id, f.uid, f.modseq, f.uid_validity FROM m, f`,
-      folderId,
-      JSON.stringify(m.flags),
-      m.internalDate,
-      m.size,
-      m.blobId,
-      m.sealedMeta,
-    );
+    // and each gets the next UID and MODSEQ.
+    const row = await this.one(APPEND_MESSAGE, folderId, JSON.stringify(m.flags), m.internalDate, m.size, m.blobId, m.sealedMeta);
     if (!row) throw new Error(`no folder ${folderId}`);
     return { id: readInt(row, 'id'), uid: readInt(row, 'uid'), modseq: readInt(row, 'modseq'), uidValidity: readInt(row, 'uid_validity') };
+  }
+
+  async appendMessageWithBody(
+    mailboxId: number,
+    folder: number | string,
+    body: BlobBody,
+    m: Omit<NewMessage, 'blobId'>,
+    search?: SearchIndexEntry,
+  ): Promise<AppendedMessage & { folderId: number }> {
+    const chunks = this.blobLocation === 'database' ? await startChunks(body) : undefined;
+    if (chunks && chunks.second === undefined) {
+      const data = chunks.first ?? Buffer.alloc(0);
+      const row = await this.one(
+        typeof folder === 'string' ? APPEND_WITH_BODY_BY_NAME : APPEND_WITH_BODY_BY_ID,
+        mailboxId,
+        folder,
+        data.length,
+        data,
+        JSON.stringify(m.flags),
+        m.internalDate,
+        m.size,
+        m.sealedMeta,
+        search?.unindexed ?? 0,
+        search?.filter ?? null,
+      );
+      if (!row) throw new Error(`mailbox ${mailboxId} has no folder ${folder}`);
+      return {
+        id: readInt(row, 'id'),
+        folderId: readInt(row, 'folder_id'),
+        uid: readInt(row, 'uid'),
+        modseq: readInt(row, 'modseq'),
+        uidValidity: readInt(row, 'uid_validity'),
+      };
+    }
+    const folderId = typeof folder === 'number' ? folder : (await this.getFolder(mailboxId, folder))?.id;
+    if (folderId === undefined) throw new Error(`mailbox ${mailboxId} has no folder ${folder}`);
+    const blobId = chunks ? await this.#insertChunkedBlob(mailboxId, chunks) : await this.insertBlob(mailboxId, body);
+    const appended = await this.appendMessage(folderId, { ...m, blobId });
+    if (search) await this.indexMessage(appended.id, search);
+    return { ...appended, folderId };
   }
 
   async setFlags(folderId: number, uid: number, flags: string[], unchangedSince?: number): Promise<FlagChange | null> {
@@ -467,27 +586,15 @@ class PostgresTx extends PostgresReads implements StoreTx {
     return { uidValidity: readInt(to, 'uid_validity'), copies };
   }
 
-  /** Whether this unit of work staged audit records (the store links them after the commit). */
-  stagedAudit = false;
+  /**
+   * Audit records of this unit of work, written to `audit_pending` in the same round trip as the COMMIT (the
+   * store links them into the chain after it). No lock: concurrent units of work stage side by side; `ORDER BY
+   * id` later keeps each one's order.
+   */
+  readonly stagedRecords: NewAuditRecord[] = [];
 
   async appendAudit(records: readonly NewAuditRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    // No lock: concurrent units of work stage side by side; `ORDER BY id` later keeps each one's order.
-    await this.run(
-      `INSERT INTO audit_pending (time, actor, action, object, outcome, detail)
-       SELECT a, b, c, d, e, f
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS r(a, b, c, d, e, f, n)
-        ORDER BY n`,
-      [
-        records.map((r) => r.time),
-        records.map((r) => r.actor),
-        records.map((r) => r.action),
-        records.map((r) => r.object),
-        records.map((r) => r.outcome),
-        records.map((r) => r.detail),
-      ],
-    );
-    this.stagedAudit = true;
+    this.stagedRecords.push(...records);
   }
 
   async recordAuthFailure(key: string, now: number, maxFailures: number, lockoutMs: number): Promise<AuthFailureState> {
@@ -559,6 +666,42 @@ class PostgresTx extends PostgresReads implements StoreTx {
       workerId,
     );
     return rows.length === 1;
+  }
+
+  recordRelayKey(peerDomain: string, key: string, acceptedAt: number): Promise<boolean> {
+    return relayKeys.recordRelayKey(this.run, peerDomain, key, acceptedAt);
+  }
+
+  pruneRelayKeys(before: number, limit: number): Promise<number> {
+    return relayKeys.pruneRelayKeys(this.run, before, limit);
+  }
+
+  trackMdn(entry: NewMdnTracking): Promise<boolean> {
+    return mdnTracking.trackMdn(this.run, entry);
+  }
+
+  recordMdn(mailboxId: number, trackKey: string, arrival: MdnArrival, at: number): Promise<'settled' | 'waiting' | null> {
+    return mdnTracking.recordMdn(this.run, mailboxId, trackKey, arrival, at);
+  }
+
+  claimOverdueMdn(now: number, limit: number): Promise<MdnTrackingRow[]> {
+    return mdnTracking.claimOverdueMdn(this.run, now, limit);
+  }
+
+  deleteMdnTracking(id: number): Promise<boolean> {
+    return mdnTracking.deleteMdnTracking(this.run, id);
+  }
+
+  updateQueueEnvelope(id: string, sealedEnvelope: Buffer): Promise<boolean> {
+    return queueAdmin.updateQueueEnvelope(this.run, id, sealedEnvelope);
+  }
+
+  rescheduleQueueItem(id: string, nextAttemptAt: number): Promise<boolean> {
+    return queueAdmin.rescheduleQueueItem(this.run, id, nextAttemptAt);
+  }
+
+  deleteQueueItem(id: string): Promise<boolean> {
+    return queueAdmin.deleteQueueItem(this.run, id);
   }
 }
 
@@ -656,8 +799,10 @@ export class PostgresStore extends PostgresReads implements Store {
       try {
         result = await work(tx);
         committing = true;
-        await client.query('COMMIT');
-        if (tx.stagedAudit) this.#scheduleChain();
+        // Simple-query protocol: the staged audit rows and the COMMIT in one round trip; an error in the
+        // INSERT skips the COMMIT and the unit of work is rolled back below.
+        await client.query(stagedAuditInsert(client, tx.stagedRecords) + 'COMMIT');
+        if (tx.stagedRecords.length > 0) this.#scheduleChain();
       } catch (err) {
         await client.query('ROLLBACK').catch((e: unknown) => {
           broken = e instanceof Error ? e : new Error(String(e));

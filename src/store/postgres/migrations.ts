@@ -357,4 +357,95 @@ CREATE TABLE expunged_messages (
 CREATE INDEX expunged_messages_by_modseq ON expunged_messages (folder_id, modseq);
 `,
   },
+  {
+    version: 8,
+    name: 'search-blind-index',
+    // As in SQLite: per blob, the Bloom filter of its keyed terms and the scopes it left out; it goes with the
+    // blob. Filters are random bits: stored without compression (EXTERNAL) when they leave the row.
+    sql: `
+CREATE TABLE search_docs (
+  blob_id   BIGINT  PRIMARY KEY REFERENCES blobs (id) ON DELETE CASCADE,
+  unindexed INTEGER NOT NULL,
+  filter    BYTEA   NOT NULL
+);
+ALTER TABLE search_docs ALTER COLUMN filter SET STORAGE EXTERNAL;
+`,
+  },
+  {
+    version: 9,
+    name: 'trust-space',
+    // As in SQLite: the imported operator domain lists (history) and the domains of the active (latest) list.
+    sql: `
+CREATE TABLE trust_lists (
+  id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  generated_at BIGINT  NOT NULL,
+  imported_at  BIGINT  NOT NULL,
+  source       TEXT    NOT NULL,
+  sha256       TEXT    NOT NULL,
+  domain_count INTEGER NOT NULL,
+  ca_bundle    TEXT
+);
+
+CREATE TABLE trust_domains (
+  id                  BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  list_id             BIGINT  NOT NULL REFERENCES trust_lists (id) ON DELETE CASCADE,
+  position            INTEGER NOT NULL,
+  name                TEXT    NOT NULL,
+  name_key            TEXT    NOT NULL,
+  description         TEXT    NOT NULL,
+  operator_dn         TEXT    NOT NULL,
+  responsable_contact TEXT    NOT NULL,
+  support_contact     TEXT    NOT NULL,
+  updated_at          BIGINT  NOT NULL,
+  UNIQUE (list_id, position)
+);
+CREATE INDEX trust_domains_by_name ON trust_domains (list_id, name_key);
+`,
+  },
+  {
+    version: 10,
+    name: 'directory-change-ids',
+    // As in SQLite: change records get an id, the primary key; (snapshot_id, entity, key) stays unique.
+    sql: `
+ALTER TABLE dir_changes ADD COLUMN id BIGINT GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE dir_changes DROP CONSTRAINT dir_changes_pkey;
+ALTER TABLE dir_changes ADD PRIMARY KEY (id);
+ALTER TABLE dir_changes ADD CONSTRAINT dir_changes_key UNIQUE (snapshot_id, entity, key);
+`,
+  },
+  {
+    version: 11,
+    name: 'relay-accepted-keys',
+    // As in SQLite: the idempotency keys peer operators sent with the messages the relay delivered, per peer
+    // domain; the primary key makes a second unit of work with the same key wait for the first, then skip.
+    sql: `
+CREATE TABLE relay_accepted_keys (
+  peer_domain TEXT   NOT NULL,
+  idem_key    TEXT   NOT NULL,
+  accepted_at BIGINT NOT NULL,
+  PRIMARY KEY (peer_domain, idem_key)
+);
+CREATE INDEX relay_accepted_keys_by_age ON relay_accepted_keys (accepted_at);
+`,
+  },
+  {
+    version: 12,
+    name: 'mdn-tracking',
+    // As in SQLite: the sending side's MDN tracker, one row per remote recipient awaiting its MDN; the claim of
+    // overdue rows locks them (FOR UPDATE SKIP LOCKED), so one process writes each failure notice.
+    sql: `
+CREATE TABLE mdn_tracking (
+  id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  mailbox_id      BIGINT  NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  track_key       TEXT    NOT NULL,
+  deadline        BIGINT  NOT NULL,
+  want_dispatched BOOLEAN NOT NULL,
+  processed_at    BIGINT,
+  created_at      BIGINT  NOT NULL,
+  details         BYTEA   NOT NULL,
+  UNIQUE (mailbox_id, track_key)
+);
+CREATE INDEX mdn_tracking_by_deadline ON mdn_tracking (deadline);
+`,
+  },
 ];

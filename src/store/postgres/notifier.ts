@@ -26,6 +26,8 @@ import type { MailboxEvent, Notifier } from '../types.js';
  */
 
 export const DEFAULT_CHANNEL = 'mss_mailbox_events';
+/** Events sent in one query at most (each payload is under 8000 bytes). */
+const NOTIFY_BATCH = 200;
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; keep a margin. */
 export const MAX_PAYLOAD_BYTES = 7900;
 const PAYLOAD_VERSION = 1;
@@ -219,22 +221,31 @@ export class PgNotifier implements Notifier {
     this.#pending = this.#pending.filter((e) => e.mailboxId !== event.mailboxId);
   }
 
-  /** Sends one at a time: a pg client must not be given a query while another is running (pg 9 refuses it). */
+  /**
+   * One query at a time on the client (a pg client must not be given a query while another is running), and
+   * the events published meanwhile go out together in the next one: under load, one round trip carries many.
+   */
   #sending: Promise<void> = Promise.resolve();
+  #outbox: { payload: string; event: MailboxEvent }[] = [];
 
   #send(client: pg.Client, event: MailboxEvent): void {
-    const payload = encodePayload(this.#origin, event);
-    this.#sending = this.#sending.then(() =>
-      client.query('SELECT pg_notify($1, $2)', [this.#channel, payload]).then(
-        () => {},
-        (err: unknown) => {
-          if (this.#closed) return;
-          this.#log?.warn({ err: errorText(err), mailboxId: event.mailboxId, kind: event.kind }, 'notifier publish failed');
-          // Announced as a resync once connected again (if the connection is in fact fine, at the next loss).
-          this.#pendingResync.add(event.mailboxId);
-        },
-      ),
-    );
+    this.#outbox.push({ payload: encodePayload(this.#origin, event), event });
+    if (this.#outbox.length === 1) this.#sending = this.#sending.then(() => this.#flush(client));
+  }
+
+  async #flush(client: pg.Client): Promise<void> {
+    while (this.#outbox.length > 0) {
+      const batch = this.#outbox.splice(0, NOTIFY_BATCH);
+      try {
+        // A function scan returns the array's elements in order: notifications keep the order of the events.
+        await client.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [this.#channel, batch.map((b) => b.payload)]);
+      } catch (err) {
+        if (this.#closed) return;
+        this.#log?.warn({ err: errorText(err), events: batch.length }, 'notifier publish failed');
+        // Announced as a resync once connected again (if the connection is in fact fine, at the next loss).
+        for (const { event } of batch) this.#pendingResync.add(event.mailboxId);
+      }
+    }
   }
 
   // --- receiving --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import {
   type SnapshotKind,
   type Staged,
 } from '../directory-types.js';
-import { directoryRowReaders, recordValues } from '../directory-rows.js';
+import { directoryRowReaders } from '../directory-rows.js';
 import type { Raw } from '../rows.js';
 import { readInt } from './rows.js';
 
@@ -43,6 +43,8 @@ const PREFIX_END = '\u{10ffff}';
 const ROWS_PER_INSERT = 200;
 /** Page cache of the staging (temporary) database, in KiB. */
 const TEMP_CACHE_KIB = 4096;
+/** Helper threads of the sorter during an import's final unit of work (index rebuilds sort a million keys). */
+const COMMIT_SORT_THREADS = 2;
 /** A load this large (and a large share of the table) rebuilds the secondary indexes instead of updating them. */
 const BULK_ROWS = 50_000;
 const BULK_SHARE = 0.25;
@@ -280,8 +282,16 @@ export class SqliteDirectoryStore implements DirectoryStore {
   }
 }
 
+/** The staged fields of each entity, in the order of `stageTable`'s columns after `line`. */
+const STAGE_FIELDS = Object.fromEntries(
+  (Object.keys(ENTITY_SPECS) as DirectoryEntity[]).map((e) => [e, spec(e).columns.map((c) => c.field as string)]),
+) as Record<DirectoryEntity, string[]>;
+
+/** Fills the bound values of staged row `row` at `offset` of `out`. */
+type FillRow = (out: unknown[], offset: number, row: number) => void;
+
 class SqliteImportSession implements DirectoryImportSession {
-  readonly #inserts = new Map<string, Statement>();
+  readonly #inserts = new Map<string, { statement: Statement; params: unknown[] }>();
   #done = false;
 
   constructor(
@@ -303,28 +313,41 @@ class SqliteImportSession implements DirectoryImportSession {
     return this.empty.has(entity);
   }
 
-  /** A multi-row INSERT of `rows` rows (ROWS_PER_INSERT or 1) of `width` values into a temp table, prepared once. */
-  #insert(db: Db, table: string, width: number, rows: number): Statement {
+  /**
+   * A multi-row INSERT of `rows` rows (ROWS_PER_INSERT or 1) of `width` values into a temp table, prepared once,
+   * with the array its values are bound from (reused: refilled for every run).
+   */
+  #insert(db: Db, table: string, width: number, rows: number): { statement: Statement; params: unknown[] } {
     const name = `${table}:${rows}`;
     let s = this.#inserts.get(name);
     if (!s) {
       const one = `(${Array(width).fill('?').join(', ')})`;
-      s = db.prepare(`INSERT INTO temp.${table} VALUES ${Array(rows).fill(one).join(', ')}`);
+      s = { statement: db.prepare(`INSERT INTO temp.${table} VALUES ${Array(rows).fill(one).join(', ')}`), params: new Array(width * rows) };
       this.#inserts.set(name, s);
     }
     return s;
   }
 
-  #insertAll(db: Db, table: string, width: number, values: unknown[]): void {
-    const total = values.length / width;
+  /** Inserts `total` rows of `width` values, each filled by `fill`, in one transaction of the temporary database. */
+  #insertAll(db: Db, table: string, width: number, total: number, fill: FillRow): void {
     db.exec('BEGIN');
     try {
       let row = 0;
-      for (; row + ROWS_PER_INSERT <= total; row += ROWS_PER_INSERT) {
-        this.#insert(db, table, width, ROWS_PER_INSERT).run(values.slice(row * width, (row + ROWS_PER_INSERT) * width));
+      if (total >= ROWS_PER_INSERT) {
+        const { statement, params } = this.#insert(db, table, width, ROWS_PER_INSERT);
+        for (; row + ROWS_PER_INSERT <= total; row += ROWS_PER_INSERT) {
+          for (let i = 0; i < ROWS_PER_INSERT; i++) fill(params, i * width, row + i);
+          statement.run(params);
+        }
       }
       // The remainder row by row: a statement per remainder size would pile up prepared statements.
-      for (; row < total; row++) this.#insert(db, table, width, 1).run(values.slice(row * width, (row + 1) * width));
+      if (row < total) {
+        const { statement, params } = this.#insert(db, table, width, 1);
+        for (; row < total; row++) {
+          fill(params, 0, row);
+          statement.run(params);
+        }
+      }
       db.exec('COMMIT');
     } catch (err) {
       if (db.inTransaction) db.exec('ROLLBACK');
@@ -335,25 +358,36 @@ class SqliteImportSession implements DirectoryImportSession {
   async stageKeys(entity: DirectoryEntity, keys: readonly string[], lines: readonly number[], hashes: readonly number[]): Promise<void> {
     this.#check(entity);
     if (keys.length === 0) return;
-    const values: unknown[] = new Array(keys.length * 3);
-    for (let i = 0; i < keys.length; i++) {
-      values[3 * i] = keys[i];
-      values[3 * i + 1] = lines[i];
-      values[3 * i + 2] = hashes[i];
-    }
-    await this.dir.withWriter(async (db) => this.#insertAll(db, keysTable(entity), 3, values));
+    await this.dir.withWriter(async (db) =>
+      this.#insertAll(db, keysTable(entity), 3, keys.length, (out, o, i) => {
+        out[o] = keys[i];
+        out[o + 1] = lines[i];
+        out[o + 2] = hashes[i];
+      }),
+    );
   }
 
   async stageRecords<E extends DirectoryEntity>(entity: E, records: readonly Staged<E>[]): Promise<void> {
     this.#check(entity);
     if (records.length === 0) return;
-    const width = spec(entity).columns.length + 1;
-    const values: unknown[] = [];
-    for (const r of records) {
-      values.push(r.line);
-      for (const v of recordValues(entity, r.record)) values.push(bindable(v));
-    }
-    await this.dir.withWriter(async (db) => this.#insertAll(db, stageTable(entity), width, values));
+    const fields = STAGE_FIELDS[entity];
+    const width = fields.length + 1;
+    await this.dir.withWriter(async (db) =>
+      this.#insertAll(db, stageTable(entity), width, records.length, (out, o, i) => {
+        const r = records[i]!;
+        const record = r.record as unknown as Record<string, unknown>;
+        out[o] = r.line;
+        for (let f = 0; f < fields.length; f++) out[o + 1 + f] = bindable(record[fields[f]!]);
+      }),
+    );
+  }
+
+  /**
+   * Where an entity's staged keys are: the full records themselves when every record is staged (a first load:
+   * no separate key table), else the key table.
+   */
+  #keys(entity: DirectoryEntity): { table: string; key: string } {
+    return this.empty.has(entity) ? { table: `temp.${stageTable(entity)}`, key: keyColumn(entity) } : { table: `temp.${keysTable(entity)}`, key: 'key' };
   }
 
   async duplicates(entity: DirectoryEntity, limit: number): Promise<{ total: number; sample: { line: number; firstLine: number }[] }> {
@@ -361,10 +395,10 @@ class SqliteImportSession implements DirectoryImportSession {
     return this.dir.withWriter(async (db) => {
       const total = this.#keyStats(db, entity).duplicates;
       if (total === 0) return { total, sample: [] };
-      const keys = `temp.${keysTable(entity)}`;
-      const groups = `(SELECT key, min(line) AS first, count(*) AS n FROM ${keys} GROUP BY key HAVING count(*) > 1)`;
+      const { table, key } = this.#keys(entity);
+      const groups = `(SELECT ${key} AS key, min(line) AS first FROM ${table} GROUP BY ${key} HAVING count(*) > 1)`;
       const rows = db
-        .prepare(`SELECT k.line AS line, d.first AS first FROM ${keys} k JOIN ${groups} d ON d.key = k.key AND k.line > d.first ORDER BY k.line LIMIT ?`)
+        .prepare(`SELECT k.line AS line, d.first AS first FROM ${table} k JOIN ${groups} d ON d.key = k.${key} AND k.line > d.first ORDER BY k.line LIMIT ?`)
         .all(limit) as Raw[];
       return { total, sample: rows.map((r) => ({ line: readInt(r, 'line'), firstLine: readInt(r, 'first') })) };
     });
@@ -420,26 +454,22 @@ class SqliteImportSession implements DirectoryImportSession {
 
   #indexed = new Set<DirectoryEntity>();
 
+  /** The staged keys in key order, for the comparison (a first load's staged records are only counted and copied). */
   #indexKeys(db: Db, entity: DirectoryEntity): void {
-    if (this.#indexed.has(entity)) return;
-    // Records staged in full stand for their keys.
-    if (this.empty.has(entity)) {
-      db.exec(`INSERT INTO temp.${keysTable(entity)} (key, line, hash) SELECT ${keyColumn(entity)}, line, hash FROM temp.${stageTable(entity)}`);
-    }
+    if (this.#indexed.has(entity) || this.empty.has(entity)) return;
     db.exec(`CREATE INDEX IF NOT EXISTS temp.${keysTable(entity)}_key ON ${keysTable(entity)} (key, line, hash)`);
     this.#indexed.add(entity);
   }
 
   readonly #stats = new Map<DirectoryEntity, { keys: number; duplicates: number }>();
 
-  /** Distinct staged keys and repeated lines, counted once (one pass over the keys' index). */
+  /** Distinct staged keys and repeated lines, counted once (one pass over the keys in key order). */
   #keyStats(db: Db, entity: DirectoryEntity): { keys: number; duplicates: number } {
     let stats = this.#stats.get(entity);
     if (!stats) {
       this.#indexKeys(db, entity);
-      const row = db
-        .prepare(`SELECT count(*) AS keys, coalesce(sum(n - 1), 0) AS duplicates FROM (SELECT count(*) AS n FROM temp.${keysTable(entity)} GROUP BY key)`)
-        .get() as Raw;
+      const { table, key } = this.#keys(entity);
+      const row = db.prepare(`SELECT count(*) AS keys, coalesce(sum(n - 1), 0) AS duplicates FROM (SELECT count(*) AS n FROM ${table} GROUP BY ${key})`).get() as Raw;
       stats = { keys: readInt(row, 'keys'), duplicates: readInt(row, 'duplicates') };
       this.#stats.set(entity, stats);
     }
@@ -448,12 +478,12 @@ class SqliteImportSession implements DirectoryImportSession {
 
   /** Keeps, per key, only the record of its first line (a later duplicate may have been staged as changed). */
   #dropLaterDuplicates(db: Db, entity: DirectoryEntity): void {
-    const keys = `temp.${keysTable(entity)}`;
     if (this.#keyStats(db, entity).duplicates === 0) return;
+    const { table, key } = this.#keys(entity);
     db.exec(
       `DELETE FROM temp.${stageTable(entity)} WHERE line IN (
-         SELECT k.line FROM ${keys} k
-           JOIN (SELECT key, min(line) AS first FROM ${keys} GROUP BY key HAVING count(*) > 1) d ON d.key = k.key AND k.line > d.first)`,
+         SELECT k.line FROM ${table} k
+           JOIN (SELECT ${key} AS key, min(line) AS first FROM ${table} GROUP BY ${key} HAVING count(*) > 1) d ON d.key = k.${key} AND k.line > d.first)`,
     );
   }
 
@@ -464,15 +494,14 @@ class SqliteImportSession implements DirectoryImportSession {
         // Temp-only work first, before the write lock on the directory is taken.
         db.exec('BEGIN');
         try {
-          for (const e of this.entities) {
-            this.#indexKeys(db, e);
-            this.#dropLaterDuplicates(db, e);
-          }
+          for (const e of this.entities) this.#dropLaterDuplicates(db, e);
           db.exec('COMMIT');
         } catch (err) {
           if (db.inTransaction) db.exec('ROLLBACK');
           throw err;
         }
+        // Index rebuilds sort with helper threads, for this unit of work only.
+        db.pragma(`threads = ${COMMIT_SORT_THREADS}`);
         db.exec('BEGIN IMMEDIATE');
         try {
           const result = this.#apply(db, info);
@@ -481,6 +510,8 @@ class SqliteImportSession implements DirectoryImportSession {
         } catch (err) {
           if (db.inTransaction) db.exec('ROLLBACK');
           throw err;
+        } finally {
+          db.pragma('threads = 0');
         }
       });
       await this.#finish(null);
@@ -509,8 +540,15 @@ class SqliteImportSession implements DirectoryImportSession {
       const stage = `temp.${stageTable(e)}`;
       const keys = `temp.${keysTable(e)}`;
       const count = (sql: string, ...params: unknown[]) => readInt(db.prepare(sql).get(...params) as Raw, 'n');
-      const staged = count(`SELECT count(*) AS n FROM ${stage}`);
-      const total = count(`SELECT count(*) AS n FROM ${table}`);
+      const stats = this.#keyStats(db, e);
+      const sizes = db.prepare(`SELECT count(*) AS total, coalesce(sum(active), 0) AS active FROM ${table}`).get() as Raw;
+      const total = readInt(sizes, 'total');
+      const activeBefore = readInt(sizes, 'active');
+      if (this.empty.has(e) && total > 0) {
+        throw new ImportConflictError(`the directory's ${e} rows changed while this import ran: nothing was changed, import again`);
+      }
+      // A first load stages one record per line (later duplicates were deleted): as many as keys.
+      const staged = this.empty.has(e) ? stats.keys : count(`SELECT count(*) AS n FROM ${stage}`);
       let added = staged;
       let removed = 0;
       let changed = 0;
@@ -518,10 +556,9 @@ class SqliteImportSession implements DirectoryImportSession {
       if (total > 0) {
         // Staged records are new or changed; every other key of the file is held unchanged. The rows the file
         // no longer has are counted without a scan, and looked for only when there are some.
-        const activeBefore = count(`SELECT count(*) AS n FROM ${table} WHERE active = 1`);
         changed = count(`SELECT count(*) AS n FROM ${stage} s WHERE EXISTS (SELECT 1 FROM ${table} m WHERE m.${key} = s.${key} AND m.active = 1)`);
         added = staged - changed;
-        unchanged = this.#keyStats(db, e).keys - staged;
+        unchanged = stats.keys - staged;
         removed = activeBefore - unchanged - changed;
         const notInFile = `active = 1 AND NOT EXISTS (SELECT 1 FROM ${keys} k WHERE k.key = ${table}.${key})`;
         if (!initial) {

@@ -12,17 +12,22 @@ import type {
   MailboxRow,
   MailboxState,
   MailboxUsage,
+  MdnArrival,
+  MdnTrackingRow,
   MessageRow,
   MessageSummary,
   NewAuditRecord,
   NewFolder,
   NewMailbox,
+  NewMdnTracking,
   NewMessage,
   NewQueueItem,
   QueueItem,
+  SearchIndexEntry,
   Store,
   StoreReads,
   StoreTx,
+  UnindexedMessage,
 } from '../types.js';
 import { linkRecords } from '../../audit/chain.js';
 import {
@@ -39,6 +44,10 @@ import {
   type BlobSweepOptions,
 } from '../blobs.js';
 import { migrations } from './migrations.js';
+import * as queueAdmin from './queue-admin.js';
+import * as mdnTracking from './mdn-tracking.js';
+import * as relayKeys from './relay-keys.js';
+import * as searchIndex from './search-index.js';
 import { readBytes, readInt, readTextOrNull, toAudit, toFolder, toMailbox, toMessage, toQueueItem, toSummary } from './rows.js';
 
 type Db = Database.Database;
@@ -149,6 +158,14 @@ class SqliteReads implements StoreReads {
     );
   }
 
+  async searchIndex(folderId: number, queries: readonly (readonly number[])[]): Promise<number[][]> {
+    return searchIndex.searchIndex(this.db, folderId, queries);
+  }
+
+  async listUnindexed(folderId: number): Promise<UnindexedMessage[]> {
+    return searchIndex.listUnindexed(this.db, folderId);
+  }
+
   async readAudit(afterSeq: number, limit: number): Promise<AuditRow[]> {
     return this.all('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?', afterSeq, limit).map(toAudit);
   }
@@ -165,6 +182,14 @@ class SqliteReads implements StoreReads {
 
   async queueLength(): Promise<number> {
     return readInt(this.one("SELECT count(*) AS n FROM queue WHERE state = 'queued'")!, 'n');
+  }
+
+  async listQueue(limit: number): Promise<QueueItem[]> {
+    return queueAdmin.listQueue(this.db, limit);
+  }
+
+  async relayKeyAccepted(peerDomain: string, key: string): Promise<boolean> {
+    return relayKeys.relayKeyAccepted(this.db, peerDomain, key);
   }
 }
 
@@ -274,6 +299,10 @@ class SqliteTx extends SqliteReads implements StoreTx {
     return id;
   }
 
+  async indexMessage(messageId: number, entry: SearchIndexEntry): Promise<void> {
+    searchIndex.indexMessage(this.db, messageId, entry);
+  }
+
   async appendMessage(folderId: number, m: NewMessage): Promise<AppendedMessage> {
     const folder = this.one('SELECT mailbox_id, uid_validity, uid_next, highest_modseq FROM folders WHERE id = ?', folderId);
     if (!folder) throw new Error(`no folder ${folderId}`);
@@ -287,6 +316,21 @@ class SqliteTx extends SqliteReads implements StoreTx {
       )
       .run(readInt(folder, 'mailbox_id'), folderId, uid, modseq, JSON.stringify(m.flags), m.internalDate, m.size, m.blobId, m.sealedMeta);
     return { id: Number(info.lastInsertRowid), uid, modseq, uidValidity: readInt(folder, 'uid_validity') };
+  }
+
+  async appendMessageWithBody(
+    mailboxId: number,
+    folder: number | string,
+    body: BlobBody,
+    m: Omit<NewMessage, 'blobId'>,
+    search?: SearchIndexEntry,
+  ): Promise<AppendedMessage & { folderId: number }> {
+    const folderId = typeof folder === 'number' ? folder : (await this.getFolder(mailboxId, folder))?.id;
+    if (folderId === undefined) throw new Error(`mailbox ${mailboxId} has no folder ${folder}`);
+    const blobId = await this.insertBlob(mailboxId, body);
+    const appended = await this.appendMessage(folderId, { ...m, blobId });
+    if (search) await this.indexMessage(appended.id, search);
+    return { ...appended, folderId };
   }
 
   async setFlags(folderId: number, uid: number, flags: string[], unchangedSince?: number): Promise<FlagChange | null> {
@@ -418,6 +462,42 @@ class SqliteTx extends SqliteReads implements StoreTx {
       .prepare('UPDATE queue SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ? WHERE id = ? AND lease_owner = ?')
       .run(nextAttemptAt, id, workerId);
     return info.changes === 1;
+  }
+
+  async recordRelayKey(peerDomain: string, key: string, acceptedAt: number): Promise<boolean> {
+    return relayKeys.recordRelayKey(this.db, peerDomain, key, acceptedAt);
+  }
+
+  async pruneRelayKeys(before: number, limit: number): Promise<number> {
+    return relayKeys.pruneRelayKeys(this.db, before, limit);
+  }
+
+  async trackMdn(entry: NewMdnTracking): Promise<boolean> {
+    return mdnTracking.trackMdn(this.db, entry);
+  }
+
+  async recordMdn(mailboxId: number, trackKey: string, arrival: MdnArrival, at: number): Promise<'settled' | 'waiting' | null> {
+    return mdnTracking.recordMdn(this.db, mailboxId, trackKey, arrival, at);
+  }
+
+  async claimOverdueMdn(now: number, limit: number): Promise<MdnTrackingRow[]> {
+    return mdnTracking.claimOverdueMdn(this.db, now, limit);
+  }
+
+  async deleteMdnTracking(id: number): Promise<boolean> {
+    return mdnTracking.deleteMdnTracking(this.db, id);
+  }
+
+  async updateQueueEnvelope(id: string, sealedEnvelope: Buffer): Promise<boolean> {
+    return queueAdmin.updateQueueEnvelope(this.db, id, sealedEnvelope);
+  }
+
+  async rescheduleQueueItem(id: string, nextAttemptAt: number): Promise<boolean> {
+    return queueAdmin.rescheduleQueueItem(this.db, id, nextAttemptAt);
+  }
+
+  async deleteQueueItem(id: string): Promise<boolean> {
+    return queueAdmin.deleteQueueItem(this.db, id);
   }
 }
 

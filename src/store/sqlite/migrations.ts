@@ -342,4 +342,108 @@ CREATE TABLE expunged_messages (
 CREATE INDEX expunged_messages_by_modseq ON expunged_messages (folder_id, modseq);
 `,
   },
+  {
+    version: 8,
+    name: 'search-blind-index',
+    // The keyed blind index of SEARCH (docs/decisions/0010-search-blind-index.md): per blob (a message and its
+    // copies), the Bloom filter of its keyed terms (pseudo-random bits, no text) and the scopes it left out. It goes
+    // with the blob; messages without a row (delivered before this version) are indexed when a search opens them.
+    sql: `
+CREATE TABLE search_docs (
+  blob_id   INTEGER PRIMARY KEY REFERENCES blobs (id) ON DELETE CASCADE,
+  unindexed INTEGER NOT NULL,
+  filter    BLOB    NOT NULL
+);
+`,
+  },
+  {
+    version: 9,
+    name: 'trust-space',
+    // The trust space (src/policy/trust-store.ts): each imported operator domain list (generation date, source,
+    // SHA-256 of the XML, the CA bundle the operators' certificates must chain to) and the domains of the active
+    // list (the latest one). An import replaces the domains in one unit of work; older list rows stay as history.
+    sql: `
+CREATE TABLE trust_lists (
+  id           INTEGER PRIMARY KEY,
+  generated_at INTEGER NOT NULL,
+  imported_at  INTEGER NOT NULL,
+  source       TEXT    NOT NULL,
+  sha256       TEXT    NOT NULL,
+  domain_count INTEGER NOT NULL,
+  ca_bundle    TEXT
+);
+
+CREATE TABLE trust_domains (
+  id                  INTEGER PRIMARY KEY,
+  list_id             INTEGER NOT NULL REFERENCES trust_lists (id) ON DELETE CASCADE,
+  position            INTEGER NOT NULL,
+  name                TEXT    NOT NULL,
+  name_key            TEXT    NOT NULL,
+  description         TEXT    NOT NULL,
+  operator_dn         TEXT    NOT NULL,
+  responsable_contact TEXT    NOT NULL,
+  support_contact     TEXT    NOT NULL,
+  updated_at          INTEGER NOT NULL,
+  UNIQUE (list_id, position)
+);
+CREATE INDEX trust_domains_by_name ON trust_domains (list_id, name_key);
+`,
+  },
+  {
+    version: 10,
+    name: 'directory-change-ids',
+    // Change records get an id (the PRIMARY KEY (snapshot_id, entity, key) stays, as a UNIQUE constraint):
+    // \`mss store migrate\` copies a table in the order of one key column (docs/decisions/0007-directory.md).
+    sql: `
+CREATE TABLE dir_changes_v10 (
+  id          INTEGER PRIMARY KEY,
+  snapshot_id INTEGER NOT NULL,
+  entity      TEXT    NOT NULL,
+  key         TEXT    NOT NULL,
+  change      TEXT    NOT NULL CHECK (change IN ('added', 'removed', 'changed')),
+  UNIQUE (snapshot_id, entity, key)
+);
+INSERT INTO dir_changes_v10 (snapshot_id, entity, key, change) SELECT snapshot_id, entity, key, change FROM dir_changes ORDER BY snapshot_id, entity, key;
+DROP TABLE dir_changes;
+ALTER TABLE dir_changes_v10 RENAME TO dir_changes;
+`,
+  },
+  {
+    version: 11,
+    name: 'relay-accepted-keys',
+    // The inbound relay's idempotency keys (docs/decisions/0008-queue-delivery.md): each key a peer operator sent
+    // with a message we delivered, per peer domain, recorded in the unit of work of the delivery so a repeat is
+    // answered 250 without a second copy. Pruned after relay.idempotencyRetentionDays (by accepted_at).
+    sql: `
+CREATE TABLE relay_accepted_keys (
+  peer_domain TEXT    NOT NULL,
+  idem_key    TEXT    NOT NULL,
+  accepted_at INTEGER NOT NULL,
+  PRIMARY KEY (peer_domain, idem_key)
+);
+CREATE INDEX relay_accepted_keys_by_age ON relay_accepted_keys (accepted_at);
+`,
+  },
+  {
+    version: 12,
+    name: 'mdn-tracking',
+    // The sending side's MDN tracker (src/queue/mdn-tracker.ts): one row per remote recipient of an outbound message
+    // whose sender asked for MDNs, until its MDN arrives or the deadline passes (then a failure notice goes to the
+    // sender and the row goes). Message-ID, recipient and the original's header are sealed in `details`;
+    // `track_key` is a keyed hash of them under a key of the mailbox, so an arriving MDN finds its row.
+    sql: `
+CREATE TABLE mdn_tracking (
+  id              INTEGER PRIMARY KEY,
+  mailbox_id      INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  track_key       TEXT    NOT NULL,
+  deadline        INTEGER NOT NULL,
+  want_dispatched INTEGER NOT NULL,
+  processed_at    INTEGER,
+  created_at      INTEGER NOT NULL,
+  details         BLOB    NOT NULL,
+  UNIQUE (mailbox_id, track_key)
+);
+CREATE INDEX mdn_tracking_by_deadline ON mdn_tracking (deadline);
+`,
+  },
 ];
