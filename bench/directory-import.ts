@@ -3,17 +3,19 @@
  * format (test/helpers/directory-files.ts: accents, empty fields, valid identifiers), then, for each engine,
  * in a fresh database and in a child process of its own (so that its peak RSS is the import's alone):
  *   - imports the file (first import), then imports the same file again (re-import, unchanged);
- *   - prints rows/s of both and the child's peak RSS (process.resourceUsage().maxRSS);
+ *   - prints rows/s of both, the CPU seconds of the importing process (user + system: on a shared machine a
+ *     steadier figure than rows/s; PostgreSQL's own work is not in it), the child's peak RSS
+ *     (process.resourceUsage().maxRSS) and the load average when it ended;
  * then measures lookups by address (DirectoryStore.getMailbox) of random existing mailboxes, in a child too.
  *
- *   npm run bench -- directory-import [--rows=1000000] [--lookups=100000] [--engines=sqlite,postgres]
+ *   npm run bench -- directory-import [--rows=1000000] [--lookups=100000] [--engines=sqlite,postgres] [--files=<dir>]
  *
  * PostgreSQL runs get a fresh database `mss_bench_<random>` on 127.0.0.1:5432, dropped afterwards; the engine is
  * skipped (and says so) when the server cannot be reached.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +31,7 @@ const arg = (name: string, dflt: string) => process.argv.find((a) => a.startsWit
 const ROWS = Number(arg('rows', '1000000'));
 const LOOKUPS = Number(arg('lookups', '100000'));
 const ENGINES = arg('engines', 'sqlite,postgres').split(',') as ('sqlite' | 'postgres')[];
+const FILES_DIR = arg('files', '');
 const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
 const self = fileURLToPath(import.meta.url);
 
@@ -50,10 +53,23 @@ async function childImport(target: Target, file: string): Promise<void> {
   const store = await open(target);
   try {
     const dir = openDirectoryStore(store);
-    const first = await importDirectoryFile(dir, file);
-    const again = await importDirectoryFile(dir, file);
-    const brief = (r: ImportReport) => ({ rows: r.rows, bad: r.badRowCount, ms: r.elapsedMs, rowsPerS: r.rowsPerSecond, diff: r.diff });
-    console.log(JSON.stringify({ first: brief(first), again: brief(again), rssMb: rssMb() }));
+    const timed = async () => {
+      const cpu = process.cpuUsage();
+      const report = await importDirectoryFile(dir, file);
+      const used = process.cpuUsage(cpu);
+      return { report, cpuS: (used.user + used.system) / 1e6 };
+    };
+    const first = await timed();
+    const again = await timed();
+    const brief = ({ report: r, cpuS }: { report: ImportReport; cpuS: number }) => ({
+      rows: r.rows,
+      bad: r.badRowCount,
+      ms: r.elapsedMs,
+      rowsPerS: r.rowsPerSecond,
+      cpuS,
+      diff: r.diff,
+    });
+    console.log(JSON.stringify({ first: brief(first), again: brief(again), rssMb: rssMb(), load: os.loadavg()[0] }));
   } finally {
     await store.close();
   }
@@ -86,7 +102,7 @@ async function childLookups(target: Target, rows: number, lookups: number): Prom
     }
     times.sort((a, b) => a - b);
     const at = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))]!;
-    console.log(JSON.stringify({ lookups: times.length, found, p50: at(0.5), p99: at(0.99), max: times[times.length - 1], rssMb: rssMb() }));
+    console.log(JSON.stringify({ lookups: times.length, found, p50: at(0.5), p99: at(0.99), max: times[times.length - 1], rssMb: rssMb(), load: os.loadavg()[0] }));
   } finally {
     await store.close();
   }
@@ -136,10 +152,15 @@ async function main(): Promise<void> {
   const databases: string[] = [];
   const lines: string[] = [];
   try {
-    const files = { mss: path.join(work, 'Extraction_Correspondance_MSSante.txt'), ps: path.join(work, 'PS_LibreAcces_Personne_activite.txt') };
+    // --files=<dir> keeps the generated files there for the next run (they are generated once per row count).
+    const fileDir = FILES_DIR || work;
+    const files = {
+      mss: path.join(fileDir, `Extraction_Correspondance_MSSante${FILES_DIR ? `_${ROWS}` : ''}.txt`),
+      ps: path.join(fileDir, `PS_LibreAcces_Personne_activite${FILES_DIR ? `_${ROWS}` : ''}.txt`),
+    };
     let t = Date.now();
-    await writeMssFile(files.mss, ROWS);
-    await writePsFile(files.ps, ROWS);
+    if (!existsSync(files.mss)) await writeMssFile(files.mss, ROWS);
+    if (!existsSync(files.ps)) await writePsFile(files.ps, ROWS);
     console.log(
       `generated ${ROWS} rows of each format in ${((Date.now() - t) / 1000).toFixed(1)} s ` +
         `(mss ${(statSync(files.mss).size / 1e6).toFixed(0)} MB, ps ${(statSync(files.ps).size / 1e6).toFixed(0)} MB)`,
@@ -163,15 +184,17 @@ async function main(): Promise<void> {
       for (const format of ['mss', 'ps'] as const) {
         t = Date.now();
         const r = runChild(['import', engine, target.location, files[format]]) as {
-          first: { rows: number; bad: number; ms: number; rowsPerS: number };
-          again: { ms: number; rowsPerS: number; diff: Record<string, { added: number; removed: number; changed: number }> };
+          first: { rows: number; bad: number; ms: number; rowsPerS: number; cpuS: number };
+          again: { ms: number; rowsPerS: number; cpuS: number; diff: Record<string, { added: number; removed: number; changed: number }> };
           rssMb: number;
+          load: number;
         };
         const unchanged = Object.values(r.again.diff).every((d) => d.added === 0 && d.removed === 0 && d.changed === 0);
         const line =
           `RESULT directory-import-${format} engine=${engine} rows=${r.first.rows} bad=${r.first.bad} rows_per_s=${r.first.rowsPerS} ` +
           `seconds=${(r.first.ms / 1000).toFixed(1)} reimport_rows_per_s=${r.again.rowsPerS} reimport_seconds=${(r.again.ms / 1000).toFixed(1)} ` +
-          `reimport_speedup=${(r.first.ms / r.again.ms).toFixed(2)} reimport_unchanged=${unchanged} rss_mb=${r.rssMb.toFixed(0)}`;
+          `reimport_speedup=${(r.first.ms / r.again.ms).toFixed(2)} reimport_unchanged=${unchanged} rss_mb=${r.rssMb.toFixed(0)} ` +
+          `cpu_s=${r.first.cpuS.toFixed(1)} reimport_cpu_s=${r.again.cpuS.toFixed(1)} load1=${r.load.toFixed(1)}`;
         console.log(line);
         lines.push(line);
       }
@@ -181,8 +204,11 @@ async function main(): Promise<void> {
         p50: number;
         p99: number;
         max: number;
+        load: number;
       };
-      const line = `RESULT directory-lookup engine=${engine} lookups=${l.lookups} found=${l.found} p50_ms=${l.p50.toFixed(3)} p99_ms=${l.p99.toFixed(3)} max_ms=${l.max.toFixed(1)}`;
+      const line =
+        `RESULT directory-lookup engine=${engine} lookups=${l.lookups} found=${l.found} p50_ms=${l.p50.toFixed(3)} p99_ms=${l.p99.toFixed(3)} ` +
+        `max_ms=${l.max.toFixed(1)} load1=${l.load.toFixed(1)}`;
       console.log(line);
       lines.push(line);
     }

@@ -146,9 +146,51 @@ export function detectLayout(headerLine: string): Layout {
   );
 }
 
+/**
+ * The fields of one line, found without splitting it: the separators' positions are recorded, and only the
+ * columns a format reads are cut out (a PS_LibreAcces line has 56 fields; about 25 are read). One instance is
+ * reused for every line.
+ */
+export class LineFields {
+  #line = '';
+  /** Position of the separator after each field (the last field ends at the end of the line). */
+  #ends = new Int32Array(64);
+  /** Number of fields. */
+  count = 0;
+
+  constructor(line = '') {
+    this.set(line);
+  }
+
+  set(line: string): this {
+    this.#line = line;
+    let n = 0;
+    let at = line.indexOf(SEPARATOR);
+    while (at !== -1) {
+      if (n === this.#ends.length) {
+        const grown = new Int32Array(this.#ends.length * 2);
+        grown.set(this.#ends);
+        this.#ends = grown;
+      }
+      this.#ends[n++] = at;
+      at = line.indexOf(SEPARATOR, at + 1);
+    }
+    this.#ends[n] = line.length;
+    this.count = n + 1;
+    return this;
+  }
+
+  /** The field in `column`, trimmed; '' when the column is absent from this file or from this line. */
+  get(column: number): string {
+    if (column < 0 || column >= this.count) return '';
+    const start = column === 0 ? 0 : this.#ends[column - 1]! + 1;
+    return this.#line.slice(start, this.#ends[column]).trim();
+  }
+}
+
 /** A field's value, trimmed; '' when the column is absent from this file. */
-function at(fields: readonly string[], column: number): string {
-  return column < 0 ? '' : (fields[column] ?? '').trim();
+function at(fields: LineFields, column: number): string {
+  return fields.get(column);
 }
 
 function orNull(value: string): string | null {
@@ -159,14 +201,20 @@ export type RowResult<T> = { ok: true; value: T } | { ok: false; reason: string 
 
 const bad = (reason: string): { ok: false; reason: string } => ({ ok: false, reason });
 
-function columnCount(fields: readonly string[], width: number): string | null {
-  return fields.length === width ? null : `wrong column count: ${fields.length} instead of ${width}`;
+function columnCount(fields: LineFields, width: number): string | null {
+  return fields.count === width ? null : `wrong column count: ${fields.count} instead of ${width}`;
 }
 
 function parseBoolean(value: string): boolean | null {
+  switch (value.length) {
+    case 0:
+      return null;
+    case 1:
+      return value === '1' ? true : value === '0' ? false : null;
+  }
   const v = value.toLowerCase();
-  if (v === 'true' || v === 'vrai' || v === 'oui' || v === '1') return true;
-  if (v === 'false' || v === 'faux' || v === 'non' || v === '0') return false;
+  if (v === 'true' || v === 'vrai' || v === 'oui') return true;
+  if (v === 'false' || v === 'faux' || v === 'non') return false;
   return null;
 }
 
@@ -176,8 +224,11 @@ function cityOf(routing: string, postalCode: string): string | null {
   return orNull(rest.trim());
 }
 
-/** One row of the MSSanté extraction as a mailbox record. */
-export function mssRow(fields: readonly string[], layout: MssLayout): RowResult<DirMailboxRecord> {
+/**
+ * One row of the MSSanté extraction as a mailbox record. Without `searchKeys`, its `nameKey` and `altKey` are
+ * left empty: an import that only compares keys and hashes does not fold names (they are not in the hash).
+ */
+export function mssRow(fields: LineFields, layout: MssLayout, searchKeys = true): RowResult<DirMailboxRecord> {
   const wrongWidth = columnCount(fields, layout.width);
   if (wrongWidth) return bad(wrongWidth);
   const c = layout.columns;
@@ -223,8 +274,24 @@ export function mssRow(fields: readonly string[], layout: MssLayout): RowResult<
   const department = orNull(at(fields, c.department));
   const listeRouge = parseBoolean(at(fields, c.listeRouge)) ?? false;
   const personal = type === 'PER' || type === 'CAB';
-  const nameKey = (personal ? searchKey(lastName, firstName) : searchKey(service ?? organisationName)) || searchKey(address);
-  const altKey = (personal ? searchKey(firstName, lastName) : searchKey(organisationName, service)) || searchKey(address);
+  let nameKey = '';
+  let altKey = '';
+  if (!searchKeys) {
+    // Left empty: the caller stages this record's key and hash only.
+  } else if (personal) {
+    const last = searchKey(lastName);
+    const first = searchKey(firstName);
+    nameKey = last && first ? `${last} ${first}` : last || first;
+    altKey = last && first ? `${first} ${last}` : last || first;
+  } else {
+    nameKey = searchKey(service ?? organisationName);
+    altKey = searchKey(organisationName, service);
+  }
+  if (searchKeys && (!nameKey || !altKey)) {
+    const byAddress = searchKey(address);
+    nameKey ||= byAddress;
+    altKey ||= byAddress;
+  }
   const hash = hashFields([
     address,
     type,
@@ -274,13 +341,28 @@ export function mssRow(fields: readonly string[], layout: MssLayout): RowResult<
 }
 
 export interface PsRecords {
-  practitioner: DirPractitionerRecord;
+  /** Null when the caller did not want it (`PsWanted`). */
+  practitioner: DirPractitionerRecord | null;
   activity: DirActivityRecord;
+  /** Null when the activity names no structure, or the caller did not want it. */
   organisation: DirOrganisationRecord | null;
 }
 
+/**
+ * Which of a row's practitioner and structure records to build (every row is checked in full either way): a
+ * practitioner's rows and a structure's repeat, and the importer needs each record once. Without `searchKeys`,
+ * their `nameKey` and `altKey` are left empty (an import that only compares keys and hashes does not fold names).
+ */
+export interface PsWanted {
+  practitioner(idNatPs: string): boolean;
+  organisation(idNatStruct: string): boolean;
+  searchKeys: { practitioner: boolean; organisation: boolean };
+}
+
+const ALL: PsWanted = { practitioner: () => true, organisation: () => true, searchKeys: { practitioner: true, organisation: true } };
+
 /** One row of PS_LibreAcces_Personne_activite: the practitioner, one activity, and its structure if identified. */
-export function psRow(fields: readonly string[], layout: PsLayout): RowResult<PsRecords> {
+export function psRow(fields: LineFields, layout: PsLayout, wanted: PsWanted = ALL): RowResult<PsRecords> {
   const wrongWidth = columnCount(fields, layout.width);
   if (wrongWidth) return bad(wrongWidth);
   const c = layout.columns;
@@ -288,21 +370,6 @@ export function psRow(fields: readonly string[], layout: PsLayout): RowResult<Ps
   if (!isIdNatPs(idNatPs)) return bad(`invalid Identification nationale PP ${JSON.stringify(idNatPs)}`);
   const lastName = at(fields, c.lastName);
   if (lastName === '') return bad("empty Nom d'exercice");
-  const firstName = orNull(at(fields, c.firstName));
-  const idType = orNull(at(fields, c.idType));
-  const idPp = orNull(at(fields, c.idPp));
-  const civility = orNull(at(fields, c.civility) || at(fields, c.civilTitle));
-  const practitioner: DirPractitionerRecord = {
-    idNatPs,
-    idType,
-    idPp,
-    civility,
-    lastName,
-    firstName,
-    nameKey: searchKey(lastName, firstName),
-    altKey: searchKey(firstName, lastName),
-    hash: hashFields([idNatPs, idType, idPp, civility, lastName, firstName]),
-  };
 
   const finessSite = at(fields, c.finessSite);
   if (finessSite !== '' && !isFiness(finessSite)) return bad(`invalid Numéro FINESS site ${JSON.stringify(finessSite)}`);
@@ -313,6 +380,28 @@ export function psRow(fields: readonly string[], layout: PsLayout): RowResult<Ps
   const siren = at(fields, c.siren);
   if (siren !== '' && !isSiren(siren)) return bad(`invalid Numéro SIREN site ${JSON.stringify(siren)}`);
   const structureId = finessSite ? `1${finessSite}` : siret ? `3${siret}` : siren ? `2${siren}` : null;
+
+  let practitioner: DirPractitionerRecord | null = null;
+  if (wanted.practitioner(idNatPs)) {
+    const firstName = orNull(at(fields, c.firstName));
+    const idType = orNull(at(fields, c.idType));
+    const idPp = orNull(at(fields, c.idPp));
+    const civility = orNull(at(fields, c.civility) || at(fields, c.civilTitle));
+    const folding = wanted.searchKeys.practitioner;
+    const last = folding ? searchKey(lastName) : '';
+    const first = folding ? searchKey(firstName) : '';
+    practitioner = {
+      idNatPs,
+      idType,
+      idPp,
+      civility,
+      lastName,
+      firstName,
+      nameKey: last && first ? `${last} ${first}` : last || first,
+      altKey: last && first ? `${first} ${last}` : last || first,
+      hash: hashFields([idNatPs, idType, idPp, civility, lastName, firstName]),
+    };
+  }
 
   const organisationName = orNull(at(fields, c.organisationName));
   const enseigne = orNull(at(fields, c.enseigne));
@@ -364,7 +453,7 @@ export function psRow(fields: readonly string[], layout: PsLayout): RowResult<Ps
   };
 
   let organisation: DirOrganisationRecord | null = null;
-  if (structureId !== null) {
+  if (structureId !== null && wanted.organisation(structureId)) {
     const finessEjOrNull = orNull(finessEj);
     organisation = {
       idNatStruct: structureId,
@@ -374,7 +463,7 @@ export function psRow(fields: readonly string[], layout: PsLayout): RowResult<Ps
       postalCode,
       city,
       department,
-      nameKey: searchKey(organisationName ?? enseigne),
+      nameKey: wanted.searchKeys.organisation ? searchKey(organisationName ?? enseigne) : '',
       hash: hashFields([structureId, organisationName, enseigne, finessEjOrNull, postalCode, city, department]),
     };
   }

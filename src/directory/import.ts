@@ -3,17 +3,18 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import type {
-  DirectoryEntity,
-  DirectoryImportSession,
-  DirectoryStore,
-  DirSnapshot,
-  EntityDiff,
-  EntityRecords,
-  SnapshotKind,
-  Staged,
+import {
+  ENTITIES_OF_KIND,
+  type DirectoryEntity,
+  type DirectoryImportSession,
+  type DirectoryStore,
+  type DirSnapshot,
+  type EntityDiff,
+  type EntityRecords,
+  type SnapshotKind,
+  type Staged,
 } from '../store/directory-types.js';
-import { detectLayout, DirectoryFileError, mssRow, psRow, SEPARATOR, type Layout } from './formats.js';
+import { detectLayout, DirectoryFileError, LineFields, mssRow, psRow, type Layout, type PsWanted } from './formats.js';
 import { detach } from './normalize.js';
 
 /**
@@ -73,7 +74,7 @@ export interface ImportReport {
   rowsPerSecond: number;
 }
 
-const DEFAULT_BATCH = 1000;
+const DEFAULT_BATCH = 2000;
 /** Longest line accepted (extraction lines are a few hundred characters). */
 const MAX_LINE_CHARS = 1 << 20;
 const DEFAULT_REPORTED = 1000;
@@ -104,19 +105,29 @@ async function* lineBatches(file: string, onChunk: (chunk: Buffer) => void): Asy
   if (tail !== '') yield [tail];
 }
 
+/** A line of nothing but whitespace (as `trim` sees it), checked without trimming the usual line. */
+function blank(line: string): boolean {
+  if (line.length === 0) return true;
+  const first = line.charCodeAt(0);
+  return !(first > 32 && first < 127) && line.trim() === '';
+}
+
 /** Bounded memory of the keys already staged (cleared when full: a later repeat is then deduplicated by the store). */
 class Seen {
   #keys = new Set<string>();
+  /** The key added last: consecutive repeats (a practitioner's rows) are told without hashing. */
+  #last = '';
 
   constructor(private readonly limit: number) {}
 
   has(key: string): boolean {
-    return this.#keys.has(key);
+    return key === this.#last || this.#keys.has(key);
   }
 
   add(key: string): void {
     if (this.#keys.size >= this.limit) this.#keys.clear();
-    this.#keys.add(detach(key));
+    this.#last = detach(key);
+    this.#keys.add(this.#last);
   }
 }
 
@@ -175,16 +186,28 @@ export async function importDirectoryFile(directory: DirectoryStore, file: strin
   const seenPractitioners = new Seen(SEEN_PRACTITIONERS);
   const seenOrganisations = new Seen(SEEN_STRUCTURES);
 
-  /** The records of a data line, or the reason it is bad. */
-  const parse = (l: Layout, line: string): { ok: true; records: RowRecords } | { ok: false; reason: string } => {
-    const fields = line.split(SEPARATOR);
+  const fields = new LineFields();
+  /** The records of a data line, or the reason it is bad (in the first pass, only the records `unseen` asks for). */
+  const parse = (l: Layout, line: string, firstPass: boolean): { ok: true; records: RowRecords } | { ok: false; reason: string } => {
+    // PostgreSQL text cannot hold U+0000, and no extraction has one: a broken line.
+    if (line.includes('\0')) return { ok: false, reason: 'a NUL character in the line' };
+    fields.set(line);
     if (l.format === 'mss') {
-      const r = mssRow(fields, l);
+      const r = mssRow(fields, l, firstPass ? unseen.searchKeys.mailbox : true);
       return r.ok ? { ok: true, records: { mailbox: r.value } } : r;
     }
-    const r = psRow(fields, l);
+    const r = firstPass ? psRow(fields, l, unseen) : psRow(fields, l);
     if (!r.ok) return r;
-    return { ok: true, records: { practitioner: r.value.practitioner, activity: r.value.activity, organisation: r.value.organisation ?? undefined } };
+    return { ok: true, records: { practitioner: r.value.practitioner ?? undefined, activity: r.value.activity, organisation: r.value.organisation ?? undefined } };
+  };
+  /**
+   * In the first pass, a practitioner's or structure's record is built for its first line only, and names are
+   * folded into search keys only for the records staged in full (set once the session has begun).
+   */
+  const unseen: PsWanted & { searchKeys: { mailbox: boolean } } = {
+    practitioner: (idNatPs) => !seenPractitioners.has(idNatPs),
+    organisation: (idNatStruct) => !seenOrganisations.has(idNatStruct),
+    searchKeys: { mailbox: true, practitioner: true, organisation: true },
   };
 
   const batches = {
@@ -232,12 +255,15 @@ export async function importDirectoryFile(directory: DirectoryStore, file: strin
         state.layout = layout;
         return directory.beginImport({ kind: layout.format, sourceName: path.basename(file) }).then((session) => {
           state.session = session;
+          for (const entity of ['mailbox', 'practitioner', 'organisation'] as const) {
+            unseen.searchKeys[entity] = ENTITIES_OF_KIND[layout.format].includes(entity) && session.stagesAll(entity);
+          }
           return false;
         });
       }
-      if (line.trim() === '') return false;
+      if (blank(line)) return false;
       rows++;
-      const parsed = parse(state.layout, line);
+      const parsed = parse(state.layout, line, true);
       if (!parsed.ok) {
         refuse(lineNo, parsed.reason);
         return true;
@@ -245,13 +271,14 @@ export async function importDirectoryFile(directory: DirectoryStore, file: strin
       const s = state.session!;
       const { mailbox, practitioner, activity, organisation } = parsed.records;
       if (mailbox) take(s, batches.mailbox, lineNo, mailbox);
-      // A practitioner's rows (one per activity) and a structure's follow each other: stage each key once.
-      if (practitioner && !seenPractitioners.has(practitioner.idNatPs)) {
+      // A practitioner's rows (one per activity) and a structure's follow each other: stage each key once (the
+      // records were built only for keys not seen yet).
+      if (practitioner) {
         seenPractitioners.add(practitioner.idNatPs);
         take(s, batches.practitioner, lineNo, practitioner);
       }
       if (activity) take(s, batches.activity, lineNo, activity);
-      if (organisation && !seenOrganisations.has(organisation.idNatStruct)) {
+      if (organisation) {
         seenOrganisations.add(organisation.idNatStruct);
         take(s, batches.organisation, lineNo, organisation);
       }
@@ -281,7 +308,7 @@ export async function importDirectoryFile(directory: DirectoryStore, file: strin
       const again = await readFile('changes', (lineNo, line) => {
         const want = needed[next];
         if (!want || want.line !== lineNo) return false;
-        const parsed = parse(l, line);
+        const parsed = parse(l, line, false);
         if (!parsed.ok) throw new DirectoryFileError(`line ${lineNo} changed while it was being imported: nothing changed`);
         for (const entity of want.entities) {
           const record = parsed.records[entity];

@@ -336,6 +336,22 @@ describe.each(ENGINES)('directory import (%s)', (engine) => {
     expect((await dir.countRows()).practitioner).toEqual({ active: 14, inactive: 0 });
   });
 
+  it('reports a line with a NUL character as a bad row, and stores text with COPY specials as it is', async () => {
+    const rows = lines(MSS_FIXTURE);
+    // A NUL (no text column of PostgreSQL can hold one) and, in other rows, characters COPY's text format escapes.
+    rows[2] = rows[2]!.replace('Anaïs', 'Ana\u0000s');
+    const tricky = rows[1]!.split('|');
+    tricky[7] = 'Cardio\\logie\tde garde';
+    rows[1] = tricky.join('|');
+    const mixed = file('MSS_nul.txt');
+    writeFileSync(mixed, rows.join('\n') + '\n');
+    const report = await importDirectoryFile(dir, mixed);
+    expect(report.badRows).toEqual([{ line: 3, reason: 'a NUL character in the line' }]);
+    expect(report.diff.mailbox).toMatchObject({ added: 10 });
+    expect(await dir.getMailbox('xavier.chepy@ch-bugey-sud.mssante.test')).toMatchObject({ service: 'Cardio\\logie\tde garde' });
+    expect(await dir.getMailbox('anais.lebrun-carpentier@arbelles.mssante.test')).toBeNull();
+  });
+
   it('keeps liste rouge mailboxes out of searches unless asked, and searches by name prefix without accents or case', async () => {
     // A private extraction may carry a "Liste rouge" column (unknown to the public file, read when present).
     const header = [...MSS_HEADER, 'Liste rouge'];

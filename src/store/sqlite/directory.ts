@@ -43,8 +43,6 @@ const PREFIX_END = '\u{10ffff}';
 const ROWS_PER_INSERT = 200;
 /** Page cache of the staging (temporary) database, in KiB. */
 const TEMP_CACHE_KIB = 4096;
-/** Helper threads of the sorter during an import's final unit of work (index rebuilds sort a million keys). */
-const COMMIT_SORT_THREADS = 2;
 /** A load this large (and a large share of the table) rebuilds the secondary indexes instead of updating them. */
 const BULK_ROWS = 50_000;
 const BULK_SHARE = 0.25;
@@ -500,8 +498,6 @@ class SqliteImportSession implements DirectoryImportSession {
           if (db.inTransaction) db.exec('ROLLBACK');
           throw err;
         }
-        // Index rebuilds sort with helper threads, for this unit of work only.
-        db.pragma(`threads = ${COMMIT_SORT_THREADS}`);
         db.exec('BEGIN IMMEDIATE');
         try {
           const result = this.#apply(db, info);
@@ -510,8 +506,6 @@ class SqliteImportSession implements DirectoryImportSession {
         } catch (err) {
           if (db.inTransaction) db.exec('ROLLBACK');
           throw err;
-        } finally {
-          db.pragma('threads = 0');
         }
       });
       await this.#finish(null);
