@@ -37,7 +37,7 @@
  *   MSS_BENCH_IMAP_MIX="SELECT=1,FETCH_ENVELOPE=4,…"  weights of (a)'s commands (defaults below)
  *   MSS_BENCH_IMAP_DOVECOT_LOGIN=performance          Dovecot's imap-login in high-performance mode (shared
  *                                                      login processes) instead of the stock high-security one
- *   MSS_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"  flags for our server process (profiling)
+ *   MSS_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=./prof"  flags for our server process (profiling)
  *
  * (c) on few connections is noisy for our server: every login's scrypt takes 16 MB on a libuv thread, which glibc's
  * malloc keeps or gives back in 16 MB steps (about 50 MB stays resident after the first logins). With 1,000

@@ -42,7 +42,7 @@
  *   --peer     MSS_BENCH_RELAY_PEER     postfix   (none: ours only)
  *   --concurrency MSS_BENCH_RELAY_CONCURRENCY  (unset)  connections from A to B on both sides: our
  *              federation.maxPerDestination (default 4) and Postfix's smtp_destination_concurrency_limit (default 20)
- *   MSS_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"  flags for both our server processes (profiling;
+ *   MSS_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=./prof"  flags for both our server processes (profiling;
  *              the pids of A and B are printed with each run)
  *
  *   npm run bench -- relay
