@@ -2,18 +2,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { Command } from 'commander';
-import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Certificate } from '../../src/crypto/cms/certificate.js';
-import { openKeyring } from '../../src/init.js';
 import { parseDsn } from '../../src/mime/dsn.js';
 import { certificateSubjectText } from '../../src/policy/dn.js';
 import { exportTrustList } from '../../src/policy/trust-list.js';
 import { importTrustList } from '../../src/policy/trust-store.js';
-import { registerQueueCommands } from '../../src/queue/cli.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { IDEMPOTENCY_HEADER } from '../../src/smtp/outbound.js';
 import { openStore } from '../../src/store/open.js';
@@ -21,6 +17,7 @@ import { openTrustStore } from '../../src/store/trust.js';
 import type { Store } from '../../src/store/types.js';
 import { tempDir } from '../helpers/engines.js';
 import { command, makeLeaf, openssl, type TestLeaf } from '../helpers/openssl-certs.js';
+import { folderMessages, mss } from '../helpers/federation.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
 import { makeCa, makeServerLeaf, type MadeCert } from '../policy/certs.js';
 
@@ -145,20 +142,6 @@ async function importTrust(store: Store, peerCa: MadeCert, peerServer: MadeCert)
   await importTrustList(openTrustStore(store), xml, { source: 'test', caBundle: peerCa.pem });
 }
 
-async function inboxMessages(op: TestOperator, user: string): Promise<Buffer[]> {
-  const client = new ImapFlow({ host: '127.0.0.1', port: op.ports.imaps, secure: true, auth: { user, pass: passwordOf(op, user) }, tls: { ca: op.ca, servername: 'localhost' }, logger: false });
-  await client.connect();
-  try {
-    const box = await client.mailboxOpen('INBOX');
-    const out: Buffer[] = [];
-    if (box.exists === 0) return out;
-    for await (const msg of client.fetch('1:*', { source: true })) out.push(msg.source!);
-    return out;
-  } finally {
-    await client.logout();
-  }
-}
-
 let dir: { dir: string; dispose(): void };
 let peerCa: MadeCert;
 let peerServer: MadeCert;
@@ -210,17 +193,7 @@ describe('outbound mail to other operators', () => {
     await Promise.all(peers.map((p) => p.close()));
   });
 
-  async function mss(...args: string[]): Promise<{ out: string[]; err: string[]; exitCode: number }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const program = new Command('mss').exitOverride();
-    registerQueueCommands(program, { withStore: (_cmd, work) => work(store), keyringOf: () => openKeyring(op.config), out: (l) => out.push(l), err: (l) => err.push(l) });
-    process.exitCode = 0;
-    await program.parseAsync(['node', 'mss', 'queue', ...args]);
-    const exitCode = Number(process.exitCode ?? 0);
-    process.exitCode = 0;
-    return { out, err, exitCode };
-  }
+  const queueCli = (...args: string[]) => mss(op, 'queue', ...args);
 
   async function itemFor(destination: string): Promise<string> {
     const items = (await store.listQueue(100)).filter((i) => i.destination === destination);
@@ -236,12 +209,12 @@ describe('outbound mail to other operators', () => {
     const queued = (await store.getQueueItem(id))!;
     expect(queued.sealedMessage.includes(Buffer.from('FED-'))).toBe(false);
     expect(queued.sealedEnvelope.includes(Buffer.from('alice@'))).toBe(false);
-    const listed = await mss('list');
+    const listed = await queueCli('list');
     expect(listed.out.find((l) => l.startsWith(id))).toMatch(new RegExp(`^${id}  ${PEER_DOMAIN}  (due|waiting|in delivery)  attempts \\d+  queued \\S+  next \\S+  ${DEMO.jean} -> 1 recipient$`));
 
     // The peer is down: attempts pile up with backoff, each failure kept as the last error.
     await expect.poll(async () => (await store.getQueueItem(id))?.attempts ?? 0, { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(2);
-    const shown = await mss('show', id);
+    const shown = await queueCli('show', id);
     expect(shown.out.join('\n')).toMatch(new RegExp(`last error: +\\S+ 127\\.0\\.0\\.1:${peerPort}: .*ECONNREFUSED`));
     expect(shown.out.join('\n')).toContain(`recipients:    <alice@${PEER_DOMAIN}>`);
     expect(shown.out.join('\n')).toContain('protection:    signed+encrypted');
@@ -287,20 +260,20 @@ describe('outbound mail to other operators', () => {
     expect(info.response).toMatch(/^250 /);
     const id = await itemFor(WRONG_DOMAIN);
     await expect
-      .poll(async () => (await mss('show', id)).out.find((l) => l.startsWith('last error:')) ?? '', { timeout: 30_000, interval: 50 })
+      .poll(async () => (await queueCli('show', id)).out.find((l) => l.startsWith('last error:')) ?? '', { timeout: 30_000, interval: 50 })
       .toContain(`is not the DNCertificatOperateur of ${WRONG_DOMAIN} in the trust space`);
-    const shown = (await mss('show', id)).out.join('\n');
+    const shown = (await queueCli('show', id)).out.join('\n');
     expect(shown).toContain(`subject "${certificateSubjectText(peerServer.pem)}"`);
     expect(peer.connections).toBeGreaterThan(0);
     expect(peer.arrivals).toHaveLength(0);
 
-    const retried = await mss('retry', id);
+    const retried = await queueCli('retry', id);
     expect(retried.exitCode).toBe(0);
     expect(retried.out[0]).toMatch(new RegExp(`^${id} (is due now|is being delivered right now)`));
-    const deleted = await mss('delete', id);
+    const deleted = await queueCli('delete', id);
     expect(deleted.out).toEqual([`deleted ${id} (${WRONG_DOMAIN}); the sender was not notified`]);
     expect(await store.getQueueItem(id)).toBeNull();
-    const gone = await mss('show', id);
+    const gone = await queueCli('show', id);
     expect(gone.exitCode).toBe(2);
     expect(gone.err[0]).toMatch(/^mss: no queue item/);
     const actions = (await store.readAudit(0, 10_000)).filter((r) => r.object === id).map((r) => r.action);
@@ -343,7 +316,7 @@ describe('outbound mail that cannot be handed over in time', () => {
     expect(info.response).toMatch(/^250 /);
     const [item] = await store.listQueue(10);
     await expect.poll(() => store.queueLength(), { timeout: 60_000, interval: 100 }).toBe(0);
-    const dsns = (await inboxMessages(op, DEMO.jean)).map((raw) => parseDsn(raw));
+    const dsns = (await folderMessages(op, DEMO.jean)).map((raw) => parseDsn(raw));
     const failure = dsns.find((d) => d.recipients[0]!.action === 'failed')!;
     expect(failure.recipients[0]).toMatchObject({ finalRecipient: `alice@${PEER_DOMAIN}`, action: 'failed', status: '4.4.7' });
     expect(failure.recipients[0]!.diagnostic).toMatch(/gave up after \d+ attempts: 127\.0\.0\.1:\d+: .*ECONNREFUSED/);

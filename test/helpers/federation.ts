@@ -43,10 +43,15 @@ export async function prepareOperatorPki(dir: string, hostname: string): Promise
   const config = parseConfig({ dataDir, certsDir, hostname }, dir);
   createMasterKey(dataDir);
   await ensureDevPki(pkiOptions(config, openKeyring(config)));
+  return { dataDir, certsDir, ...devPkiFiles(certsDir) };
+}
+
+/** The CA certificate and CRL files of a dev PKI, as another operator configures them to trust it. */
+export type PkiFiles = Pick<OperatorPki, 'root' | 'intermediates' | 'crls'>;
+
+export function devPkiFiles(certsDir: string): PkiFiles {
   const p = devPkiPaths(certsDir);
   return {
-    dataDir,
-    certsDir,
     root: p.caCert('root'),
     intermediates: [p.caCert('persons'), p.caCert('organisations')],
     crls: [p.caCrl('root'), p.caCrl('persons'), p.caCrl('organisations')],
@@ -57,7 +62,7 @@ export async function prepareOperatorPki(dir: string, hostname: string): Promise
  * `security` settings of an operator whose S/MIME trust covers its own dev PKI (kept: setting these keys
  * replaces the defaults) and the practitioners' PKIs of `peers`.
  */
-export function smimeTrust(own: OperatorPki, peers: readonly OperatorPki[]): NonNullable<ConfigInput['security']> {
+export function smimeTrust(own: PkiFiles, peers: readonly PkiFiles[]): NonNullable<ConfigInput['security']> {
   const all = [own, ...peers];
   return {
     trustAnchors: all.map((p) => p.root),

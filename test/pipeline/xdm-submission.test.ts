@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { unzipSync, zipSync } from 'fflate';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildXdm } from '../../src/mime/xdm/build.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
+import { tamperedXdm, xdmMessage } from '../mime/xdm-test-message.js';
 
 /**
  * The structured-documents stage through SMTP submission: a discharge report in an IHE_XDM.ZIP gets
@@ -15,41 +15,8 @@ import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/o
 
 const CDA = readFileSync(path.join(import.meta.dirname, '../fixtures/cda/fr/BIO-CR-BIO_2024.01_TSH_1.xml'));
 
-function withXdm(zip: Buffer, extraHeaders: string[] = []): string {
-  const boundary = 'xdm-boundary-1';
-  return [
-    `From: ${DEMO.jean}`,
-    `To: ${DEMO.claire}`,
-    'Subject: XDM/1.0/DDM+Compte rendu de biologie DUPONT Jeanne 19700101',
-    `Message-ID: <${Math.random().toString(36).slice(2)}@t>`,
-    ...extraHeaders,
-    'MIME-Version: 1.0',
-    `Content-Type: multipart/mixed; boundary="${boundary}"`,
-    '',
-    `--${boundary}`,
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    'Compte rendu joint.',
-    `--${boundary}`,
-    'Content-Type: application/zip; name="IHE_XDM.ZIP"',
-    'Content-Disposition: attachment; filename="IHE_XDM.ZIP"',
-    'Content-Transfer-Encoding: base64',
-    '',
-    zip.toString('base64').replace(/.{76}/g, '$&\r\n'),
-    `--${boundary}--`,
-    '',
-  ].join('\r\n');
-}
-
-/** The package with its first document's bytes changed after the metadata recorded their size and SHA-1. */
-function tampered(zip: Buffer): Buffer {
-  const entries = unzipSync(zip);
-  const name = Object.keys(entries).find((n) => /SUBSET01\/DOC0001\.XML$/i.test(n))!;
-  const doc = Buffer.from(entries[name]!);
-  doc[doc.indexOf('TSH')] = 'X'.charCodeAt(0);
-  entries[name] = doc;
-  return Buffer.from(zipSync(entries));
-}
+const withXdm = (zip: Buffer, extra: string[] = []) =>
+  xdmMessage(zip, { from: DEMO.jean, to: DEMO.claire, subject: 'XDM/1.0/DDM+Compte rendu de biologie DUPONT Jeanne 19700101', extra });
 
 describe('structured documents (IHE XDM) at submission', () => {
   let op: TestOperator;
@@ -97,7 +64,7 @@ describe('structured documents (IHE XDM) at submission', () => {
 
   it('refuses a document that does not match its metadata (550 5.6.0), delivering nothing', async () => {
     const before = await lastHeaders();
-    const zip = tampered(buildXdm({ documents: [{ content: CDA }] }));
+    const zip = tamperedXdm(buildXdm({ documents: [{ content: CDA }] }));
     await expect(send(withXdm(zip))).rejects.toMatchObject({ responseCode: 550, response: expect.stringMatching(/5\.6\.0 .*\[xdm-integrity\]/) });
     expect(await lastHeaders()).toBe(before);
   });

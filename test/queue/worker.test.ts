@@ -79,14 +79,15 @@ describe.each(ENGINES)('queue worker (%s)', (engine) => {
   it('renews the lease of a slow delivery, so no other worker takes the item meanwhile', async () => {
     await fill(store, 1);
     let release!: () => void;
+    // Renewal runs every third of the lease; 1.2 s leaves room for a loaded machine's timer delays.
     const slow = new QueueWorker({
       store,
-      leaseMs: 300,
+      leaseMs: 1200,
       transport: transport(() => new Promise((resolve) => (release = () => resolve({ kind: 'delivered' })))),
     });
     const delivering = slow.runOnce();
-    await new Promise((r) => setTimeout(r, 1000)); // more than three leases
-    const other = new QueueWorker({ store, leaseMs: 300, transport: transport(async () => ({ kind: 'delivered' })) });
+    await new Promise((r) => setTimeout(r, 3000)); // more than two leases
+    const other = new QueueWorker({ store, leaseMs: 1200, transport: transport(async () => ({ kind: 'delivered' })) });
     expect(await other.runOnce()).toBe(0);
     release();
     expect(await delivering).toBe(1);

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { unzipSync, zipSync } from 'fflate';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import { buildXdm } from '../../src/mime/xdm/build.js';
 import { openStore } from '../../src/store/open.js';
 import type { AuditRow } from '../../src/store/types.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
+import { tamperedXdm, xdmMessage } from '../mime/xdm-test-message.js';
 
 /**
  * Automatic MDNs between two mailboxes of one operator, through SMTP submission and IMAP: a processed MDN when
@@ -29,42 +29,6 @@ function messageId(): string {
 
 function plain(from: string, to: string, subject: string, extra: string[], id = messageId()): string {
   return [`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, `Message-ID: ${id}`, 'Date: Wed, 25 Nov 2026 10:00:00 +0100', ...extra, '', 'Bonjour.', ''].join('\r\n');
-}
-
-function withXdm(from: string, to: string, zip: Buffer, extra: string[]): string {
-  const boundary = 'xdm-boundary-1';
-  return [
-    `From: ${from}`,
-    `To: ${to}`,
-    `Subject: ${XDM_SUBJECT}`,
-    `Message-ID: ${messageId()}`,
-    ...extra,
-    'MIME-Version: 1.0',
-    `Content-Type: multipart/mixed; boundary="${boundary}"`,
-    '',
-    `--${boundary}`,
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    'Compte rendu joint.',
-    `--${boundary}`,
-    'Content-Type: application/zip; name="IHE_XDM.ZIP"',
-    'Content-Disposition: attachment; filename="IHE_XDM.ZIP"',
-    'Content-Transfer-Encoding: base64',
-    '',
-    zip.toString('base64').replace(/.{76}/g, '$&\r\n'),
-    `--${boundary}--`,
-    '',
-  ].join('\r\n');
-}
-
-/** The package with its first document's bytes changed after the metadata recorded their size and SHA-1. */
-function tampered(zip: Buffer): Buffer {
-  const entries = unzipSync(zip);
-  const name = Object.keys(entries).find((n) => /SUBSET01\/DOC0001\.XML$/i.test(n))!;
-  const doc = Buffer.from(entries[name]!);
-  doc[doc.indexOf('TSH')] = 'X'.charCodeAt(0);
-  entries[name] = doc;
-  return Buffer.from(zipSync(entries));
 }
 
 describe('automatic MDNs between local mailboxes', () => {
@@ -179,8 +143,8 @@ describe('automatic MDNs between local mailboxes', () => {
   it("answers an application's document that cannot be integrated with an error MDN, delivering nothing", async () => {
     const dpiBefore = await count(DEMO.dpi);
     const claireBefore = await count(DEMO.claire);
-    const zip = tampered(buildXdm({ documents: [{ content: CDA }] }));
-    const info = await send(DEMO.dpi, [DEMO.claire], withXdm(DEMO.dpi, DEMO.claire, zip, [`Disposition-Notification-To: ${DEMO.dpi}`]));
+    const zip = tamperedXdm(buildXdm({ documents: [{ content: CDA }] }));
+    const info = await send(DEMO.dpi, [DEMO.claire], xdmMessage(zip, { from: DEMO.dpi, to: DEMO.claire, subject: XDM_SUBJECT, extra: [`Disposition-Notification-To: ${DEMO.dpi}`] }));
     expect(info.response).toMatch(/^250 /);
     expect(await count(DEMO.claire)).toBe(claireBefore);
     const arrived = await inbox(DEMO.dpi, dpiBefore);
@@ -200,9 +164,9 @@ describe('automatic MDNs between local mailboxes', () => {
 
   it('still refuses over SMTP without an MDN request, or from a practitioner (550 5.6.0)', async () => {
     const dpiBefore = await count(DEMO.dpi);
-    const zip = tampered(buildXdm({ documents: [{ content: CDA }] }));
-    await expect(send(DEMO.dpi, [DEMO.claire], withXdm(DEMO.dpi, DEMO.claire, zip, []))).rejects.toMatchObject({ responseCode: 550 });
-    await expect(send(DEMO.jean, [DEMO.claire], withXdm(DEMO.jean, DEMO.claire, zip, [`Disposition-Notification-To: ${DEMO.jean}`]))).rejects.toMatchObject({
+    const zip = tamperedXdm(buildXdm({ documents: [{ content: CDA }] }));
+    await expect(send(DEMO.dpi, [DEMO.claire], xdmMessage(zip, { from: DEMO.dpi, to: DEMO.claire, subject: XDM_SUBJECT, extra: [] }))).rejects.toMatchObject({ responseCode: 550 });
+    await expect(send(DEMO.jean, [DEMO.claire], xdmMessage(zip, { from: DEMO.jean, to: DEMO.claire, subject: XDM_SUBJECT, extra: [`Disposition-Notification-To: ${DEMO.jean}`] }))).rejects.toMatchObject({
       responseCode: 550,
       response: expect.stringMatching(/\[xdm-integrity\]/),
     });

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { unzipSync, zipSync } from 'fflate';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +22,9 @@ import { openTrustStore } from '../../src/store/trust.js';
 import type { AuditRow, Store } from '../../src/store/types.js';
 import { rppsOf } from '../helpers/directory-files.js';
 import { tempDir } from '../helpers/engines.js';
+import { devPkiFiles, smimeTrust } from '../helpers/federation.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
+import { tamperedXdm } from '../mime/xdm-test-message.js';
 import { relay } from '../relay/client.js';
 import { makePeerOperator, type PeerOperator } from '../relay/peer.js';
 
@@ -63,14 +64,9 @@ describe('MDNs over the relay between operators', () => {
     peer = await makePeerOperator(peerDir.dir, PEER_DOMAIN);
     paul = await peer.practitioner({ address: PAUL, rpps: paulRpps, givenName: 'Paul', surname: 'Durand' });
     const certsDir = path.join(ours.dir, 'certs');
-    const own = devPkiPaths(certsDir);
     op = await startOperator({
       certsDir,
-      security: {
-        trustAnchors: [own.caCert('root'), peer.files.root],
-        intermediates: [own.caCert('persons'), own.caCert('organisations'), ...peer.files.intermediates],
-        crlFiles: [own.caCrl('root'), own.caCrl('persons'), own.caCrl('organisations'), ...peer.files.crls],
-      },
+      security: smimeTrust(devPkiFiles(certsDir), [peer.files]),
       relay: { crlFiles: peer.files.crls },
       // Paul's encryption certificate from a per-domain resolver; the peer's SMTP server does not answer.
       federation: { certificates: { [PEER_DOMAIN]: devPkiPaths(peer.certsDir).mailboxCert(PAUL, 'auth') }, routes: { [PEER_DOMAIN]: '127.0.0.1:1' } },
@@ -174,12 +170,7 @@ describe('MDNs over the relay between operators', () => {
   it('answers a relayed document that cannot be integrated with an error MDN and a 250, delivering nothing', async () => {
     const before = await queuedIds();
     const claireBefore = await count(DEMO.claire);
-    const entries = unzipSync(buildXdm({ documents: [{ content: CDA }] }));
-    const name = Object.keys(entries).find((n) => /SUBSET01\/DOC0001\.XML$/i.test(n))!;
-    const doc = Buffer.from(entries[name]!);
-    doc[doc.indexOf('TSH')] = 'X'.charCodeAt(0);
-    entries[name] = doc;
-    const zip = Buffer.from(zipSync(entries));
+    const zip = tamperedXdm(buildXdm({ documents: [{ content: CDA }] }));
     const body = [
       'Content-Type: multipart/mixed; boundary="b1"',
       '',

@@ -4,7 +4,6 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { devPkiPaths } from '../../src/crypto/devpki.js';
 import { Keystore } from '../../src/crypto/keystore.js';
 import { type Certificate, protectOutbound, type SigningCredential } from '../../src/crypto/smime/index.js';
 import { seedDemoDirectory } from '../../src/directory/demo.js';
@@ -16,6 +15,7 @@ import { openTrustStore } from '../../src/store/trust.js';
 import type { AuditRow, Store } from '../../src/store/types.js';
 import { rppsOf } from '../helpers/directory-files.js';
 import { tempDir } from '../helpers/engines.js';
+import { devPkiFiles, smimeTrust } from '../helpers/federation.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
 import { RelayClient, relay, type ClientCertificate } from './client.js';
 import { makePeerOperator, type PeerOperator } from './peer.js';
@@ -83,15 +83,10 @@ describe('inbound relay between operators', () => {
     writeFileSync(testCrl, await makeCrl(testCa, [revoked.leaf.serialNumber]));
 
     const certsDir = path.join(ours.dir, 'certs');
-    const own = devPkiPaths(certsDir);
     op = await startOperator({
       certsDir,
       // Our S/MIME trust also covers the peer's practitioners (its dev root, intermediates and CRLs).
-      security: {
-        trustAnchors: [own.caCert('root'), peer.files.root],
-        intermediates: [own.caCert('persons'), own.caCert('organisations'), ...peer.files.intermediates],
-        crlFiles: [own.caCrl('root'), own.caCrl('persons'), own.caCrl('organisations'), ...peer.files.crls],
-      },
+      security: smimeTrust(devPkiFiles(certsDir), [peer.files]),
       relay: { maxRecipients: 3, maxConnectionsPerIp: 4, maxMessageSize: 256 * 1024, crlFiles: [...peer.files.crls, testCrl] },
     });
     port = op.ports.relay;
