@@ -6,6 +6,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import zlib from 'node:zlib';
 import pino, { type Logger } from 'pino';
+import { afterEach } from 'vitest';
 import { Authenticator } from '../../src/accounts/authenticator.js';
 import { createMailbox } from '../../src/accounts/mailboxes.js';
 import { configSchema, type Config } from '../../src/config/schema.js';
@@ -313,3 +314,37 @@ export function sampleMessage(subject = 'Compte rendu', body = 'Bonjour,\r\nRés
     ].join('\r\n'),
   );
 }
+
+/**
+ * For a `describe` block whose tests each start a server (`start`, the arguments of `startImapServer` after the
+ * engine) and open logged-in TLS sessions to it (`connect`: greeting read, LOGIN done); sessions and server are
+ * closed after each test.
+ */
+export function sessionsPerTest(engine: Engine): {
+  start: (...rest: StartRest) => Promise<ImapTestServer>;
+  connect: () => Promise<ImapLineClient>;
+} {
+  let server: ImapTestServer | null = null;
+  const clients: ImapLineClient[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await server?.dispose();
+    server = null;
+  });
+  return {
+    async start(...rest) {
+      server = await startImapServer(engine, ...rest);
+      return server;
+    },
+    async connect() {
+      if (!server) throw new Error('start the server first');
+      const c = await ImapLineClient.connect(server.ports.tls, { tls: true });
+      clients.push(c);
+      await c.line(); // greeting
+      await c.login();
+      return c;
+    },
+  };
+}
+
+type StartRest = Parameters<typeof startImapServer> extends [Engine, ...infer R] ? R : never;

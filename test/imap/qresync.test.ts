@@ -1,7 +1,7 @@
 import { ImapFlow } from 'imapflow';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ENGINES } from '../helpers/engines.js';
-import { ImapLineClient, sampleMessage, startImapServer, USER, type ImapTestServer } from './harness.js';
+import { sampleMessage, sessionsPerTest, USER, type ImapTestServer } from './harness.js';
 
 /**
  * QRESYNC (RFC 7162 §3.2) across connections: what one session removes reaches a QRESYNC session as
@@ -9,24 +9,12 @@ import { ImapLineClient, sampleMessage, startImapServer, USER, type ImapTestServ
  * reconnects with the UIDVALIDITY and MODSEQ it last saw learns, in its SELECT, what vanished and what changed.
  */
 describe.each(ENGINES)('QRESYNC between sessions (%s)', (engine) => {
-  let server: ImapTestServer | null = null;
-  const clients: ImapLineClient[] = [];
-  const connect = async () => {
-    const c = await ImapLineClient.connect(server!.ports.tls, { tls: true });
-    clients.push(c);
-    await c.line(); // greeting
-    await c.login();
-    return c;
-  };
+  const { start, connect } = sessionsPerTest(engine);
+  let server: ImapTestServer;
   const last = (lines: string[]) => lines[lines.length - 1]!;
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
-    await server?.dispose();
-    server = null;
-  });
 
   it('reports another session’s expunges as VANISHED, never during FETCH, and pushes them in IDLE', async () => {
-    server = await startImapServer(engine);
+    server = await start();
     for (let i = 1; i <= 5; i++) await server.deliver(sampleMessage(`m${i}`));
     const a = await connect();
     const old = await connect();
@@ -64,7 +52,7 @@ describe.each(ENGINES)('QRESYNC between sessions (%s)', (engine) => {
   });
 
   it('resynchronises a client that comes back with the UIDVALIDITY and MODSEQ it last saw', async () => {
-    server = await startImapServer(engine);
+    server = await start();
     for (let i = 1; i <= 6; i++) await server.deliver(sampleMessage(`m${i}`));
     const a = await connect();
     await a.command('a1', 'ENABLE QRESYNC');
@@ -95,7 +83,7 @@ describe.each(ENGINES)('QRESYNC between sessions (%s)', (engine) => {
   });
 
   it('works with imapflow’s QRESYNC support: expunges arrive as vanished UIDs', async () => {
-    server = await startImapServer(engine);
+    server = await start();
     for (let i = 1; i <= 3; i++) await server.deliver(sampleMessage(`m${i}`));
     const flow = new ImapFlow({
       host: '127.0.0.1',

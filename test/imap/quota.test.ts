@@ -1,30 +1,18 @@
 import { ImapFlow } from 'imapflow';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ENGINES } from '../helpers/engines.js';
-import { ImapLineClient, sampleMessage, startImapServer, USER, type ImapTestServer } from './harness.js';
+import { sampleMessage, sessionsPerTest, USER, type ImapTestServer } from './harness.js';
 
 /**
  * QUOTA (RFC 9208) across connections: two sessions appending at once into a mailbox with room for one more
  * message store exactly one; imapflow reads the root and its resources.
  */
 describe.each(ENGINES)('QUOTA between sessions (%s)', (engine) => {
-  let server: ImapTestServer | null = null;
-  const clients: ImapLineClient[] = [];
-  const connect = async () => {
-    const c = await ImapLineClient.connect(server!.ports.tls, { tls: true });
-    clients.push(c);
-    await c.line(); // greeting
-    await c.login();
-    return c;
-  };
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
-    await server?.dispose();
-    server = null;
-  });
+  const { start, connect } = sessionsPerTest(engine);
+  let server: ImapTestServer;
 
   it('lets only one of two concurrent APPENDs take the last place', async () => {
-    server = await startImapServer(engine, {}, undefined, { quota: { messages: 3 } });
+    server = await start({}, undefined, { quota: { messages: 3 } });
     for (let i = 1; i <= 2; i++) await server.deliver(sampleMessage(`m${i}`));
     const [a, b] = await Promise.all([connect(), connect()]);
     const appends = await Promise.all(
@@ -36,7 +24,7 @@ describe.each(ENGINES)('QUOTA between sessions (%s)', (engine) => {
   });
 
   it('reports usage and limits to imapflow', async () => {
-    server = await startImapServer(engine, {}, undefined, { quota: { storageKiB: 1024, messages: 100 } });
+    server = await start({}, undefined, { quota: { storageKiB: 1024, messages: 100 } });
     const raw = sampleMessage('quota');
     await server.deliver(raw);
     const flow = new ImapFlow({

@@ -1,26 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ENGINES } from '../helpers/engines.js';
-import { ImapLineClient, sampleMessage, startImapServer, type ImapTestServer } from './harness.js';
+import { sampleMessage, sessionsPerTest, type ImapTestServer } from './harness.js';
 
 /**
  * A `resync` event (a cross-process notifier lost notifications) makes a selected session re-read its folder:
  * changes made without any event (as if their notifications were lost) are then reported like the others.
  */
 describe.each(ENGINES)('IMAP resync (%s)', (engine) => {
-  let server: ImapTestServer | null = null;
-  const clients: ImapLineClient[] = [];
-  const connect = async () => {
-    const c = await ImapLineClient.connect(server!.ports.tls, { tls: true });
-    clients.push(c);
-    await c.line(); // greeting
-    await c.login();
-    return c;
-  };
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
-    await server?.dispose();
-    server = null;
-  });
+  const { start, connect } = sessionsPerTest(engine);
+  let server: ImapTestServer;
 
   /** Changes straight through the store, publishing nothing. */
   const silently = {
@@ -42,7 +30,7 @@ describe.each(ENGINES)('IMAP resync (%s)', (engine) => {
   };
 
   it('reports messages appended, flags changed and messages expunged without events, at the next NOOP', async () => {
-    server = await startImapServer(engine);
+    server = await start();
     for (let i = 1; i <= 3; i++) await server.deliver(sampleMessage(`m${i}`));
     const c = await connect();
     await c.command('a1', 'SELECT INBOX');
@@ -67,7 +55,7 @@ describe.each(ENGINES)('IMAP resync (%s)', (engine) => {
   });
 
   it('keeps expunges pending during FETCH, like an expunge event', async () => {
-    server = await startImapServer(engine);
+    server = await start();
     for (let i = 1; i <= 2; i++) await server.deliver(sampleMessage(`m${i}`));
     const c = await connect();
     await c.command('a1', 'SELECT INBOX');
@@ -78,7 +66,7 @@ describe.each(ENGINES)('IMAP resync (%s)', (engine) => {
   });
 
   it('pushes the missed EXISTS to a session in IDLE', async () => {
-    server = await startImapServer(engine);
+    server = await start();
     await server.deliver(sampleMessage('one'));
     const c = await connect();
     await c.command('a1', 'SELECT INBOX');

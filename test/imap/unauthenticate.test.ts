@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MailboxEvent } from '../../src/store/types.js';
 import { ENGINES } from '../helpers/engines.js';
-import { ImapLineClient, sampleMessage, startImapServer, type ImapTestServer } from './harness.js';
+import { sampleMessage, sessionsPerTest, type ImapTestServer } from './harness.js';
 
 /**
  * UNAUTHENTICATE (RFC 8437) and MULTIAPPEND (RFC 3502) seen from a second connection: after UNAUTHENTICATE the
@@ -9,23 +9,11 @@ import { ImapLineClient, sampleMessage, startImapServer, type ImapTestServer } f
  * as one EXISTS.
  */
 describe.each(ENGINES)('UNAUTHENTICATE and MULTIAPPEND between sessions (%s)', (engine) => {
-  let server: ImapTestServer | null = null;
-  const clients: ImapLineClient[] = [];
-  const connect = async () => {
-    const c = await ImapLineClient.connect(server!.ports.tls, { tls: true });
-    clients.push(c);
-    await c.line(); // greeting
-    await c.login();
-    return c;
-  };
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
-    await server?.dispose();
-    server = null;
-  });
+  const { start, connect } = sessionsPerTest(engine);
+  let server: ImapTestServer;
 
   it('drops the notifier subscription and the selected folder; a new login starts afresh', async () => {
-    server = await startImapServer(engine);
+    server = await start();
     await server.deliver(sampleMessage('one'));
     const notifier = server.notifier;
     const listening = new Set<(event: MailboxEvent) => void>();
@@ -61,7 +49,7 @@ describe.each(ENGINES)('UNAUTHENTICATE and MULTIAPPEND between sessions (%s)', (
   });
 
   it('reports one MULTIAPPEND to another session as one EXISTS, and its messages in order', async () => {
-    server = await startImapServer(engine);
+    server = await start();
     const a = await connect();
     const b = await connect();
     await b.command('b1', 'SELECT INBOX');

@@ -1,5 +1,5 @@
 import { audit } from '../../audit/journal.js';
-import type { MessageRow } from '../../store/types.js';
+import type { MessageRow, MessageSummary } from '../../store/types.js';
 import type { Args } from '../args.js';
 import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
 import { isPreviewModifierList, marksSeen, needsBody, needsMeta, parseFetchItems, parsePreviewModifiers, type FetchItem } from '../fetch-items.js';
@@ -60,6 +60,33 @@ export function parseFetch(args: Args): FetchArgs {
   return { set, items, changedSince, vanished };
 }
 
+/**
+ * Above this many messages, a FETCH of summary items only (FLAGS, UID, MODSEQ, INTERNALDATE, RFC822.SIZE: what a
+ * client asks for `1:*` to resynchronise) reads the folder's summaries in one query instead of whole rows by batch.
+ */
+const SUMMARY_SCAN = 200;
+const SUMMARY_CHUNK = 512;
+
+async function sendSummaries(session: SessionApi, items: readonly FetchItem[], indexes: readonly number[], changedSince: number | null): Promise<void> {
+  const view = session.selected!;
+  const byUid = new Map<number, MessageSummary>();
+  for (const summary of await session.deps.store.listMessages(view.folder.id)) byUid.set(summary.uid, summary);
+  const utf8 = utf8Names(session);
+  // Responses go out in chunks of a few hundred lines: one TLS record each instead of one per message.
+  let pending: Buffer[] = [];
+  for (const index of indexes) {
+    const summary = byUid.get(view.uids[index]!);
+    // Expunged by another session since this one last reported: nothing to say about it now.
+    if (!summary || (changedSince !== null && summary.modseq <= changedSince)) continue;
+    pending.push(...untaggedParts([index + 1, atom('FETCH'), fetchValues(items, summary, null, null, { utf8 })]));
+    if (pending.length >= SUMMARY_CHUNK) {
+      await session.send(Buffer.concat(pending));
+      pending = [];
+    }
+  }
+  if (pending.length > 0) await session.send(Buffer.concat(pending));
+}
+
 async function markSeen(session: SessionApi, rows: MessageRow[]): Promise<void> {
   const view = session.selected!;
   const unseen = rows.filter((r) => !hasFlag(r.flags, '\\Seen'));
@@ -102,6 +129,10 @@ export async function runFetch(session: SessionApi, { set, items: asked, changed
   }
   const withMeta = needsMeta(items);
   const withBody = needsBody(items);
+  if (!withMeta && !withBody && indexes.length > SUMMARY_SCAN) {
+    await sendSummaries(session, items, indexes, changedSince);
+    return { text: `${byUid ? 'UID FETCH' : 'FETCH'} completed` };
+  }
   let bodies = 0;
   for (let i = 0; i < indexes.length; i += BATCH) {
     const batch = indexes.slice(i, i + BATCH);
