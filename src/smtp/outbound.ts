@@ -122,7 +122,10 @@ export class SmtpQueueTransport implements QueueTransport {
     );
   }
 
-  /** Where a domain's mail goes: its static route, else its MX hosts by preference, else the domain itself. */
+  /**
+   * Where a domain's mail goes: its static route, else its MX hosts by preference, else the domain itself; none
+   * when the domain publishes a null MX (RFC 7505: a single record whose exchange is the root, `.`).
+   */
   async hops(domain: string): Promise<Hop[]> {
     const fixed = this.#routes.get(domain.toLowerCase());
     if (fixed) return [fixed];
@@ -135,6 +138,7 @@ export class SmtpQueueTransport implements QueueTransport {
     }
     const port = this.#o.config.mxPort;
     if (records.length === 0) return [{ host: domain, port }];
+    if (records.some((r) => r.exchange === '' || r.exchange === '.')) return [];
     return [...records].sort((a, b) => a.priority - b.priority).map((r) => ({ host: r.exchange, port }));
   }
 
@@ -147,6 +151,7 @@ export class SmtpQueueTransport implements QueueTransport {
       return { kind: 'retry', reason: 'the trust list has no CA bundle, so no peer certificate can be verified (mss trust import <xml> --ca <pem>)' };
     }
     const hops = await this.hops(destination);
+    if (hops.length === 0) return { kind: 'failed', reason: `${destination} publishes a null MX (RFC 7505): it accepts no mail` };
     let limiter = this.#limiters.get(destination);
     if (!limiter) this.#limiters.set(destination, (limiter = new Limiter(this.#o.config.maxPerDestination)));
     const release = await limiter.acquire(signal);

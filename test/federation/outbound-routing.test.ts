@@ -4,7 +4,8 @@ import type { SecurityContext } from '../../src/pipeline/security-context.js';
 import type { QueueSealer } from '../../src/queue/envelope.js';
 import { SmtpQueueTransport } from '../../src/smtp/outbound.js';
 import { federationConfigSchema, retryDelayMs } from '../../src/smtp/outbound-config.js';
-import type { MailboxRow } from '../../src/store/types.js';
+import type { Certificate } from '../../src/crypto/cms/certificate.js';
+import type { MailboxRow, QueueItem } from '../../src/store/types.js';
 
 /** The pure parts of outbound mail: routes, backoff, the encryption policy per message. */
 
@@ -34,8 +35,30 @@ describe('outbound routing and policy', () => {
     expect(await t.hops('peer.test')).toEqual([{ host: '127.0.0.1', port: 2525 }]);
     expect(await t.hops('mx.test')).toEqual([{ host: 'a.mx.test', port: 2526 }, { host: 'b.mx.test', port: 2526 }]);
     expect(await t.hops('bare.test')).toEqual([{ host: 'bare.test', port: 2526 }]);
+    // RFC 7505: a null MX says the domain takes no mail; Node reports its root exchange as an empty name.
+    for (const exchange of ['', '.']) expect(await transport(async () => [{ exchange, priority: 0 }]).hops('nomail.test')).toEqual([]);
     // A DNS failure other than "no such record" is temporary: the attempt fails and is retried.
     await expect(transport(async () => Promise.reject(Object.assign(new Error('timeout'), { code: 'ETIMEOUT' }))).hops('x.test')).rejects.toThrow('timeout');
+  });
+
+  it('fails a delivery at once, without retrying, to a trusted domain that publishes a null MX', async () => {
+    const t = new SmtpQueueTransport({
+      config,
+      hostname: 'mx.h.test',
+      client: { key: '', cert: '' },
+      trust: {
+        lookup: async () => [{ name: 'nomail.test', description: '', operatorDn: 'CN=mx.nomail.test', responsableContact: '', supportContact: '', updatedAt: 0 }],
+        // Never read before routing: a null MX stops the attempt before any connection.
+        anchors: async () => [{} as Certificate],
+      },
+      sealer: {} as QueueSealer,
+      resolveMx: async () => [{ exchange: '', priority: 0 }],
+    });
+    const item = { id: 'q1', destination: 'nomail.test' } as QueueItem;
+    expect(await t.deliver({ item, idempotencyKey: 'k', signal: new AbortController().signal })).toEqual({
+      kind: 'failed',
+      reason: 'nomail.test publishes a null MX (RFC 7505): it accepts no mail',
+    });
   });
 
   it('refuses a malformed route in the configuration', () => {
