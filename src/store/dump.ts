@@ -1,10 +1,4 @@
-import {
-  DIRECTORY_DUMP_COLUMNS,
-  DIRECTORY_DUMP_KEY,
-  DIRECTORY_DUMP_TABLES,
-  isDirectoryDumpTable,
-  type DirectoryDumpRow,
-} from './directory-dump.js';
+import { COLUMN_DUMP_COLUMNS, COLUMN_DUMP_KEY, COLUMN_DUMP_TABLES, isColumnDumpTable, type ColumnDumpRow, type ColumnDumpTable } from './column-dump.js';
 import { correspondentKeyDumpValues, credentialDumpValues, KEYSTORE_DUMP_COLUMNS } from './keystore-rows.js';
 import type { CorrespondentKeyRow, CredentialRow } from './keystore-types.js';
 import type { AuditRow, FolderRow, MailboxRow, MessageRow, QueueItem } from './types.js';
@@ -60,7 +54,7 @@ export interface UidValidityCounterDumpRow {
 }
 
 /** Every table of the schema, in an order where each row's references are already copied. */
-export interface DumpRows {
+export type DumpRows = {
   mailboxes: MailboxRow;
   folders: FolderRow;
   blobs: BlobDumpRow;
@@ -73,15 +67,7 @@ export interface DumpRows {
   uid_validity_counter: UidValidityCounterDumpRow;
   mailbox_credentials: CredentialRow;
   correspondent_keys: CorrespondentKeyRow;
-  // The practitioner directory (directory-dump.ts).
-  dir_snapshots: DirectoryDumpRow;
-  dir_mailboxes: DirectoryDumpRow;
-  dir_practitioners: DirectoryDumpRow;
-  dir_activities: DirectoryDumpRow;
-  dir_organisations: DirectoryDumpRow;
-  dir_changes: DirectoryDumpRow;
-  dir_certificates: DirectoryDumpRow;
-}
+} & { [T in ColumnDumpTable]: ColumnDumpRow }
 
 export type DumpTable = keyof DumpRows;
 
@@ -98,14 +84,14 @@ export const DUMP_TABLES: readonly DumpTable[] = [
   'uid_validity_counter',
   'mailbox_credentials',
   'correspondent_keys',
-  ...DIRECTORY_DUMP_TABLES,
+  ...COLUMN_DUMP_TABLES,
 ];
 
 /** The key rows are exported in (ascending): a number (ids, audit seq) or text (queue id, auth-failure key). */
 export type DumpKey = number | string;
 
 export function dumpKey<T extends DumpTable>(table: T, row: DumpRows[T]): DumpKey {
-  if (isDirectoryDumpTable(table)) return (row as DirectoryDumpRow).key;
+  if (isColumnDumpTable(table)) return (row as ColumnDumpRow).key;
   switch (table) {
     case 'audit':
       return (row as AuditRow).seq;
@@ -154,7 +140,7 @@ export const OPERATOR_TABLES: readonly DumpTable[] = [
   'auth_failures',
   'mailbox_credentials',
   'correspondent_keys',
-  ...DIRECTORY_DUMP_TABLES,
+  ...COLUMN_DUMP_TABLES,
 ];
 
 export class TargetNotEmptyError extends Error {
@@ -183,7 +169,7 @@ export const DUMP_COLUMNS: { readonly [T in DumpTable]: readonly string[] } = {
   uid_validity_counter: ['id', 'last'],
   mailbox_credentials: KEYSTORE_DUMP_COLUMNS.mailbox_credentials,
   correspondent_keys: KEYSTORE_DUMP_COLUMNS.correspondent_keys,
-  ...DIRECTORY_DUMP_COLUMNS,
+  ...COLUMN_DUMP_COLUMNS,
 };
 
 /** The key column of each table (rows are exported in its ascending order). */
@@ -200,13 +186,13 @@ export const DUMP_KEY_COLUMN: { readonly [T in DumpTable]: string } = {
   uid_validity_counter: 'id',
   mailbox_credentials: 'id',
   correspondent_keys: 'id',
-  ...DIRECTORY_DUMP_KEY,
+  ...COLUMN_DUMP_KEY,
 };
 
 /** The values of one row, in `DUMP_COLUMNS` order. */
 export function dumpValues<T extends DumpTable>(table: T, record: DumpRows[T]): DumpValue[] {
   const r = record as DumpRows[DumpTable];
-  if (isDirectoryDumpTable(table)) return (r as DirectoryDumpRow).values;
+  if (isColumnDumpTable(table)) return (r as ColumnDumpRow).values;
   switch (table) {
     case 'mailboxes': {
       const m = r as MailboxRow;

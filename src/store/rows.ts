@@ -12,7 +12,7 @@ import {
   type NewAuditRecord,
 } from './types.js';
 import type { DumpRows, DumpTable } from './dump.js';
-import { isDirectoryDumpTable, toDirectoryDumpRow } from './directory-dump.js';
+import { isColumnDumpTable, toColumnDumpRow } from './column-dump.js';
 import { keystoreRowReaders } from './keystore-rows.js';
 
 /**
@@ -149,7 +149,7 @@ export function rowReaders({ int, bool }: EngineColumns) {
 
   /** Any table's row, for the export/import port (`mss store migrate`). */
   function toDumpRow<T extends DumpTable>(table: T, row: Raw): DumpRows[T] {
-    if (isDirectoryDumpTable(table)) return toDirectoryDumpRow(table, row, { int, bool }) as DumpRows[T];
+    if (isColumnDumpTable(table)) return toColumnDumpRow(table, row, { int, bool }) as DumpRows[T];
     const parsed: DumpRows[DumpTable] = (() => {
       switch (table) {
         case 'mailboxes':

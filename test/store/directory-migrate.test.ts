@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { importDirectoryFile } from '../../src/directory/import.js';
 import { openDirectoryStore } from '../../src/store/directory.js';
-import { DIRECTORY_DUMP_TABLES } from '../../src/store/directory-dump.js';
+import { DIRECTORY_DUMP_TABLES } from '../../src/store/column-dump.js';
 import type { DirectoryStore } from '../../src/store/directory-types.js';
 import { copyStore, openDumpSource, openDumpTarget, verifyCopy, type TableCounts } from '../../src/store/migrate.js';
 import { openPostgresStore } from '../../src/store/postgres/index.js';

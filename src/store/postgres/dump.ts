@@ -40,11 +40,17 @@ const IDENTITY_TABLES: readonly DumpTable[] = [
   'dir_activities',
   'dir_organisations',
   'dir_changes',
+  'trust_lists',
+  'trust_domains',
+  'mdn_tracking',
+  'patient_threads',
+  'patient_thread_messages',
+  'patient_documents',
 ];
 /** Rows per INSERT statement (PostgreSQL allows 65,535 parameters per statement). */
 const ROWS_PER_STATEMENT = 1000;
 /** Text keys are ordered by bytes ("C"), as SQLite's default collation orders them. */
-const TEXT_KEYED: readonly DumpTable[] = ['queue', 'auth_failures', 'dir_certificates'];
+const TEXT_KEYED: readonly DumpTable[] = ['queue', 'auth_failures', 'dir_certificates', 'webmail_sessions'];
 
 
 class PostgresDump implements DumpTarget {

@@ -448,4 +448,69 @@ CREATE TABLE mdn_tracking (
 CREATE INDEX mdn_tracking_by_deadline ON mdn_tracking (deadline);
 `,
   },
+  {
+    version: 13,
+    name: 'patients',
+    // As in SQLite: the patient life cycle and the conversations professionals opened with the patient.
+    sql: `
+CREATE TABLE patient_accounts (
+  mailbox_id         BIGINT PRIMARY KEY REFERENCES mailboxes (id) ON DELETE CASCADE,
+  created_at         BIGINT NOT NULL,
+  oppose_until       BIGINT NOT NULL,
+  activation_hash    TEXT,
+  activation_expires BIGINT,
+  activated_at       BIGINT,
+  opposed_at         BIGINT,
+  purge_after        BIGINT,
+  purged_at          BIGINT,
+  totp               BYTEA,
+  totp_last_step     BIGINT
+);
+CREATE INDEX patient_accounts_by_purge ON patient_accounts (purge_after);
+CREATE TABLE patient_threads (
+  id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  mailbox_id  BIGINT NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  thread_key  TEXT    NOT NULL,
+  closed_at   BIGINT,
+  updated_at  BIGINT NOT NULL,
+  UNIQUE (mailbox_id, thread_key)
+);
+CREATE TABLE patient_thread_messages (
+  id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  mailbox_id  BIGINT NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  message_key TEXT    NOT NULL,
+  thread_key  TEXT    NOT NULL,
+  allowed     BYTEA    NOT NULL,
+  created_at  BIGINT NOT NULL,
+  UNIQUE (mailbox_id, message_key)
+);
+`,
+  },
+  {
+    version: 14,
+    name: 'webmail',
+    // As in SQLite: webmail sessions shared by every process, and the documents patients saved (sealed).
+    sql: `
+CREATE TABLE webmail_sessions (
+  id_hash      TEXT    PRIMARY KEY,
+  mailbox_id   BIGINT NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  csrf         TEXT    NOT NULL,
+  stage        TEXT    NOT NULL CHECK (stage IN ('password', 'complete')),
+  lang         TEXT    NOT NULL,
+  created_at   BIGINT NOT NULL,
+  last_seen_at BIGINT NOT NULL,
+  expires_at   BIGINT NOT NULL
+);
+CREATE INDEX webmail_sessions_by_expiry ON webmail_sessions (expires_at);
+CREATE TABLE patient_documents (
+  id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  mailbox_id BIGINT NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  source_key TEXT    NOT NULL,
+  saved_at   BIGINT NOT NULL,
+  details    BYTEA    NOT NULL,
+  content    BYTEA    NOT NULL,
+  UNIQUE (mailbox_id, source_key)
+);
+`,
+  },
 ];

@@ -446,4 +446,72 @@ CREATE TABLE mdn_tracking (
 CREATE INDEX mdn_tracking_by_deadline ON mdn_tracking (deadline);
 `,
   },
+  {
+    version: 13,
+    name: 'patients',
+    // Patient mailboxes (src/policy/patients.ts): the activation / opposition life cycle beside the mailbox row,
+    // and the conversations professionals opened with the patient (the reply-only rule). Message-IDs appear only
+    // as keyed hashes under a key of the mailbox; the addresses a reply may go to are sealed.
+    sql: `
+CREATE TABLE patient_accounts (
+  mailbox_id         INTEGER PRIMARY KEY REFERENCES mailboxes (id) ON DELETE CASCADE,
+  created_at         INTEGER NOT NULL,
+  oppose_until       INTEGER NOT NULL,
+  activation_hash    TEXT,
+  activation_expires INTEGER,
+  activated_at       INTEGER,
+  opposed_at         INTEGER,
+  purge_after        INTEGER,
+  purged_at          INTEGER,
+  totp               BLOB,
+  totp_last_step     INTEGER
+);
+CREATE INDEX patient_accounts_by_purge ON patient_accounts (purge_after);
+CREATE TABLE patient_threads (
+  id          INTEGER PRIMARY KEY,
+  mailbox_id  INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  thread_key  TEXT    NOT NULL,
+  closed_at   INTEGER,
+  updated_at  INTEGER NOT NULL,
+  UNIQUE (mailbox_id, thread_key)
+);
+CREATE TABLE patient_thread_messages (
+  id          INTEGER PRIMARY KEY,
+  mailbox_id  INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  message_key TEXT    NOT NULL,
+  thread_key  TEXT    NOT NULL,
+  allowed     BLOB    NOT NULL,
+  created_at  INTEGER NOT NULL,
+  UNIQUE (mailbox_id, message_key)
+);
+`,
+  },
+  {
+    version: 14,
+    name: 'webmail',
+    // Webmail sessions live in the database so every process behind a load balancer knows them: the cookie's
+    // SHA-256 only, never the cookie. Documents a patient saved from a message: details and bytes sealed.
+    sql: `
+CREATE TABLE webmail_sessions (
+  id_hash      TEXT    PRIMARY KEY,
+  mailbox_id   INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  csrf         TEXT    NOT NULL,
+  stage        TEXT    NOT NULL CHECK (stage IN ('password', 'complete')),
+  lang         TEXT    NOT NULL,
+  created_at   INTEGER NOT NULL,
+  last_seen_at INTEGER NOT NULL,
+  expires_at   INTEGER NOT NULL
+);
+CREATE INDEX webmail_sessions_by_expiry ON webmail_sessions (expires_at);
+CREATE TABLE patient_documents (
+  id         INTEGER PRIMARY KEY,
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+  source_key TEXT    NOT NULL,
+  saved_at   INTEGER NOT NULL,
+  details    BLOB    NOT NULL,
+  content    BLOB    NOT NULL,
+  UNIQUE (mailbox_id, source_key)
+);
+`,
+  },
 ];
