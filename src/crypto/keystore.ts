@@ -316,12 +316,34 @@ function localPartNames(address: string): { givenName: string; surname: string }
   return { givenName: '-', surname: (parts[0] ?? local).toUpperCase() };
 }
 
+type OpenedX509 = { key: KeyObject; certificate: Certificate; chain: Certificate[] };
+
+const OPENED_TTL_MS = 5 * 60_000;
+const OPENED_MAX = 256;
+const PARSED_MAX = 4096;
+
+/** Drops the entries inserted first until the map holds at most `max`. */
+function evictOldest(map: Map<string, unknown>, max: number): void {
+  for (const key of map.keys()) {
+    if (map.size <= max) break;
+    map.delete(key);
+  }
+}
+
 export class Keystore {
   readonly #store: Store;
   readonly #keys: KeystoreStore;
   readonly #keyring: Keyring;
   readonly #pki: DevPkiOptions | undefined;
   readonly #now: () => number;
+  /**
+   * Opened X.509 credentials by row (id and fingerprint), for a few minutes: each message signed or decrypted
+   * would otherwise unseal and parse the same key again. Which row is used is still decided from the rows read
+   * at each call, so a revocation or a new credential takes effect at once.
+   */
+  readonly #opened = new Map<string, { value: OpenedX509; until: number }>();
+  /** Parsed certificates of credential rows, by fingerprint (public data). */
+  readonly #parsed = new Map<string, Certificate>();
 
   constructor(options: KeystoreOptions) {
     this.#store = options.store;
@@ -724,17 +746,36 @@ export class Keystore {
   // -------------------------------------------------------------------------------------------------------
   // Use
 
-  #openX509(address: string, row: CredentialRow): { key: KeyObject; certificate: Certificate; chain: Certificate[] } {
+  #openX509(address: string, row: CredentialRow): OpenedX509 {
+    const cacheKey = `${row.id}:${row.usage}:${row.fingerprint}`;
+    const now = this.#now();
+    const cached = this.#opened.get(cacheKey);
+    if (cached && cached.until > now) return { ...cached.value, chain: [...cached.value.chain] };
     const der = this.#keyring.openWithMaster(row.sealedKey, keystoreAad.privateKey(address, row.usage, row.fingerprint));
+    let value: OpenedX509;
     try {
-      return {
+      value = {
         key: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }),
-        certificate: Certificate.from(row.certificate),
+        certificate: this.#certificate(row),
         chain: row.chainPem ? Certificate.parseAll(row.chainPem) : [],
       };
     } finally {
       der.fill(0);
     }
+    this.#opened.delete(cacheKey);
+    this.#opened.set(cacheKey, { value, until: now + OPENED_TTL_MS });
+    evictOldest(this.#opened, OPENED_MAX);
+    return { ...value, chain: [...value.chain] };
+  }
+
+  #certificate(row: CredentialRow): Certificate {
+    let cert = this.#parsed.get(row.fingerprint);
+    if (!cert) {
+      cert = Certificate.from(row.certificate);
+      this.#parsed.set(row.fingerprint, cert);
+      evictOldest(this.#parsed, PARSED_MAX);
+    }
+    return cert;
   }
 
   async #openPgp(address: string, row: CredentialRow): Promise<PrivateKey> {
@@ -765,14 +806,14 @@ export class Keystore {
         case 'sign': {
           let candidates = rows.filter((r) => r.usage === usage && valid(r));
           if (usage === 'sign' && !rows.some((r) => r.usage === 'sign')) {
-            candidates = rows.filter((r) => r.usage === 'auth' && valid(r) && usageAllowed(Certificate.from(r.certificate), 'sign'));
+            candidates = rows.filter((r) => r.usage === 'auth' && valid(r) && usageAllowed(this.#certificate(r), 'sign'));
           }
           const row = candidates.sort(newest)[0] ?? none(`${usage} certificate`);
           return this.#openX509(mailbox.address, row) satisfies SigningCredential;
         }
         case 'encrypt': {
           const candidates = rows
-            .filter((r) => (r.usage === 'encrypt' || r.usage === 'auth') && usageAllowed(Certificate.from(r.certificate), 'encrypt'))
+            .filter((r) => (r.usage === 'encrypt' || r.usage === 'auth') && usageAllowed(this.#certificate(r), 'encrypt'))
             .sort((a, b) => Number(valid(b)) - Number(valid(a)) || newest(a, b));
           if (candidates.length === 0) none('encryption certificate');
           const seen = new Set<string>();
@@ -809,9 +850,9 @@ export class Keystore {
     const now = this.#now();
     const rows = (await this.#keys.listCredentials(mailbox.id)).sort(newest);
     const usable = (usage: CredentialUsage) =>
-      rows.find((r) => r.usage === usage && statusOf(r, now) === 'valid' && usageAllowed(Certificate.from(r.certificate), 'encrypt'));
+      rows.find((r) => r.usage === usage && statusOf(r, now) === 'valid' && usageAllowed(this.#certificate(r), 'encrypt'));
     const row = usable('encrypt') ?? (rows.some((r) => r.usage === 'encrypt') ? undefined : usable('auth'));
-    return row ? Certificate.from(row.certificate) : null;
+    return row ? this.#certificate(row) : null;
   }
 
   // -------------------------------------------------------------------------------------------------------
