@@ -117,6 +117,8 @@ export async function createRelayPair(o: RelayPairOptions): Promise<RelayPair> {
 
     writeConfig(a, {
       security: smimeTrust(aPki, bPki),
+      // B's server certificate is checked against B's CRLs when A sends (A's own relay listener stays off).
+      relay: { listener: { host: '127.0.0.1', port: 0 }, crlFiles: (['root', 'persons', 'organisations'] as const).map((c) => bPki.caCrl(c)) },
       federation: {
         routes: { [B_DOMAIN]: `127.0.0.1:${bRelayPort}` },
         certificates: { [B_DOMAIN]: bPki.mailboxCert(RECIPIENT, 'auth') },

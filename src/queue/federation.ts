@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Keyring } from '../crypto/seal.js';
+import { CrlProvider } from '../crypto/smime/crl.js';
 import { OutboundStage } from '../pipeline/outbound.js';
 import type { SecurityContext } from '../pipeline/security-context.js';
 import { TrustSpace } from '../policy/trust-store.js';
@@ -20,7 +21,8 @@ import { QueueWorker } from './worker.js';
  */
 
 export interface FederationDeps {
-  config: Pick<Config, 'federation' | 'hostname'>;
+  /** `relay` and `security`: the CRLs of the trust space's CAs, to check the peers' server certificates too. */
+  config: Pick<Config, 'federation' | 'hostname' | 'relay' | 'security'>;
   store: Store;
   keyring: Keyring;
   mail: SealedMail;
@@ -45,7 +47,16 @@ export function startFederation(deps: FederationDeps): Federation {
   const trust = new TrustSpace(openTrustStore(deps.store));
   const sealer = new QueueSealer(deps.keyring);
   const maxAgeMs = f.maxAgeDays * DAY_MS;
-  const transport = new SmtpQueueTransport({ config: f, hostname: deps.config.hostname, client: deps.tls, trust, sealer, resolveMx: deps.resolveMx });
+  const { relay, security } = deps.config;
+  const transport = new SmtpQueueTransport({
+    config: f,
+    hostname: deps.config.hostname,
+    client: deps.tls,
+    trust,
+    sealer,
+    resolveMx: deps.resolveMx,
+    revocation: { crls: new CrlProvider({ files: relay.crlFiles, urls: relay.crlUrls, refreshMs: security.crlRefreshMs }), mode: relay.revocation },
+  });
   const worker = new QueueWorker({
     store: deps.store,
     transport,

@@ -1,7 +1,8 @@
 import { resolveMx as dnsResolveMx } from 'node:dns/promises';
-import type { PeerCertificate } from 'node:tls';
+import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import nodemailer from 'nodemailer';
-import type { Certificate } from '../crypto/cms/certificate.js';
+import { Certificate } from '../crypto/cms/certificate.js';
+import type { CrlProvider } from '../crypto/smime/crl.js';
 import { certificateSubjectText, dnMatchesCertificate } from '../policy/dn.js';
 import type { QueueSealer } from '../queue/envelope.js';
 import type { DeliveryAttempt, DeliveryOutcome, DeliveryReport, QueueTransport } from '../queue/worker.js';
@@ -49,6 +50,12 @@ export interface SmtpQueueTransportOptions {
   sealer: Pick<QueueSealer, 'openEnvelope' | 'openMessage'>;
   /** DNS MX lookup (tests inject one). */
   resolveMx?: (domain: string) => Promise<{ exchange: string; priority: number }[]>;
+  /**
+   * Revocation of the peers' server certificates (the CRLs of the trust space's CAs, as for the inbound relay):
+   * `require` refuses a certificate whose status cannot be established, `best-effort` only a listed one.
+   * Without it, revocation is not checked.
+   */
+  revocation?: { crls: CrlProvider; mode: 'require' | 'best-effort'; now?: () => Date };
 }
 
 interface SmtpError extends Error {
@@ -150,6 +157,7 @@ export class SmtpQueueTransport implements QueueTransport {
     if (anchors.length === 0) {
       return { kind: 'retry', reason: 'the trust list has no CA bundle, so no peer certificate can be verified (mss trust import <xml> --ca <pem>)' };
     }
+    await this.#o.revocation?.crls.prepare(null, this.#o.revocation.now?.() ?? new Date());
     const hops = await this.hops(destination);
     if (hops.length === 0) return { kind: 'failed', reason: `${destination} publishes a null MX (RFC 7505): it accepts no mail` };
     let limiter = this.#limiters.get(destination);
@@ -249,16 +257,55 @@ export class SmtpQueueTransport implements QueueTransport {
         minVersion: 'TLSv1.2',
         checkServerIdentity: (_host: string, cert: PeerCertificate) => {
           const peer = { raw: cert.raw };
-          if (pool.entries.some((e) => dnMatchesCertificate(e.operatorDn, peer))) return undefined;
-          pool.identityFailure =
-            `the peer certificate's subject "${certificateSubjectText(peer)}" is not the DNCertificatOperateur of ${destination} ` +
-            `in the trust space (${pool.entries.map((e) => e.operatorDn).join(' | ')}): nothing sent`;
-          return new Error(pool.identityFailure);
+          if (!pool.entries.some((e) => dnMatchesCertificate(e.operatorDn, peer))) {
+            pool.identityFailure =
+              `the peer certificate's subject "${certificateSubjectText(peer)}" is not the DNCertificatOperateur of ${destination} ` +
+              `in the trust space (${pool.entries.map((e) => e.operatorDn).join(' | ')}): nothing sent`;
+            return new Error(pool.identityFailure);
+          }
+          pool.identityFailure = this.#revocationFailure(cert);
+          return pool.identityFailure ? new Error(pool.identityFailure) : undefined;
         },
       },
     });
     this.#pools.set(key, pool);
     return pool;
+  }
+
+  /**
+   * Why the peer's verified chain (leaf first, as OpenSSL built it up to one of the anchors) may not be used, as
+   * far as revocation goes; null when it may. Runs inside the TLS handshake, so on the CRLs loaded beforehand
+   * (`deliver` refreshes the configured ones); a distribution point seen for the first time is fetched for the
+   * next attempt.
+   */
+  #revocationFailure(cert: PeerCertificate): string | null {
+    const revocation = this.#o.revocation;
+    if (!revocation) return null;
+    const chain: Certificate[] = [];
+    let at = cert as DetailedPeerCertificate | undefined;
+    const seen = new Set<string>();
+    try {
+      while (at?.raw && !seen.has(at.fingerprint256) && chain.length < 8) {
+        seen.add(at.fingerprint256);
+        chain.push(Certificate.fromDer(at.raw));
+        at = at.issuerCertificate;
+      }
+    } catch (err) {
+      return `the peer's certificate chain cannot be read (${err instanceof Error ? err.message : String(err)}): nothing sent`;
+    }
+    const now = revocation.now?.() ?? new Date();
+    for (let i = 0; i + 1 < chain.length; i++) {
+      const [subject, issuer] = [chain[i]!, chain[i + 1]!];
+      const status = revocation.crls.checkLoaded(subject, issuer, now);
+      if (status.status === 'revoked') {
+        return `the peer certificate "${subject.subject}" is revoked (since ${status.revokedAt.toISOString()}): nothing sent`;
+      }
+      if (status.status === 'unknown' && revocation.mode === 'require') {
+        void revocation.crls.prepare(subject, now).catch(() => undefined);
+        return `the revocation status of the peer certificate "${subject.subject}" cannot be established (${status.detail}): nothing sent`;
+      }
+    }
+    return null;
   }
 
   #drop(key: string): void {

@@ -29,12 +29,12 @@ export const relayConfigSchema = z
     crlFiles: z
       .array(z.string())
       .default([])
-      .describe('CRL files (PEM or DER) of the CAs the operators\' certificates chain to, besides the http(s) distribution points the certificates name'),
+      .describe('CRL files (PEM or DER) of the CAs the operators\' certificates chain to, besides the http(s) distribution points the certificates name; they serve for the peers\' client certificates here and for their server certificates when we send'),
     crlUrls: z.array(z.string()).default([]).describe('CRL URLs of those CAs, fetched over http(s) and cached until their nextUpdate'),
     revocation: z
       .enum(['require', 'best-effort'])
       .default('require')
-      .describe('require: a peer certificate whose revocation cannot be checked is refused for now (451 4.7.5); best-effort: only a listed certificate is refused'),
+      .describe('require: a peer certificate whose revocation cannot be checked is refused for now (451 4.7.5 here; when we send, the item waits for a later attempt); best-effort: only a listed certificate is refused'),
     idempotencyRetentionDays: z
       .number()
       .int()

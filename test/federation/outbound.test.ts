@@ -19,7 +19,7 @@ import { tempDir } from '../helpers/engines.js';
 import { command, makeLeaf, openssl, type TestLeaf } from '../helpers/openssl-certs.js';
 import { folderMessages, mss } from '../helpers/federation.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
-import { makeCa, makeServerLeaf, type MadeCert } from '../policy/certs.js';
+import { makeCa, makeServerLeaf, SERVER_LEAF_SERIAL, writeCrl, type MadeCert } from '../policy/certs.js';
 
 /**
  * Mail to another operator, end to end: a practitioner submits to a recipient at a trust-space domain; the
@@ -145,6 +145,8 @@ async function importTrust(store: Store, peerCa: MadeCert, peerServer: MadeCert)
 let dir: { dir: string; dispose(): void };
 let peerCa: MadeCert;
 let peerServer: MadeCert;
+/** The peer CA's CRL, which our operator reads (relay.crlFiles) to check the peer's server certificate. */
+let peerCrl: string;
 let alice: TestLeaf;
 let bob: TestLeaf;
 
@@ -152,6 +154,8 @@ beforeAll(async () => {
   dir = tempDir('mss-federation-');
   peerCa = await makeCa(dir.dir, 'peer-ca', '/C=FR/O=OPERATEUR PAIR/CN=PAIR ROOT CA');
   peerServer = await makeServerLeaf(dir.dir, peerCa, 'peer-server', PEER_DN);
+  peerCrl = path.join(dir.dir, 'peer-ca.crl.pem');
+  await writeCrl(peerCa, peerCrl, []);
   const asTestCa = { certFile: peerCa.certFile, keyFile: peerCa.keyFile, certPem: peerCa.pem };
   alice = await makeLeaf(dir.dir, asTestCa, 'alice', { email: `alice@${PEER_DOMAIN}` });
   bob = await makeLeaf(dir.dir, asTestCa, 'bob', { email: `bob@${WRONG_DOMAIN}` });
@@ -161,8 +165,10 @@ afterAll(() => dir?.dispose());
 /** Config of an operator sending to the peers (certificates from the per-domain resolver; fast retries). */
 function federationConfig(routes: Record<string, string>, extra: Record<string, unknown> = {}): ConfigInput {
   return {
-    // The peer's CA publishes no CRL here; production configures the IGC-Santé CRLs.
+    // The S/MIME certificates of the peer's users come without a CRL here; production configures the IGC-Santé CRLs.
     security: { revocation: 'best-effort' },
+    // The peer's server certificate is checked against its CA's CRL (revocation: require, the default).
+    relay: { crlFiles: [peerCrl] },
     federation: {
       routes,
       certificates: { [PEER_DOMAIN]: alice.certFile, [WRONG_DOMAIN]: path.dirname(bob.certFile) },
@@ -200,6 +206,26 @@ describe('outbound mail to other operators', () => {
     expect(items).toHaveLength(1);
     return items[0]!.id;
   }
+
+  // First, so that no pooled connection verified before the revocation is around (a handshake checks it).
+  it("sends nothing to a peer whose server certificate its CA revoked: the item waits with the reason", async () => {
+    await writeCrl(peerCa, peerCrl, [SERVER_LEAF_SERIAL]);
+    const peer = await startPeer(peerPort, peerServer, readFileSync(path.join(op.config.certsDir, 'ca', 'root.pem'), 'utf8'));
+    try {
+      const info = await submit(op, `alice@${PEER_DOMAIN}`, message(`alice@${PEER_DOMAIN}`, 'Bilan FED-REVOKED', 'Texte.'));
+      expect(info.response).toMatch(/^250 /);
+      const id = await itemFor(PEER_DOMAIN);
+      await expect
+        .poll(async () => (await queueCli('show', id)).out.find((l) => l.startsWith('last error:')) ?? '', { timeout: 30_000, interval: 50 })
+        .toMatch(/the peer certificate ".*" is revoked \(since .*\): nothing sent/);
+      expect(peer.connections).toBeGreaterThan(0);
+      expect(peer.arrivals).toHaveLength(0);
+      expect((await queueCli('delete', id)).exitCode).toBe(0);
+    } finally {
+      await peer.close();
+      await writeCrl(peerCa, peerCrl, []);
+    }
+  });
 
   it('queues before the 250, retries while the peer is down, then hands it over once, signed and encrypted, with our certificate and the idempotency key', async () => {
     const info = await submit(op, `alice@${PEER_DOMAIN}`, message(`alice@${PEER_DOMAIN}`, 'Bilan FED-MARK', 'Bilan biologique normal FED-BODY.'));

@@ -269,10 +269,32 @@ export class CrlProvider implements RevocationChecker {
   }
 
   async check(cert: Certificate, issuer: Certificate, now: Date): Promise<RevocationStatus> {
+    await this.prepare(cert, now);
+    return this.checkLoaded(cert, issuer, now);
+  }
+
+  /**
+   * Loads or refreshes, as `check` would, the CRL sources for `cert` (the configured files and URLs, and the
+   * certificate's distribution points); with `cert` null, the configured ones only.
+   */
+  async prepare(cert: Certificate | null, now: Date): Promise<void> {
+    const ids = cert ? this.sourceIds(cert) : [...new Set([...(this.options.files ?? []), ...(this.options.urls ?? [])])];
+    await Promise.all(ids.map((id) => this.fresh(id, now)));
+  }
+
+  /**
+   * `check` on the CRLs already loaded, without waiting for any source (for a synchronous callback such as a TLS
+   * peer's identity check: `prepare` beforehand). A source never loaded counts as one that could not be read.
+   */
+  checkLoaded(cert: Certificate, issuer: Certificate, now: Date): RevocationStatus {
     const problems: string[] = [];
     const usable: ParsedCrl[] = [];
     for (const id of this.sourceIds(cert)) {
-      const src = await this.fresh(id, now);
+      const src = this.sources.get(id);
+      if (!src?.loaded) {
+        problems.push(`${id}: ${src?.error ?? 'not loaded yet'}`);
+        continue;
+      }
       if (src.error) problems.push(`${id}: ${src.error}`);
       for (const crl of src.crls) {
         if (!sameName(crl.issuerDer, crl.issuerAttributes, cert.issuerDer, cert.issuerAttributes)) continue;
