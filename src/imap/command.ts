@@ -110,6 +110,12 @@ export class ImapError extends Error {
   }
 }
 
+/**
+ * A response could not be finished after part of it was sent (a message body that failed to open half-way
+ * through its literal): the protocol stream is broken, so the connection is cut without another word.
+ */
+export class ResponseBrokenError extends Error {}
+
 /** Thrown by `send` once the connection is gone, so a handler stops working for nobody. */
 export class ConnectionClosedError extends Error {
   constructor() {

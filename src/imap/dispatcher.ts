@@ -1,4 +1,4 @@
-import { type AnyCommand, type Completion, ConnectionClosedError, ImapError, type SessionApi } from './command.js';
+import { type AnyCommand, type Completion, ConnectionClosedError, ImapError, ResponseBrokenError, type SessionApi } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { MailboxNameError } from './mailbox-name.js';
 import { reportMode } from './selected.js';
@@ -57,7 +57,7 @@ export async function dispatch(session: SessionApi, frame: CommandFrame): Promis
   try {
     result = { status: 'OK', completion: await spec.run(session, args, tag) };
   } catch (err) {
-    if (err instanceof ConnectionClosedError) throw err;
+    if (err instanceof ConnectionClosedError || err instanceof ResponseBrokenError) throw err;
     if (err instanceof ImapError) result = { status: err.status, completion: { text: err.message, ...(err.code ? { code: err.code } : {}) } };
     else if (err instanceof MailboxNameError) result = { status: 'BAD', completion: { text: err.message } };
     else {

@@ -132,6 +132,11 @@ export function needsBody(items: readonly FetchItem[]): boolean {
   return items.some((i) => i.kind === 'section' || i.kind === 'binary' || i.kind === 'PREVIEW');
 }
 
+/** Whether every item that reads the message reads it whole and from its start (it can then be streamed). */
+export function onlyWholeBodies(items: readonly FetchItem[]): boolean {
+  return items.every((i) => (i.kind === 'section' ? i.spec.path.length === 0 && i.spec.text === null && !i.partial : i.kind !== 'binary' && i.kind !== 'PREVIEW'));
+}
+
 export function marksSeen(items: readonly FetchItem[]): boolean {
   return items.some((i) => (i.kind === 'section' || (i.kind === 'binary' && !i.sizeOnly)) && !i.peek);
 }

@@ -6,7 +6,7 @@ import type { FetchItem } from './fetch-items.js';
 import { decodeTransfer, isKnownEncoding } from '../mime/transfer.js';
 import { previewText } from './preview.js';
 import { applyPartial, extractSection, findPart } from './sections.js';
-import { atom, literal, utf8Text, type Value } from './serializer.js';
+import { atom, literal, StreamedLiteral, utf8Text, type Value } from './serializer.js';
 
 /**
  * The data of one `* n FETCH (...)` response, in the order the items were asked. Pure: the caller supplies
@@ -18,7 +18,11 @@ export function fetchValues(
   msg: MessageSummary,
   meta: MessageMeta | null,
   raw: Buffer | null,
-  options: { utf8: boolean } = { utf8: false },
+  /**
+   * `body`: without `raw`, the whole message as a stream of `size` bytes, for the items that send it whole
+   * (`BODY[]`, `BODY.PEEK[]`, `RFC822` without a partial range).
+   */
+  options: { utf8: boolean; body?: { size: number; open: () => AsyncIterable<Buffer> } } = { utf8: false },
 ): Value[] {
   const out: Value[] = [];
   for (const item of items) {
@@ -54,8 +58,12 @@ export function fetchValues(
       }
       case 'section': {
         const whole = item.spec.path.length === 0 && item.spec.text === null;
-        const data = whole ? raw! : meta ? extractSection(raw!, meta.mime, item.spec) : null;
         out.push(atom(item.partial ? `${item.name}<${item.partial.start}>` : item.name));
+        if (whole && !item.partial && raw === null && options.body) {
+          out.push(new StreamedLiteral(options.body.size, options.body.open));
+          break;
+        }
+        const data = whole ? raw! : meta ? extractSection(raw!, meta.mime, item.spec) : null;
         out.push(data === null ? null : literal(applyPartial(data, item.partial)));
         break;
       }

@@ -26,7 +26,17 @@ export class Adjacent {
   constructor(readonly items: readonly Value[]) {}
 }
 
-export type Value = null | number | string | Buffer | Atom | Literal | Utf8Text | Adjacent | readonly Value[];
+/** A literal whose bytes are read while they are sent (a message body opened from its sealed blob). */
+export class StreamedLiteral {
+  constructor(
+    readonly size: number,
+    readonly open: () => AsyncIterable<Buffer>,
+  ) {}
+}
+
+export type Value = null | number | string | Buffer | Atom | Literal | StreamedLiteral | Utf8Text | Adjacent | readonly Value[];
+/** What a response is written as: bytes, and the streamed literals between them. */
+export type Piece = Buffer | StreamedLiteral;
 
 export const atom = (value: string) => new Atom(value);
 export const literal = (value: Buffer, binary = false) => new Literal(value, binary);
@@ -42,12 +52,12 @@ function canQuote(bytes: Buffer, utf8: boolean): boolean {
   return true;
 }
 
-function writeString(bytes: Buffer, out: Buffer[], utf8 = false): void {
+function writeString(bytes: Buffer, out: Piece[], utf8 = false): void {
   if (canQuote(bytes, utf8)) out.push(Buffer.from(`"${bytes.toString('latin1').replace(/(["\\])/g, '\\$1')}"`, 'latin1'));
   else out.push(Buffer.from(`{${bytes.length}}\r\n`, 'latin1'), bytes);
 }
 
-export function encodeValue(value: Value, out: Buffer[]): void {
+export function encodeValue(value: Value, out: Piece[]): void {
   if (value === null) out.push(Buffer.from('NIL'));
   else if (typeof value === 'number') out.push(Buffer.from(String(value)));
   else if (typeof value === 'string') writeString(Buffer.from(value, 'utf8'), out);
@@ -55,6 +65,7 @@ export function encodeValue(value: Value, out: Buffer[]): void {
   else if (value instanceof Utf8Text) writeString(Buffer.from(value.value, 'utf8'), out, true);
   else if (value instanceof Atom) out.push(Buffer.from(value.value, 'utf8'));
   else if (value instanceof Literal) out.push(Buffer.from(`${value.binary ? '~' : ''}{${value.value.length}}\r\n`, 'latin1'), value.value);
+  else if (value instanceof StreamedLiteral) out.push(Buffer.from(`{${value.size}}\r\n`, 'latin1'), value);
   else if (value instanceof Adjacent) {
     out.push(Buffer.from('('));
     for (const item of value.items) encodeValue(item, out);
@@ -69,14 +80,21 @@ export function encodeValue(value: Value, out: Buffer[]): void {
   }
 }
 
+function bytesOnly(pieces: readonly Piece[]): Buffer[] {
+  return pieces.map((p) => {
+    if (p instanceof StreamedLiteral) throw new Error('a streamed literal must be sent with untaggedPieces');
+    return p;
+  });
+}
+
 /** Values separated by spaces. */
 export function encodeValues(values: readonly Value[]): Buffer {
-  const out: Buffer[] = [];
+  const out: Piece[] = [];
   values.forEach((v, i) => {
     if (i > 0) out.push(Buffer.from(' '));
     encodeValue(v, out);
   });
-  return Buffer.concat(out);
+  return Buffer.concat(bytesOnly(out));
 }
 
 /** `* <values>\r\n` */
@@ -91,16 +109,21 @@ const COALESCE = 16 * 1024;
  * through uncopied, so a big FETCH response is never assembled into one more buffer.
  */
 export function untaggedParts(values: readonly Value[]): Buffer[] {
-  const pieces: Buffer[] = [Buffer.from('* ')];
+  return bytesOnly(untaggedPieces(values));
+}
+
+/** `untaggedParts`, where a `StreamedLiteral` stays a piece of its own, for the sender to read and write. */
+export function untaggedPieces(values: readonly Value[]): Piece[] {
+  const pieces: Piece[] = [Buffer.from('* ')];
   values.forEach((v, i) => {
     if (i > 0) pieces.push(Buffer.from(' '));
     encodeValue(v, pieces);
   });
   pieces.push(CRLF);
-  const out: Buffer[] = [];
+  const out: Piece[] = [];
   let small: Buffer[] = [];
   for (const piece of pieces) {
-    if (piece.length < COALESCE) {
+    if (Buffer.isBuffer(piece) && piece.length < COALESCE) {
       small.push(piece);
       continue;
     }

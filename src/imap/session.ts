@@ -6,7 +6,7 @@ import zlib from 'node:zlib';
 import type { Logger } from 'pino';
 import type { MailboxRow } from '../store/types.js';
 import { capabilities } from './capabilities.js';
-import { type ClientCertificate, ConnectionClosedError, type ImapServerDeps, type SessionApi, type SessionState } from './command.js';
+import { type ClientCertificate, ConnectionClosedError, type ImapServerDeps, ResponseBrokenError, type SessionApi, type SessionState } from './command.js';
 import { dispatch, findCommand, stateText } from './dispatcher.js';
 import { CommandReader, type LiteralRequest, type ReaderEvent, type Refusal } from './parser.js';
 import type { SelectedFolder } from './selected.js';
@@ -386,7 +386,11 @@ export class Session implements SessionApi {
         await this.#handle(event);
       }
     } catch (err) {
-      if (!(err instanceof ConnectionClosedError)) {
+      if (err instanceof ResponseBrokenError) {
+        this.log.error({ err }, 'IMAP response broken off: connection cut');
+        this.close(null);
+        this.#socket.destroy();
+      } else if (!(err instanceof ConnectionClosedError)) {
         this.log.error({ err }, 'IMAP session failed');
         this.close('Internal server error');
       }

@@ -46,6 +46,8 @@ export const USER = { address: 'claire.martin@hopital-demo.mssante.test', passwo
 export interface ImapTestServer {
   ports: { plain: number; tls: number };
   store: Store;
+  /** The test store's directory (the SQLite file is `mss.sqlite` there). */
+  dir: string;
   mail: SealedMail;
   notifier: LocalNotifier;
   mailbox: MailboxRow;
@@ -84,6 +86,7 @@ export async function startImapServer(
   const handle: ImapTestServer = {
     ports: { plain: 0, tls: 0 },
     store: testStore.store,
+    dir: testStore.dir,
     mail: new SealedMail(testStore.store, keyring),
     notifier: new LocalNotifier(),
     mailbox,

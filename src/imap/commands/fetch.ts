@@ -1,13 +1,13 @@
 import { audit } from '../../audit/journal.js';
 import type { MessageRow, MessageSummary } from '../../store/types.js';
 import type { Args } from '../args.js';
-import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
-import { isPreviewModifierList, marksSeen, needsBody, needsMeta, parseFetchItems, parsePreviewModifiers, type FetchItem } from '../fetch-items.js';
+import { ConnectionClosedError, defineCommand, ImapError, ResponseBrokenError, SELECTED, type Completion, type SessionApi } from '../command.js';
+import { isPreviewModifierList, marksSeen, needsBody, needsMeta, onlyWholeBodies, parseFetchItems, parsePreviewModifiers, type FetchItem } from '../fetch-items.js';
 import { fetchValues, UnknownCteError } from '../fetch-response.js';
 import { addFlags, hasFlag } from '../flags.js';
 import { utf8Names } from '../modes.js';
 import { resolveSequenceNumbers, resolveUids, type SeqRange } from '../sequence.js';
-import { atom, untaggedParts } from '../serializer.js';
+import { atom, untaggedParts, untaggedPieces, type Piece } from '../serializer.js';
 import { ImapSyntaxError } from '../tokenizer.js';
 import { sendVanishedSince } from '../vanished.js';
 
@@ -87,6 +87,32 @@ async function sendSummaries(session: SessionApi, items: readonly FetchItem[], i
   if (pending.length > 0) await session.send(Buffer.concat(pending));
 }
 
+/**
+ * Writes a response; a streamed literal is read from its source as it goes out. Once part of a literal is sent,
+ * a source that fails (a blob that does not open to the end) or does not hold the announced size breaks the
+ * protocol stream: `ResponseBrokenError` then cuts the connection.
+ */
+async function sendPieces(session: SessionApi, pieces: readonly Piece[]): Promise<void> {
+  for (const piece of pieces) {
+    if (Buffer.isBuffer(piece)) {
+      await session.send(piece);
+      continue;
+    }
+    let sent = 0;
+    try {
+      for await (const chunk of piece.open()) {
+        if (sent + chunk.length > piece.size) throw new Error(`the message is longer than its recorded size ${piece.size}`);
+        await session.send(chunk);
+        sent += chunk.length;
+      }
+    } catch (err) {
+      if (err instanceof ConnectionClosedError) throw err;
+      throw new ResponseBrokenError(`message body broken off after ${sent} of ${piece.size} bytes`, { cause: err });
+    }
+    if (sent !== piece.size) throw new ResponseBrokenError(`message body of ${sent} bytes, ${piece.size} announced`);
+  }
+}
+
 async function markSeen(session: SessionApi, rows: MessageRow[]): Promise<void> {
   const view = session.selected!;
   const unseen = rows.filter((r) => !hasFlag(r.flags, '\\Seen'));
@@ -129,6 +155,8 @@ export async function runFetch(session: SessionApi, { set, items: asked, changed
   }
   const withMeta = needsMeta(items);
   const withBody = needsBody(items);
+  // A message read whole is streamed from its sealed blob: memory stays bounded by a segment, not the message.
+  const streamed = withBody && onlyWholeBodies(items);
   if (!withMeta && !withBody && indexes.length > SUMMARY_SCAN) {
     await sendSummaries(session, items, indexes, changedSince);
     return { text: `${byUid ? 'UID FETCH' : 'FETCH'} completed` };
@@ -141,16 +169,17 @@ export async function runFetch(session: SessionApi, { set, items: asked, changed
     if (setsSeen) await markSeen(session, rows);
     for (const row of rows) {
       const meta = withMeta ? mail.openMeta(user, row) : null;
-      const raw = withBody ? await mail.openBody(user, row) : null;
-      if (raw) bodies++;
+      const raw = withBody && !streamed ? await mail.openBody(user, row) : null;
+      if (withBody) bodies++;
       let values;
       try {
-        values = fetchValues(items, row, meta, raw, { utf8: utf8Names(session) });
+        const body = streamed ? { size: row.size, open: () => mail.openBodyStream(user, row) } : undefined;
+        values = fetchValues(items, row, meta, raw, { utf8: utf8Names(session), ...(body ? { body } : {}) });
       } catch (err) {
         if (err instanceof UnknownCteError) throw new ImapError('NO', `Unknown content-transfer-encoding ${err.message.slice(0, 40)}`, 'UNKNOWN-CTE');
         throw err;
       }
-      await session.send(untaggedParts([view.seqOf(row.uid), atom('FETCH'), values]));
+      await sendPieces(session, untaggedPieces([view.seqOf(row.uid), atom('FETCH'), values]));
     }
   }
   if (bodies > 0) {
