@@ -53,6 +53,7 @@ import { appendUid, ImapClient, quote, ReplyTimeoutError, searchHits, type Reply
 import { createImapOperator, OurMailboxes, startOurs, type ImapOperator } from './_imap-ours.js';
 import { processStats, startDovecotPeer, stopAllDovecotPeersSync, type DovecotPeer, type ProcessStats } from './_dovecot-peer.js';
 import { buildIfNeeded, DOMAIN, median, percentile, stopAllServersSync, type Server } from './_operator.js';
+import { tlsFloorKbPerConnection } from './_tls-floor.js';
 
 // ---- sizes ----
 
@@ -566,9 +567,11 @@ if (CASES.has('c')) {
   const target = await ours.restart();
   const mine = await runIdle(target);
   console.log(`  ours: RSS ${mb(mine.beforeKb)} MB -> ${mb(mine.afterKb)} MB: ${mine.kbPerConn.toFixed(1)} KB per connection (slope; difference ${mine.deltaKbPerConn.toFixed(1)} KB)`);
+  const floor = await tlsFloorKbPerConnection(IDLE_CONNS);
+  console.log(`  a bare Node.js TLS server: ${floor.toFixed(1)} KB per idle connection (the floor under ours)`);
   let line =
     `RESULT imap-idle kb_per_conn=${mine.kbPerConn.toFixed(1)} delta_kb_per_conn=${mine.deltaKbPerConn.toFixed(1)} connections=${IDLE_CONNS} ` +
-    `rss_before_mb=${mb(mine.beforeKb)} rss_after_mb=${mb(mine.afterKb)} target_kb=50 tls=yes ${peerFields()}`;
+    `rss_before_mb=${mb(mine.beforeKb)} rss_after_mb=${mb(mine.afterKb)} node_tls_floor_kb=${floor.toFixed(1)} target_kb=50 tls=yes ${peerFields()}`;
   if (peerTarget) {
     const theirs = await runIdle(peerTarget);
     console.log(
