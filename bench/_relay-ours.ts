@@ -101,7 +101,8 @@ export async function createRelayPair(o: RelayPairOptions): Promise<RelayPair> {
   const base = (domain: string, host: string, patient: string) => ({
     hostname: host,
     localDomains: [domain, patient],
-    demo: { domain, patientDomain: patient },
+    demo: { domain },
+    patients: { domain: patient },
     trust: { export: { domains: [domain], description: `Opérateur ${host}` } },
   });
   // A's own relay listener is not used; port 0 keeps it off the default port.

@@ -8,6 +8,7 @@ import { PkiCommandError, registerPkiCommands } from './crypto/pki-cli.js';
 import { registerDirectoryCommands } from './directory/cli.js';
 import { registerTrustCommands } from './policy/trust-cli.js';
 import { registerQueueCommands } from './queue/cli.js';
+import { registerPatientCommands } from './policy/patient-cli.js';
 import { checkMailboxOwner } from './pipeline/check-directory.js';
 import { Refusal } from './pipeline/refusal.js';
 import { openDirectoryStore } from './store/directory.js';
@@ -110,6 +111,11 @@ withConfig(program.command('start'))
     process.on('SIGINT', () => stop('SIGINT'));
     server = await startServer(config, log);
     for (const l of server.listeners) console.log(`listening  ${l.protocol.padEnd(27)} ${l.host}:${l.port}`);
+    const https = server.listeners.find((l) => l.protocol.startsWith('https'));
+    if (https) {
+      const host = https.host === '127.0.0.1' || https.host === '::1' ? 'localhost' : https.host;
+      console.log(`webmail    https://${host}:${https.port}/ (a patient first activates the mailbox there with the code "mss init" printed)`);
+    }
     console.log(
       `log in with a mailbox address and its password (printed by "mss init"; reset with "mss mailbox passwd <address> --password-stdin");` +
         ` TLS certificates chain to ${config.certsDir}/ca/root.pem`,
@@ -188,6 +194,7 @@ registerDirectoryCommands(program, {
 });
 registerTrustCommands(program, { withStore: (cmd, work) => withStore(configOf(cmd), work), configOf });
 registerQueueCommands(program, { withStore: (cmd, work) => withStore(configOf(cmd), work), keyringOf: (cmd) => openKeyring(configOf(cmd)) });
+registerPatientCommands(program, { withStore: (cmd, work) => withStore(configOf(cmd), work), keyringOf: (cmd) => openKeyring(configOf(cmd)), configOf });
 
 const auditCmd = program.command('audit').description('the audit journal');
 

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { existsSync, mkdirSync } from 'node:fs';
+import pino from 'pino';
 import { createMailbox } from './accounts/mailboxes.js';
 import { generatePassword } from './accounts/password.js';
 import { audit } from './audit/journal.js';
@@ -8,6 +9,8 @@ import { issueDemoCredentials } from './crypto/keystore.js';
 import { seedDemoDirectory } from './directory/demo.js';
 import { ensureDevPki, issueOrganisationCertificate, issuePractitionerCertificates, type DevPkiOptions } from './crypto/devpki.js';
 import { createMasterKey, Keyring, masterKeyPath, readMasterKey } from './crypto/seal.js';
+import { Patients } from './policy/patients.js';
+import { SealedMail } from './store/sealed-mail.js';
 import { describeStore, openStore, storeExists, withInitLock } from './store/open.js';
 import type { Store } from './store/types.js';
 
@@ -17,6 +20,8 @@ export interface InitReport {
   lines: string[];
   /** Demo accounts created on this run, with their one-time printed password. */
   accounts: { address: string; password: string; type: string }[];
+  /** Demo patient mailboxes created on this run, pending activation, with their one-time activation code. */
+  activations: { address: string; code: string; expiresAt: number }[];
 }
 
 export function pkiOptions(config: Config, keyring: Keyring): DevPkiOptions {
@@ -56,7 +61,7 @@ export function initOperator(config: Config, options: InitOptions = {}): Promise
 }
 
 async function initialise(config: Config, options: InitOptions): Promise<InitReport> {
-  const report: InitReport = { changed: false, lines: [], accounts: [] };
+  const report: InitReport = { changed: false, lines: [], accounts: [], activations: [] };
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   if (!existsSync(masterKeyPath(config.dataDir))) {
     createMasterKey(config.dataDir);
@@ -109,7 +114,8 @@ const DEMO = {
 } as const;
 
 async function createDemo(config: Config, store: Store, keyring: Keyring, report: InitReport, credentials: boolean): Promise<void> {
-  const { domain, patientDomain } = config.demo;
+  const { domain } = config.demo;
+  const patientDomain = config.patients.domain;
   const pki = pkiOptions(config, keyring);
   for (const p of DEMO.practitioners) {
     const address = `${p.local}@${domain}`;
@@ -125,10 +131,15 @@ async function createDemo(config: Config, store: Store, keyring: Keyring, report
   await issueOrganisationCertificate(pki, { address: appAddress, idNatStruct: `1${app.finess}`, name: app.name });
   report.accounts.push({ address: appAddress, password: appPassword, type: 'APP' });
 
-  const patientAddress = `${DEMO.patientIns}@${patientDomain}`;
-  const patientPassword = generatePassword();
-  await createMailbox(store, keyring, { address: patientAddress, type: 'PATIENT', ownerId: DEMO.patientIns, displayName: null, password: patientPassword, actor: 'init' });
-  report.accounts.push({ address: patientAddress, password: patientPassword, type: 'PATIENT' });
+  // The demo patient: pending, as a professional's first message would leave it; the patient activates it in the
+  // webmail with this code (a real deployment mails it by post), choosing a password and a TOTP second factor.
+  const patients = new Patients({ store, mail: new SealedMail(store, keyring), keyring, config: config.patients, log: pino({ level: 'silent' }) });
+  const activation = await patients.issueActivationCode(DEMO.patientIns, 'init');
+  report.activations.push(activation);
+  report.lines.push(
+    `created demo patient ${activation.address}, pending activation: activation code ${activation.code} (valid until ${new Date(activation.expiresAt).toISOString()});` +
+      ' the patient activates the mailbox in the webmail (choosing a password and a TOTP app), then reads and replies there (no IMAP or SMTP login by default)',
+  );
   const directoryLines = await seedDemoDirectory(store, config.dataDir, {
     practitioners: DEMO.practitioners.map((p) => ({
       rpps: p.rpps,

@@ -15,6 +15,10 @@ import { audit } from './audit/journal.js';
 import { directorySearchHandler } from './directory/http.js';
 import { HttpServer } from './http/server.js';
 import { Pipeline } from './pipeline/index.js';
+import { Patients } from './policy/patients.js';
+import { openWebmailSessions } from './store/webmail-sessions.js';
+import { Webmail } from './webmail/app.js';
+import { DocumentSpace } from './webmail/documents.js';
 import { Receipts } from './pipeline/receipts.js';
 import { startFederation } from './queue/federation.js';
 import { MDN_SWEEP_MS, MdnTracker } from './queue/mdn-tracker.js';
@@ -30,7 +34,7 @@ import { openStore, postgresUrl } from './store/open.js';
 import type { Notifier } from './store/types.js';
 
 export interface Listener {
-  protocol: 'smtp-submission (STARTTLS)' | 'smtp-submission (TLS)' | 'smtp-relay (STARTTLS)' | 'imap (STARTTLS)' | 'imap (TLS)' | 'https (API)';
+  protocol: 'smtp-submission (STARTTLS)' | 'smtp-submission (TLS)' | 'smtp-relay (STARTTLS)' | 'imap (STARTTLS)' | 'imap (TLS)' | 'https (webmail, API)';
   host: string;
   port: number;
 }
@@ -46,11 +50,13 @@ export interface RunningServer {
  * (a crash between writing a file and committing, or after a commit and before the file was removed).
  */
 const BLOB_SWEEP_MS = 60 * 60_000;
+/** How often each process destroys the messages of opposed patient mailboxes whose grace period is over. */
+const PATIENT_PURGE_MS = 60 * 60_000;
 
-/** The mail domains this operator serves: the configured ones plus the demo's. */
+/** The mail domains this operator serves: the configured ones, the patient domain and the demo hospital's. */
 export function localDomains(config: Config): string[] {
-  const demo = config.demo.enabled ? [config.demo.domain, config.demo.patientDomain] : [];
-  return [...new Set([...config.localDomains, ...demo].map((d) => d.toLowerCase()))];
+  const demo = config.demo.enabled ? [config.demo.domain] : [];
+  return [...new Set([...config.localDomains, config.patients.domain, ...demo].map((d) => d.toLowerCase()))];
 }
 
 /** Wires store, pipeline and listeners for `mss start`. The operator must be initialised. */
@@ -67,7 +73,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     throw err;
   }
   const mail = new SealedMail(store, keyring);
-  const auth = new Authenticator(store, config.auth);
+  const auth = new Authenticator(store, config.auth, { allowImap: config.patients.allowImap });
+  const patients = new Patients({ store, mail, keyring, config: config.patients, log: log.child({ component: 'patients' }), limits: config.auth });
   const security = buildSecurityContext(config, store, keyring, pkiOptions(config, keyring));
   const pipelineDeps = {
     mail,
@@ -83,6 +90,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       lookups: cachedDirectoryLookups(openDirectoryStore(store), { ttlSeconds: config.directory.cacheSeconds }),
       mode: config.directory.senderCheck,
     },
+    patients,
   };
   // Mail to other operators: the outbound stage of the pipeline and the queue worker.
   const federation = startFederation({ config, store, keyring, mail, notifier, security, tls, log: log.child({ component: 'queue' }) });
@@ -133,6 +141,21 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
 
   const directory = openDirectoryStore(store);
+  const webmail = config.webmail.enabled
+    ? new Webmail({
+        store,
+        mail,
+        notifier,
+        auth,
+        pipeline,
+        patients,
+        documents: new DocumentSpace({ store, mail }),
+        sessions: openWebmailSessions(store),
+        config: config.webmail,
+        hostname: config.hostname,
+        log: log.child({ component: 'webmail' }),
+      })
+    : undefined;
   const http = new HttpServer({
     tls,
     auth,
@@ -143,6 +166,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         directorySearchHandler(directory, { maxLimit: config.directory.searchLimit, onError: (err) => log.error({ err }, 'directory search failed') }),
       ],
     ]),
+    app: webmail,
     maxConnections: config.http.maxConnections,
     requestTimeoutMs: config.http.requestTimeoutMs,
   });
@@ -161,7 +185,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const i2 = await imap.listen('tls', config.imap.tls.host, config.imap.tls.port);
     listeners.push({ protocol: 'imap (TLS)', host: i2.address, port: i2.port });
     const h = await http.listen(config.http.listener.host, config.http.listener.port);
-    listeners.push({ protocol: 'https (API)', host: h.address, port: h.port });
+    listeners.push({ protocol: 'https (webmail, API)', host: h.address, port: h.port });
   } catch (err) {
     await Promise.allSettled([smtp.close(), relay?.close(), imap.close(), http.close()]);
     await federation.close();
@@ -207,14 +231,33 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       .finally(() => (sweeping = null));
   }, BLOB_SWEEP_MS).unref();
 
+  // Opposed patient mailboxes: their messages are destroyed once the grace period is over (every process may run it:
+  // each purge is one unit of work that claims its mailbox).
+  let purging: Promise<void> | null = null;
+  const purge = () => {
+    purging ??= patients
+      .purgeDue()
+      .then(
+        (count) => {
+          if (count > 0) log.info({ component: 'patients', count }, 'opposed patient mailboxes purged');
+        },
+        (err: unknown) => log.warn({ component: 'patients', err }, 'patient purge failed; the next one tries again'),
+      )
+      .finally(() => (purging = null));
+  };
+  purge();
+  const purger = setInterval(purge, PATIENT_PURGE_MS).unref();
+
   let closing: Promise<void> | null = null;
   return {
     listeners,
     close: () =>
       (closing ??= (async () => {
         clearInterval(sweeper);
+        clearInterval(purger);
         await Promise.allSettled([smtp.close(), relay?.close(), imap.close(), http.close(), trustRefresher?.stop()]);
         await sweeping;
+        await purging;
         await tracker.stop();
         await federation.close();
         await notifier.close();

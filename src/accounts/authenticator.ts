@@ -11,15 +11,29 @@ export interface LoginLimits {
   lockoutMs: number;
 }
 
+/** Where patients may log in (src/policy/patients.ts): never by SMTP (they reply from the webmail); IMAP when allowed. */
+export interface PatientAccess {
+  allowImap: boolean;
+}
+
+/** Whether a patient mailbox may log in over this protocol. */
+export function patientMayUse(protocol: string, access: PatientAccess): boolean {
+  if (protocol === 'smtp') return false;
+  if (protocol === 'imap') return access.allowImap;
+  return true;
+}
+
 /**
  * Password login shared by SMTP AUTH, IMAP LOGIN/AUTHENTICATE and later the webmail. Failures are counted per
  * address in the store (so every process sees them), lock the address out after `maxFailures`, and every
- * attempt is audited. The answer never tells whether the address exists.
+ * attempt is audited. The answer never tells whether the address exists. Only active mailboxes log in (a patient's
+ * pending or opposed one does not), and a patient only where `patients` allows (default: neither SMTP nor IMAP).
  */
 export class Authenticator {
   constructor(
     private readonly store: Store,
     private readonly limits: LoginLimits,
+    private readonly patients: PatientAccess = { allowImap: false },
   ) {}
 
   async login(addressInput: string, password: string, via: { protocol: string; remote: string }): Promise<LoginResult> {
@@ -43,6 +57,10 @@ export class Authenticator {
     }
     if (mailbox.state !== 'active') {
       await audit(this.store, { actor: address, action: 'login-failed', object: address, outcome: `mailbox-${mailbox.state}`, detail });
+      return { ok: false, reason: 'disabled' };
+    }
+    if (mailbox.type === 'PATIENT' && !patientMayUse(via.protocol, this.patients)) {
+      await audit(this.store, { actor: address, action: 'login-failed', object: address, outcome: `patient-no-${via.protocol}`, detail });
       return { ok: false, reason: 'disabled' };
     }
     if (state.failures > 0) await this.store.transaction((tx) => tx.clearAuthFailures(key));

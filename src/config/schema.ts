@@ -159,6 +159,22 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    webmail: z
+      .object({
+        enabled: z.boolean().default(true).describe('serve the webmail (pages, forms, static files) on the HTTPS listener'),
+        sessionIdleMinutes: z.number().int().positive().default(15).describe('a webmail session ends after this long without a request'),
+        sessionAbsoluteHours: z.number().positive().default(12).describe('a webmail session ends this long after login, active or not'),
+        secondFactorMinutes: z.number().int().positive().default(5).describe('time allowed between the password and the TOTP code of a patient login'),
+        maxFailuresPerIp: z.number().int().positive().default(20).describe('failed webmail logins (password or TOTP) from one address before it is locked out'),
+        ipLockoutMs: z.number().int().positive().default(15 * 60_000).describe('how long such a lockout of an address lasts'),
+        maxFormBytes: z.number().int().positive().default(64 * 1024).describe('largest form body without attachments'),
+        maxUploadBytes: z.number().int().positive().default(20 * 1024 * 1024).describe('largest compose form with its attachments'),
+        pageSize: z.number().int().positive().max(500).default(50).describe('messages listed per page of a folder'),
+        historyLimit: z.number().int().positive().default(200).describe('most recent entries shown in "who accessed my messages"'),
+      })
+      .strict()
+      .prefault({})
+      .describe('the webmail: sessions (idle and absolute expiry), login limits, upload limits'),
     xdm: z
       .object({
         maxEntries: z.number().int().positive().default(256).describe('most entries (files and folders) in one IHE_XDM.ZIP archive'),
@@ -178,11 +194,26 @@ export const configSchema = z
     relay: relayConfigSchema.describe('the inbound relay between operators of the trust space: STARTTLS, TLS client certificate, local recipients only'),
     federation: federationConfigSchema.describe('mail to other operators of the trust space: protection, routes, the outbound queue and its DSNs'),
     directory: directoryConfigSchema.describe('the practitioner directory (Annuaire Santé extractions) and the sender checks'),
+    patients: z
+      .object({
+        domain: z
+          .string()
+          .min(1)
+          .default('patient.mssante.test')
+          .describe('mail domain of patient mailboxes, <INS matricule>@<domain> (the national model: patient.mssante.fr); served locally'),
+        autoCreate: z.boolean().default(true).describe("a professional's first message to a valid INS address with no mailbox creates it, pending activation"),
+        opposeWindowDays: z.number().int().positive().default(30).describe('days after its creation during which a patient may still oppose to the mailbox (the national model: one month)'),
+        graceDays: z.number().int().min(0).default(30).describe('days after an opposition before the messages the mailbox held are destroyed'),
+        activationCodeHours: z.number().int().positive().default(720).describe('validity of an activation code (mss patient activate-code; a deployment mails it by post)'),
+        allowImap: z.boolean().default(false).describe('let active patients log in by IMAP too (default: webmail only; never SMTP)'),
+      })
+      .strict()
+      .prefault({})
+      .describe('patient mailboxes: addresses, creation, activation, opposition'),
     demo: z
       .object({
         enabled: z.boolean().default(true).describe('create the demo hospital, practitioners and patient on first init'),
         domain: z.string().min(1).default('hopital-demo.mssante.test').describe('mail domain of the demo hospital (served locally)'),
-        patientDomain: z.string().min(1).default('patient.mssante.test').describe('mail domain of patient mailboxes (served locally)'),
       })
       .strict()
       .prefault({}),

@@ -7,7 +7,8 @@ import type { Authenticator } from '../accounts/authenticator.js';
 import type { MailboxRow } from '../store/types.js';
 
 /**
- * The HTTPS listener of the JSON API (and of the webmail, later). Requests authenticate with HTTP Basic over
+ * The HTTPS listener of the JSON API and of the webmail (`app`: pages, forms, static files and the rest of
+ * `/api/`, on every path no exact route takes). Requests to the exact routes authenticate with HTTP Basic over
  * TLS against the same accounts, lockouts and audit as SMTP and IMAP; a successful login is remembered for a
  * minute per process (keyed by an HMAC of the credentials under a per-process secret), so address-book
  * completion does not run the password hash on every keystroke.
@@ -16,12 +17,22 @@ import type { MailboxRow } from '../store/types.js';
 export type ApiUser = Pick<MailboxRow, 'address' | 'type'>;
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, user: ApiUser | null) => Promise<void>;
 
+/** A web application served beside the exact routes (src/webmail/app.ts). */
+export interface WebApp {
+  /** The user of a request authenticated by the application itself (its session cookie), or null. */
+  sessionUser(req: IncomingMessage): Promise<ApiUser | null>;
+  /** Serves a request no exact route takes; `user` is set when it carried valid HTTP Basic credentials. */
+  handle(req: IncomingMessage, res: ServerResponse, user: ApiUser | null): Promise<void>;
+}
+
 export interface HttpServerDeps {
   tls: { key: string; cert: string };
   auth: Authenticator;
   log: Logger;
   /** Exact paths (query string excluded) to handlers. */
   routes: ReadonlyMap<string, RouteHandler>;
+  /** The web application (the webmail) for the other paths; without it they are 404. */
+  app?: WebApp;
   maxConnections: number;
   requestTimeoutMs: number;
 }
@@ -73,13 +84,15 @@ export class HttpServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'https://localhost').pathname;
     const route = this.deps.routes.get(path);
-    if (!route) {
+    const app = this.deps.app;
+    if (!route && !app) {
       json(res, 404, { error: 'not found' });
       return;
     }
     const header = req.headers.authorization;
     if (!header) {
-      await route(req, res, null);
+      if (route) await route(req, res, app ? await app.sessionUser(req) : null);
+      else await app!.handle(req, res, null);
       return;
     }
     const user = await this.#authenticate(header, req.socket.remoteAddress ?? '?');
@@ -87,7 +100,8 @@ export class HttpServer {
       json(res, 401, { error: 'bad credentials' }, { 'www-authenticate': 'Basic realm="mss", charset="UTF-8"' });
       return;
     }
-    await route(req, res, user);
+    if (route) await route(req, res, user);
+    else await app!.handle(req, res, user);
   }
 
   async #authenticate(header: string, remote: string): Promise<ApiUser | null> {

@@ -8,10 +8,11 @@ function addressOf(a: EnvelopeAddress): string | null {
 
 /**
  * The envelope sender (MAIL FROM) must be the authenticated mailbox's own address. Only professionals write
- * first: a patient mailbox never submits by SMTP (its replies come through the webmail's reply rules).
+ * first: a patient mailbox never submits by SMTP (its replies come through the webmail, under the reply rules of
+ * src/policy/patient-threads.ts).
  */
-export function checkEnvelopeSender(sender: MailboxRow, mailFrom: string): void {
-  if (sender.type === 'PATIENT') throw new Refusal('patient-may-not-initiate');
+export function checkEnvelopeSender(sender: MailboxRow, mailFrom: string, channel: 'submission' | 'webmail' = 'submission'): void {
+  if (sender.type === 'PATIENT' && channel !== 'webmail') throw new Refusal('patient-may-not-initiate');
   if (mailFrom.trim().toLowerCase() !== sender.address) {
     throw new Refusal('sender-not-owned', 'MAIL FROM differs from the authenticated mailbox');
   }

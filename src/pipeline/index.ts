@@ -4,7 +4,7 @@ import type { QuotaLimits } from '../accounts/quota.js';
 import { appendAudit, audit, type AuditEvent } from '../audit/journal.js';
 import { checkSubmissionSender, directoryWarningEvents, type DirectoryCheckMode, type DirectoryLookups } from './check-directory.js';
 import type { SealedMail } from '../store/sealed-mail.js';
-import type { MailboxRow, Notifier } from '../store/types.js';
+import type { MailboxEvent, MailboxRow, Notifier, StoreTx } from '../store/types.js';
 import { deliverLocal } from './deliver.js';
 import { checkEnvelopeSender, checkHeaderSender } from './identify-sender.js';
 import { parseMessage } from './parse.js';
@@ -21,6 +21,9 @@ import { integrationErrorFor, type Receipts } from './receipts.js';
 import { applyXdmDocuments, mayCarryXdm, type XdmStageOptions } from './xdm-documents.js';
 import type { SecurityContext } from './security-context.js';
 import type { MessageMeta } from '../mime/types.js';
+import type { XdmCdaSummary } from '../mime/xdm/headers.js';
+import { closesThread } from '../policy/patient-threads.js';
+import { PROFESSIONAL_TYPES, type Patients } from '../policy/patients.js';
 import type { Accepted, LocalRoute, RecipientRoute, RemoteRoute, Submission } from './types.js';
 
 export interface PipelineDeps {
@@ -42,6 +45,11 @@ export interface PipelineDeps {
   outbound?: OutboundStage;
   /** MDNs (src/pipeline/receipts.ts); without it, none is sent and a refused document is refused over SMTP. */
   receipts?: Receipts;
+  /**
+   * Patient mailboxes and their rules (src/policy/patients.ts): routing to the patient domain, professionals write
+   * first, patients only reply, documents for the right patient, opposition notices. Without it, a patient cannot send.
+   */
+  patients?: Patients;
 }
 
 /** A short, unique, non-guessable transaction id, shown in Received and in the 250 reply. */
@@ -64,7 +72,7 @@ export class Pipeline {
 
   async checkRecipient(sender: MailboxRow, rcptTo: string, context: { remote: string }): Promise<RecipientRoute> {
     return this.refusing(sender.address, rcptTo, context.remote, async () => {
-      const route = await routeRecipient(this.deps.mail.store, this.deps.localDomains, rcptTo, this.deps.outbound);
+      const route = await this.route(sender, rcptTo);
       if (route.kind === 'remote') await this.deps.outbound?.checkRecipient(route);
       else await checkRecipientQuota(this.deps.mail.store, this.deps.quota, route, 0);
       return route;
@@ -76,15 +84,16 @@ export class Pipeline {
     const queueId = newQueueId();
     return this.refusing(submission.sender.address, queueId, submission.remoteAddress, async () => {
       checkLimits(this.deps.limits, submission.raw.length, submission.envelope.rcptTo.length);
-      checkEnvelopeSender(submission.sender, submission.envelope.mailFrom);
+      checkEnvelopeSender(submission.sender, submission.envelope.mailFrom, submission.channel);
       const received = Buffer.from(receivedHeader(submission, this.deps.hostname, queueId));
       // Nobody but this server writes a verification result; the protection request is for this server only.
       let body = stripHeaderFields(submission.raw, ['bcc', VERIFICATION_HEADER.toLowerCase(), PROTECTION_HEADER.toLowerCase()]);
       // A document an application mailbox sends that cannot be integrated is answered by an error MDN when its
       // sender asked for one: the sender checks below still come first.
       let integration: Refusal | null = null;
+      const documents: XdmCdaSummary[] = [];
       try {
-        body = this.xdmDocuments(body);
+        body = this.xdmDocuments(body, documents);
       } catch (err) {
         if (!this.reportsByMdn(err, submission)) throw err;
         integration = err;
@@ -101,10 +110,17 @@ export class Pipeline {
       if (integration) return this.integrationError(integration, submission, queueId, stored, warnings);
       const routes: RecipientRoute[] = [];
       for (const rcpt of new Set(submission.envelope.rcptTo.map((r) => r.toLowerCase()))) {
-        routes.push(submission.routes?.get(rcpt) ?? (await routeRecipient(this.deps.mail.store, this.deps.localDomains, rcpt, this.deps.outbound)));
+        routes.push(submission.routes?.get(rcpt) ?? (await this.route(submission.sender, rcpt)));
       }
-      const local = routes.filter((r): r is LocalRoute => r.kind === 'local');
+      const patientRules = await this.patientRules(submission, meta, routes, warnings.length);
+      const local = routes.filter((r): r is LocalRoute => r.kind === 'local' && !patientRules.opposed.includes(r));
       const remote = routes.filter((r): r is RemoteRoute => r.kind === 'remote');
+      try {
+        this.deps.patients?.checkDocuments(patientRules.patients.map((r) => r.mailbox), documents);
+      } catch (err) {
+        if (!this.reportsByMdn(err, submission)) throw err;
+        return this.integrationError(err, submission, queueId, stored, warnings);
+      }
       const outbound = remote.length > 0 ? await this.outbound(submission, queueId, received, body, detectProtection(meta.mime) !== null, remote) : null;
       const opened = new Map<string, { stored: Buffer; meta: MessageMeta }>();
       const security = this.deps.security;
@@ -119,7 +135,9 @@ export class Pipeline {
             const message = stripHeaderFields(result.message, [VERIFICATION_HEADER.toLowerCase()]);
             let inner: Buffer;
             try {
-              inner = this.xdmDocuments(message);
+              const openedDocuments: XdmCdaSummary[] = [];
+              inner = this.xdmDocuments(message, openedDocuments);
+              if (route.mailbox.type === 'PATIENT') this.deps.patients?.checkDocuments([route.mailbox], openedDocuments);
             } catch (err) {
               if (!this.reportsByMdn(err, submission)) throw err;
               return this.integrationError(err, submission, queueId, Buffer.concat([received, message]), warnings);
@@ -136,6 +154,8 @@ export class Pipeline {
         queueId,
         outbound: outbound ? { sender: submission.sender, mailFrom: submission.envelope.mailFrom, message: stored, recipients: remote.map((r) => r.address), submissionId: queueId } : null,
       });
+      const notice = this.oppositionNotice(submission, queueId, stored, patientRules.opposed);
+      const recordThreads = this.threadRecorder(submission, meta, patientRules, contentOf);
       let result;
       try {
         result = await deliverLocal(
@@ -145,11 +165,13 @@ export class Pipeline {
           queueId,
           contentOf,
           this.deps.quota,
-          [...warnings, ...(outbound?.audit ?? [])],
-          outbound || receipts
+          [...warnings, ...(outbound?.audit ?? []), ...(notice?.audit ?? [])],
+          outbound || receipts || notice || recordThreads
             ? async (tx) => {
                 for (const item of outbound?.items ?? []) await tx.enqueue(item);
                 await receipts?.inUnit(tx);
+                await notice?.inUnit(tx);
+                await recordThreads?.(tx);
               }
             : undefined,
         );
@@ -160,10 +182,96 @@ export class Pipeline {
       }
       for (const event of result.events) this.deps.notifier.publish(event);
       receipts?.afterCommit(this.deps.notifier);
+      notice?.afterCommit();
       if (outbound) this.deps.outbound?.queued();
       this.deps.log.info({ queueId, sender: submission.sender.address, recipients: routes.length, queued: outbound?.items.length ?? 0, size: stored.length }, 'accepted');
       return { ...result.accepted, queued: outbound?.items.map((i) => ({ id: i.id, destination: i.destination })) ?? [] };
     });
+  }
+
+  /**
+   * Where one recipient goes: a patient address through the patient rules (its mailbox, created pending by a
+   * professional's first message; an opposed one is routed too, for the notice), any other through `routeRecipient`.
+   */
+  private async route(sender: MailboxRow, rcpt: string): Promise<RecipientRoute> {
+    const writer = PROFESSIONAL_TYPES.includes(sender.type) ? sender.address : null;
+    const patient = await this.deps.patients?.recipient(rcpt, writer);
+    if (patient) return { kind: 'local', address: patient.address, mailbox: patient };
+    return routeRecipient(this.deps.mail.store, this.deps.localDomains, rcpt, this.deps.outbound);
+  }
+
+  /**
+   * The patient rules, whatever the channel: a patient only replies (webmail), to the professional of an open
+   * conversation; only professionals whose directory check passed write to patients; recipients who opposed are
+   * set aside for the opposition notice.
+   */
+  private async patientRules(submission: Submission, meta: MessageMeta, routes: readonly RecipientRoute[], directoryWarnings: number) {
+    const patients = this.deps.patients;
+    const local = routes.filter((r): r is LocalRoute => r.kind === 'local' && r.mailbox.type === 'PATIENT');
+    const opposed: LocalRoute[] = [];
+    for (const route of local) if (patients && (await patients.isOpposed(route.mailbox))) opposed.push(route);
+    let reply: { threadKey: string; allowed: string[] } | null = null;
+    if (submission.sender.type === 'PATIENT') {
+      if (!patients) throw new Refusal('patient-not-a-reply', 'patient rules not configured');
+      reply = await patients.checkPatientMessage(submission.sender, meta, routes.map((r) => r.address));
+    } else if (local.length > 0) {
+      patients?.checkWriter(submission.sender.type, directoryWarnings);
+    }
+    return { patients: local.filter((r) => !opposed.includes(r)), opposed, reply };
+  }
+
+  /** The failure DSN for recipients who opposed, appended to the sender's INBOX in the delivery's unit of work. */
+  private oppositionNotice(submission: Submission, queueId: string, original: Buffer, opposed: readonly LocalRoute[]) {
+    const patients = this.deps.patients;
+    if (!patients || opposed.length === 0) return null;
+    const dsn = patients.oppositionNotice({
+      hostname: this.deps.hostname,
+      mailFrom: submission.envelope.mailFrom,
+      original,
+      recipients: opposed.map((r) => r.address),
+      arrivalDate: submission.receivedAt,
+      queueId,
+    });
+    const audit: AuditEvent[] = opposed.map((r) => ({
+      actor: submission.sender.address,
+      action: 'refuse',
+      object: queueId,
+      outcome: 'patient-opposed',
+      detail: { remote: submission.remoteAddress, recipient: r.address, answer: 'failure-dsn' },
+    }));
+    let event: MailboxEvent | null = null;
+    const mail = this.deps.mail;
+    return {
+      audit,
+      async inUnit(tx: StoreTx) {
+        const appended = await mail.append(tx, submission.sender, 'INBOX', dsn.raw, { internalDate: Date.now() });
+        event = { kind: 'exists', mailboxId: submission.sender.id, folderId: appended.folderId, uid: appended.uid, modseq: appended.modseq };
+      },
+      afterCommit: () => {
+        if (event) this.deps.notifier.publish(event);
+      },
+    };
+  }
+
+  /** Records, in the delivery's unit of work, the conversations this message opens or continues with patients. */
+  private threadRecorder(
+    submission: Submission,
+    meta: MessageMeta,
+    rules: { patients: LocalRoute[]; reply: { threadKey: string; allowed: string[] } | null },
+    contentOf: (route: LocalRoute) => { stored: Buffer; meta: MessageMeta },
+  ): ((tx: StoreTx) => Promise<void>) | null {
+    const patients = this.deps.patients;
+    if (!patients) return null;
+    const at = submission.receivedAt.getTime();
+    const { reply } = rules;
+    if (reply) return (tx) => patients.threads.recordPatientReply(tx, submission.sender, meta, reply.threadKey, reply.allowed, at);
+    if (rules.patients.length === 0) return null;
+    return async (tx) => {
+      for (const route of rules.patients) {
+        const content = contentOf(route);
+        await patients.threads.recordProfessionalMessage(tx, route.mailbox, content.meta, closesThread(content.stored), at);
+      }
+    };
   }
 
   /** The outbound stage for the recipients at other operators: the items to enqueue with the local copies. */
@@ -185,8 +293,11 @@ export class Pipeline {
    * The structured-documents stage: X-MSS-CODECDA and X-MSS-INS computed from the IHE XDM archives a message
    * carries (removed otherwise); a document that fails its metadata checks refuses the message.
    */
-  private xdmDocuments(message: Buffer): Buffer {
-    return mayCarryXdm(message) ? applyXdmDocuments(message, this.deps.xdm ?? {}).message : message;
+  private xdmDocuments(message: Buffer, documents?: XdmCdaSummary[]): Buffer {
+    if (!mayCarryXdm(message)) return message;
+    const result = applyXdmDocuments(message, this.deps.xdm ?? {});
+    if (result.decision.action === 'set') documents?.push(...result.decision.documents);
+    return result.message;
   }
 
   /** Whether a refusal of the structured-documents stage may be answered by an error MDN: an application's submission. */

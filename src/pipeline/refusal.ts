@@ -16,6 +16,55 @@ export const REFUSALS = {
     fr: "Un patient ne peut pas envoyer de message par SMTP : répondez depuis la messagerie web à un message de votre professionnel de santé",
     en: 'Patient mailboxes cannot send over SMTP: patients reply from the webmail to a message a professional sent them',
   },
+  // Patient mailboxes (src/policy/patients.ts): texts a patient reads, in plain words.
+  'patient-not-a-reply': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Vous ne pouvez pas commencer une conversation : seul un professionnel de santé peut vous écrire en premier. Répondez à un message qu'il vous a envoyé.",
+    en: 'You cannot start a conversation: only a health professional can write first. Reply to a message one sent you.',
+  },
+  'patient-unknown-thread': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Ce message ne répond à aucun message qu'un professionnel de santé vous a envoyé : il n'a pas été envoyé.",
+    en: 'This message does not answer any message a health professional sent you, so it was not sent.',
+  },
+  'patient-thread-closed': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: 'Le professionnel de santé a clos cette conversation : vous ne pouvez plus y répondre.',
+    en: 'The health professional closed this conversation: you can no longer reply to it.',
+  },
+  'patient-reply-recipients': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Votre réponse ne peut être adressée qu'au professionnel de santé qui vous a écrit (ou à l'adresse de réponse qu'il a indiquée), sans autre destinataire.",
+    en: 'Your reply may only go to the health professional who wrote to you (or the reply address they gave), with no other recipient.',
+  },
+  'patient-sender-not-professional': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Seuls les professionnels de santé (boîte personnelle, organisationnelle ou applicative vérifiée dans l'annuaire) peuvent écrire à un patient",
+    en: 'Only health professionals (a personal, organisational or applicative mailbox checked against the directory) may write to a patient',
+  },
+  'patient-opposed': {
+    smtp: 550,
+    enhanced: '5.2.1',
+    fr: "Le patient s'est opposé à l'ouverture de sa messagerie de santé : le message ne peut pas lui être remis",
+    en: 'The patient opposed to the opening of their health mailbox: the message cannot be delivered to them',
+  },
+  'patient-document-mismatch': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Un document joint concerne un autre patient que le destinataire (INS du document différent ou absent) : le message n'a pas été remis",
+    en: "An attached document is about another patient than the recipient (the document's INS differs or is missing): the message was not delivered",
+  },
+  'patient-documents-several-patients': {
+    smtp: 550,
+    enhanced: '5.7.1',
+    fr: "Un message portant des documents ne peut être adressé qu'à un seul patient",
+    en: 'A message carrying documents may be addressed to one patient only',
+  },
   'unknown-recipient': { smtp: 550, enhanced: '5.1.1', fr: 'Destinataire inconnu', en: 'No such recipient here' },
   'recipient-disabled': { smtp: 550, enhanced: '5.2.1', fr: 'Boîte du destinataire désactivée', en: 'Recipient mailbox is disabled' },
   'mailbox-full': { smtp: 552, enhanced: '5.2.2', fr: 'Boîte du destinataire pleine (quota atteint)', en: 'Recipient mailbox is full (quota reached)' },
@@ -233,12 +282,21 @@ export type RefusalCode = keyof typeof REFUSALS;
  * Codes from HL7 table 0357 (messageErrorCondition), which the ANS volet "Transmission de documents CDA … courriel
  * MSSanté" (error-codes.md) uses: 207 "Application internal error" is its generic application error (the volet's
  * negative acknowledgement pairs it with the precise cause), 102 "Data type error" a content that cannot be read as
- * what it claims to be. The label names the cause in French, then English.
+ * what it claims to be, 204 "Unknown key identifier" a document whose patient identifier (INS) is not the recipient's.
+ * The label names the cause in French, then English.
  */
 export const INTEGRATION_ERRORS: Partial<Record<RefusalCode, { code: string; label: string }>> = {
   'xdm-integrity': {
     code: '207',
     label: "Document IHE_XDM altéré ou absent : taille ou empreinte SHA-1 différente de METADATA.XML / IHE_XDM document altered or missing: size or SHA-1 differs from METADATA.XML",
+  },
+  'patient-document-mismatch': {
+    code: '204',
+    label: "Patient du document différent du destinataire (INS) / The document's patient differs from the recipient (INS)",
+  },
+  'patient-documents-several-patients': {
+    code: '204',
+    label: 'Documents adressés à plusieurs patients / Documents addressed to several patients',
   },
   'xdm-refused': {
     code: '102',

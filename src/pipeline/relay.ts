@@ -17,6 +17,9 @@ import { rfc5322Date } from './received.js';
 import { Refusal } from './refusal.js';
 import { routeRecipient } from './route.js';
 import type { SecurityContext } from './security-context.js';
+import type { XdmCdaSummary } from '../mime/xdm/headers.js';
+import { closesThread } from '../policy/patient-threads.js';
+import type { Patients } from '../policy/patients.js';
 import { stripHeaderFields } from './strip-bcc.js';
 import type { Accepted, LocalRoute } from './types.js';
 import { applyXdmDocuments, mayCarryXdm, type XdmStageOptions } from './xdm-documents.js';
@@ -82,6 +85,8 @@ export interface RelayPipelineDeps {
   reporter: Pick<Pipeline, 'report'>;
   /** MDNs (src/pipeline/receipts.ts); without it, none is sent and a refused document is refused over SMTP. */
   receipts?: Receipts;
+  /** Patient mailboxes and their rules (src/policy/patients.ts), as for submissions. */
+  patients?: Patients;
 }
 
 /** A message as the relay listener received it from an authenticated peer operator. */
@@ -186,9 +191,10 @@ export class RelayPipeline {
       let verification: Opened['verification'] | null = null;
       // A refusal of the structured-documents stage the sender may get as an error MDN, with the message it refused.
       let integration: { refusal: Refusal; original: Buffer } | null = null;
+      const documents: XdmCdaSummary[] = [];
       const xdm = (message: Buffer, original: () => Buffer): Buffer | null => {
         try {
-          return this.xdm(message);
+          return this.xdm(message, documents);
         } catch (err) {
           if (!(err instanceof Refusal) || !this.deps.receipts || !integrationErrorFor(err)) throw err;
           integration = { refusal: err, original: original() };
@@ -223,6 +229,20 @@ export class RelayPipeline {
         const signer = verification?.signed ? { signerPractitionerId: verification.practitionerId } : {};
         const verdict = await checkRelaySender(directory.lookups, { from, ...signer }, directory.mode);
         warnings = directoryWarningEvents(verdict, actor, queueId);
+      }
+      // Mail for patients: from professionals the directory knows, with documents of that patient only.
+      const patients = this.deps.patients;
+      const patientRoutes = routes.filter((r) => r.mailbox.type === 'PATIENT');
+      if (patients && patientRoutes.length > 0) {
+        // Opposed since RCPT TO: refused as it would have been then.
+        for (const route of patientRoutes) if (await patients.isOpposed(route.mailbox)) throw new Refusal('patient-opposed', 'the patient opposed to the mailbox');
+        patients.checkWriter(null, warnings.length);
+        try {
+          patients.checkDocuments(patientRoutes.map((r) => r.mailbox), documents);
+        } catch (err) {
+          if (!(err instanceof Refusal) || !this.deps.receipts || !integrationErrorFor(err) || integration) throw err;
+          integration = { refusal: err, original: stored };
+        }
       }
 
       const record: AuditEvent = {
@@ -265,11 +285,15 @@ export class RelayPipeline {
           contentOf,
           this.deps.quota,
           [...warnings, record],
-          key === null && !receipts
+          key === null && !receipts && !(patients && patientRoutes.length > 0)
             ? undefined
             : async (tx) => {
                 await recordKey(tx);
                 await receipts?.inUnit(tx);
+                for (const route of patients ? patientRoutes : []) {
+                  const content = contentOf(route);
+                  await patients!.threads.recordProfessionalMessage(tx, route.mailbox, content.meta, closesThread(content.stored), now);
+                }
               },
         );
       } catch (err) {
@@ -298,14 +322,19 @@ export class RelayPipeline {
   private async route(rcptTo: string, size: number): Promise<LocalRoute> {
     const address = rcptTo.trim().toLowerCase();
     if (address.includes('@') && !this.deps.localDomains.includes(domainOf(address))) throw new Refusal('relay-recipient-not-local', domainOf(address));
-    const route = await routeRecipient(this.deps.mail.store, this.deps.localDomains, address);
+    const patient = await this.deps.patients?.recipient(address, 'relay');
+    if (patient && (await this.deps.patients!.isOpposed(patient))) throw new Refusal('patient-opposed', 'the patient opposed to the mailbox');
+    const route: LocalRoute = patient ? { kind: 'local', address: patient.address, mailbox: patient } : await routeRecipient(this.deps.mail.store, this.deps.localDomains, address);
     await checkRecipientQuota(this.deps.mail.store, this.deps.quota, route, size);
     return route;
   }
 
   /** The structured-documents stage (X-MSS-CODECDA / X-MSS-INS recomputed), as for submissions. */
-  private xdm(message: Buffer): Buffer {
-    return mayCarryXdm(message) ? applyXdmDocuments(message, this.deps.xdm ?? {}).message : message;
+  private xdm(message: Buffer, documents?: XdmCdaSummary[]): Buffer {
+    if (!mayCarryXdm(message)) return message;
+    const result = applyXdmDocuments(message, this.deps.xdm ?? {});
+    if (result.decision.action === 'set') documents?.push(...result.decision.documents);
+    return result.message;
   }
 
   /**

@@ -10,9 +10,9 @@ export interface RemoteDomains {
 }
 
 /**
- * Decides where one recipient goes. Local domains deliver to an existing, active mailbox; a domain of the
- * trust space goes to the outbound queue (`remote`); any other domain is refused — and every remote domain
- * when federation is not wired (`remote` absent).
+ * Decides where one recipient goes. Local domains deliver to an existing, active mailbox (or a patient's pending
+ * one); a domain of the trust space goes to the outbound queue (`remote`); any other domain is refused — and every
+ * remote domain when federation is not wired (`remote` absent).
  */
 export async function routeRecipient(store: StoreReads, localDomains: readonly string[], input: string): Promise<LocalRoute>;
 export async function routeRecipient(store: StoreReads, localDomains: readonly string[], input: string, remote: RemoteDomains | undefined): Promise<RecipientRoute>;
@@ -27,6 +27,8 @@ export async function routeRecipient(store: StoreReads, localDomains: readonly s
   }
   const mailbox = await store.getMailbox(address);
   if (!mailbox) throw new Refusal('unknown-recipient');
-  if (mailbox.state !== 'active') throw new Refusal('recipient-disabled');
+  // A patient mailbox pending activation receives (and keeps) its mail; the patient reads it once activated.
+  const receives = mailbox.state === 'active' || (mailbox.type === 'PATIENT' && mailbox.state === 'pending');
+  if (!receives) throw new Refusal('recipient-disabled');
   return { kind: 'local', address, mailbox };
 }

@@ -3,7 +3,8 @@ import type { MailboxRow } from '../store/types.js';
 
 /** What an ingress adapter (SMTP, webmail) hands to the pipeline. */
 export interface Submission {
-  channel: 'submission';
+  /** SMTP submission, or the webmail (the only way a patient sends: replies, under the patient rules). */
+  channel: 'submission' | 'webmail';
   sessionId: string;
   remoteAddress: string;
   /** The HELO/EHLO name the client gave. */

@@ -1,4 +1,5 @@
 import type { BlobBody, BlobSweep, BlobSweepOptions } from './blobs.js';
+import type { PatientReads, PatientWrites } from './patients.js';
 
 /**
  * The one port between the server and its database. Engines (SQLite now, PostgreSQL next) implement it;
@@ -67,6 +68,13 @@ export interface MessageSummary {
   flags: string[]; // system flags (\Seen...) and keywords
   internalDate: number; // ms since epoch
   size: number; // RFC822.SIZE in bytes
+}
+
+export interface FolderStats {
+  messages: number;
+  unseen: number;
+  deleted: number;
+  bytes: number;
 }
 
 export interface MessageRow extends MessageSummary {
@@ -166,6 +174,11 @@ export const AUDIT_ACTIONS = [
   'relay-accept',
   'mdn',
   'mdn-missing',
+  'patient-activation-code',
+  'patient-activate',
+  'patient-oppose',
+  'patient-purge',
+  'patient-totp',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
@@ -233,7 +246,7 @@ export interface MdnTrackingRow extends NewMdnTracking {
 /** What an arriving MDN settles: `processed` (a dispatched one may still be awaited) or `final` (dispatched, or a failure). */
 export type MdnArrival = 'processed' | 'final';
 
-export interface StoreReads {
+export interface StoreReads extends PatientReads {
   getMailbox(address: string): Promise<MailboxRow | null>;
   getMailboxById(id: number): Promise<MailboxRow | null>;
   listMailboxes(): Promise<MailboxRow[]>;
@@ -245,6 +258,11 @@ export interface StoreReads {
 
   /** In UID order. */
   listMessages(folderId: number): Promise<MessageSummary[]>;
+  /**
+   * How many messages the folder holds, how many lack `\Seen`, how many have `\Deleted`, and their total size:
+   * counted by the database (IMAP STATUS, the webmail's folder counts), without listing the messages.
+   */
+  folderStats(folderId: number): Promise<FolderStats>;
   /** The messages with a UID above `afterUid`, in UID order (new mail, without re-listing the folder). */
   listMessagesSince(folderId: number, afterUid: number): Promise<MessageSummary[]>;
   /** Full rows for the given UIDs, in UID order; unknown UIDs are skipped. */
@@ -294,7 +312,7 @@ export interface StoreReads {
   relayKeyAccepted(peerDomain: string, key: string): Promise<boolean>;
 }
 
-export interface StoreTx extends StoreReads {
+export interface StoreTx extends StoreReads, PatientWrites {
   insertMailbox(mailbox: NewMailbox): Promise<MailboxRow>;
   updateMailbox(id: number, change: { passwordHash?: string | null; state?: MailboxState; displayName?: string | null }): Promise<void>;
 

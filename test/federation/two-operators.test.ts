@@ -217,7 +217,8 @@ function operatorConfig(domain: string, pki: OperatorPki, relayPort: number, pee
     certsDir: pki.certsDir,
     hostname: `mx.${domain}`,
     localDomains: [domain, patients],
-    demo: { domain, patientDomain: patients },
+    demo: { domain },
+    patients: { domain: patients },
     security: smimeTrust(pki, peers),
     smtp: { shutdownGraceMs: 200 },
     // The peers' server certificates are checked against their CAs' CRLs (revocation: require).

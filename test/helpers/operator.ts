@@ -97,7 +97,7 @@ export async function startOperator(overrides: ConfigInput = {}, engine: Engine 
     relay: op.server.listeners.find((l) => l.protocol === 'smtp-relay (STARTTLS)')?.port ?? 0,
     imap: port('imap (STARTTLS)'),
     imaps: port('imap (TLS)'),
-    https: port('https (API)'),
+    https: port('https (webmail, API)'),
   };
   return op;
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
+import { activatePatient } from '../patients/helpers.js';
 
 const run = promisify(execFile);
 
@@ -13,6 +14,8 @@ describe('HTTPS API: directory search (curl)', () => {
   let caFile: string;
   beforeAll(async () => {
     op = await startOperator();
+    // The demo patient starts pending (no password): activated here, as the webmail would.
+    await activatePatient(op, DEMO.patient, 'le mot de passe du patient');
     caFile = path.join(op.dir, 'ca.pem');
     writeFileSync(caFile, op.ca);
   });
@@ -43,7 +46,7 @@ describe('HTTPS API: directory search (curl)', () => {
     const bad = await curl('?q=dupo', DEMO.jean, 'wrong password');
     expect(bad.status).toBe(401);
     expect(bad.headers).toMatch(/www-authenticate: Basic realm="mss"/i);
-    expect((await curl('?q=dupo', DEMO.patient)).status).toBe(403);
+    expect((await curl('?q=dupo', DEMO.patient, 'le mot de passe du patient')).status).toBe(403);
     expect((await curl('?q=', DEMO.jean)).status).toBe(400);
     const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', caFile, '--connect-to', `localhost:${op.ports.https}:127.0.0.1:${op.ports.https}`, `https://localhost:${op.ports.https}/nothing`]);
     expect(stdout).toBe('404');

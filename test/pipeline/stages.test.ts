@@ -47,6 +47,8 @@ describe('identify-sender stage', () => {
     expect(refusalCode(() => checkEnvelopeSender(jean, ''))).toBe('sender-not-owned');
     const patient = { address: '279035121518989@patient.test', type: 'PATIENT' } as MailboxRow;
     expect(refusalCode(() => checkEnvelopeSender(patient, patient.address))).toBe('patient-may-not-initiate');
+    // From the webmail, the patient rules decide (src/policy/patients.ts): replies only.
+    expect(refusalCode(() => checkEnvelopeSender(patient, patient.address, 'webmail'))).toBeNull();
   });
 
   it('checks From and Sender headers', () => {

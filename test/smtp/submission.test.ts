@@ -6,6 +6,7 @@ import { openStore } from '../../src/store/open.js';
 import { ENGINES } from '../helpers/engines.js';
 import { LineClient } from '../helpers/line-client.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
+import { activatePatient } from '../patients/helpers.js';
 
 const MAX_SIZE = 64 * 1024;
 
@@ -177,11 +178,15 @@ describe.each(ENGINES)('SMTP submission (%s)', (engine) => {
     expect(rows.filter((r) => r.action === 'refuse' && r.outcome === 'sender-not-owned').length).toBeGreaterThanOrEqual(2);
   });
 
-  it('refuses SMTP submission from a patient mailbox with a message a patient understands', async () => {
-    await expect(transport(DEMO.patient).sendMail({ from: DEMO.patient, to: DEMO.jean, subject: 'Bonjour', text: 'Question' })).rejects.toMatchObject({
-      responseCode: 550,
-      response: expect.stringMatching(/^550 5\.7\.1 .*messagerie web.*\[patient-may-not-initiate\]/),
-    });
+  it('refuses SMTP to a patient mailbox: pending, then active, it has no SMTP login (webmail only)', async () => {
+    // Pending (the demo patient as init leaves it): no password yet, nobody logs in.
+    await expect(transport(DEMO.patient, 'any password').verify()).rejects.toMatchObject({ responseCode: 535 });
+    // Active, with the password the patient chose: still no SMTP (src/pipeline/identify-sender.ts refuses a patient's
+    // MAIL FROM too, with a text the patient understands: test/pipeline/stages.test.ts).
+    await activatePatient(op, DEMO.patient, 'le mot de passe du patient');
+    await expect(transport(DEMO.patient, 'le mot de passe du patient').verify()).rejects.toMatchObject({ responseCode: 535 });
+    const rows = await auditRows();
+    expect(rows.some((r) => r.action === 'login-failed' && r.object === DEMO.patient && r.outcome === 'patient-no-smtp')).toBe(true);
   });
 
   it('refuses an unknown local recipient with 550 5.1.1 and a remote domain with 550 5.7.1', async () => {

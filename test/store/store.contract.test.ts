@@ -129,6 +129,23 @@ describe.each(ENGINE_BLOBS)('Store contract (%s, blobs in the %s)', (engine, loc
     expect((await store.listMessagesSince(inbox.id, 0)).map((m) => m.uid)).toEqual([1, 2, 3, 4]);
   });
 
+  it('counts a folder by its flags and sizes without listing it (the same figures as the list)', async () => {
+    const inbox = (await store.getFolder(mailbox.id, 'INBOX'))!;
+    expect(await store.folderStats(inbox.id)).toEqual({ messages: 0, unseen: 0, deleted: 0, bytes: 0 });
+    await appendN(inbox.id, 2);
+    await appendN(inbox.id, 3, ['\\Seen']);
+    await appendN(inbox.id, 1, ['\\Seen', '\\Deleted', 'Seen', '$Label1']);
+    await appendN(inbox.id, 1, ['\\Deleted']);
+    const list = await store.listMessages(inbox.id);
+    expect(await store.folderStats(inbox.id)).toEqual({
+      messages: list.length,
+      unseen: list.filter((m) => !m.flags.includes('\\Seen')).length,
+      deleted: list.filter((m) => m.flags.includes('\\Deleted')).length,
+      bytes: list.reduce((n, m) => n + m.size, 0),
+    });
+    expect(await store.folderStats(inbox.id)).toMatchObject({ messages: 7, unseen: 3, deleted: 2 });
+  });
+
   it('expunges messages and their blobs, raises MODSEQ, and never reuses their UIDs', async () => {
     const inbox = (await store.getFolder(mailbox.id, 'INBOX'))!;
     await appendN(inbox.id, 3);

@@ -1,6 +1,5 @@
 import type { FolderRow } from '../../store/types.js';
 import { AUTHENTICATED, defineCommand, ImapError, type SessionApi } from '../command.js';
-import { hasFlag } from '../flags.js';
 import { folderName, mailboxValue } from '../folders.js';
 import { atom, untagged, type Value } from '../serializer.js';
 import { ImapSyntaxError, type Token } from '../tokenizer.js';
@@ -30,11 +29,11 @@ export function parseStatusItems(list: readonly Token[]): StatusItem[] {
 export async function sendStatus(session: SessionApi, folder: FolderRow, items: readonly StatusItem[]): Promise<void> {
   const needsMessages = items.some((i) => i === 'MESSAGES' || i === 'UNSEEN' || i === 'DELETED' || i === 'SIZE');
   if (items.includes('HIGHESTMODSEQ')) session.enabled.add('CONDSTORE');
-  const messages = needsMessages ? await session.deps.store.listMessages(folder.id) : [];
+  const stats = needsMessages ? await session.deps.store.folderStats(folder.id) : { messages: 0, unseen: 0, deleted: 0, bytes: 0 };
   const value = (item: Item): number => {
     switch (item) {
       case 'MESSAGES':
-        return messages.length;
+        return stats.messages;
       case 'RECENT':
         return 0;
       case 'UIDNEXT':
@@ -42,11 +41,11 @@ export async function sendStatus(session: SessionApi, folder: FolderRow, items: 
       case 'UIDVALIDITY':
         return folder.uidValidity;
       case 'UNSEEN':
-        return messages.filter((m) => !hasFlag(m.flags, '\\Seen')).length;
+        return stats.unseen;
       case 'DELETED':
-        return messages.filter((m) => hasFlag(m.flags, '\\Deleted')).length;
+        return stats.deleted;
       case 'SIZE':
-        return messages.reduce((sum, m) => sum + m.size, 0);
+        return stats.bytes;
       case 'HIGHESTMODSEQ':
         return folder.highestModseq;
       case 'APPENDLIMIT':

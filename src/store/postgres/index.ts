@@ -7,6 +7,7 @@ import type {
   ExpungedMessage,
   FlagChange,
   FolderRow,
+  FolderStats,
   MailboxRow,
   MailboxState,
   MailboxUsage,
@@ -31,6 +32,8 @@ import { migrations } from './migrations.js';
 import * as queueAdmin from './queue-admin.js';
 import * as mdnTracking from './mdn-tracking.js';
 import * as relayKeys from './relay-keys.js';
+import type { NewPatientAccount, PatientAccountChange, PatientAccountRow, PatientThreadMessageRow, PatientThreadRow } from '../patient-types.js';
+import * as patients from './patients.js';
 import * as searchIndex from './search-index.js';
 import { readBytes, readInt, readTextOrNull, toAudit, toFolder, toMailbox, toMessage, toPendingAudit, toQueueItem, toSummary } from './rows.js';
 import { linkRecords } from '../../audit/chain.js';
@@ -214,6 +217,17 @@ class PostgresReads implements StoreReads {
     ).map(toSummary);
   }
 
+  async folderStats(folderId: number): Promise<FolderStats> {
+    const row = await this.one(
+      `SELECT count(*) AS messages, coalesce(sum(size), 0)::bigint AS bytes,
+              count(*) FILTER (WHERE NOT (flags::jsonb ? '\\Seen')) AS unseen,
+              count(*) FILTER (WHERE flags::jsonb ? '\\Deleted') AS deleted
+         FROM messages WHERE folder_id = $1`,
+      folderId,
+    );
+    return { messages: readInt(row!, 'messages'), unseen: readInt(row!, 'unseen'), deleted: readInt(row!, 'deleted'), bytes: readInt(row!, 'bytes') };
+  }
+
   async listMessagesSince(folderId: number, afterUid: number): Promise<MessageSummary[]> {
     return (
       await this.all(SELECT_SUMMARIES_SINCE, folderId, afterUid)
@@ -294,6 +308,22 @@ class PostgresReads implements StoreReads {
 
   relayKeyAccepted(peerDomain: string, key: string): Promise<boolean> {
     return relayKeys.relayKeyAccepted(this.run, peerDomain, key);
+  }
+
+  getPatientAccount(mailboxId: number): Promise<PatientAccountRow | null> {
+    return patients.getPatientAccount(this.run, mailboxId);
+  }
+
+  getPatientThread(mailboxId: number, threadKey: string): Promise<PatientThreadRow | null> {
+    return patients.getPatientThread(this.run, mailboxId, threadKey);
+  }
+
+  getPatientThreadMessages(mailboxId: number, messageKeys: readonly string[]): Promise<PatientThreadMessageRow[]> {
+    return patients.getPatientThreadMessages(this.run, mailboxId, messageKeys);
+  }
+
+  listPatientsToPurge(now: number, limit: number): Promise<PatientAccountRow[]> {
+    return patients.listPatientsToPurge(this.run, now, limit);
   }
 }
 
@@ -690,6 +720,30 @@ class PostgresTx extends PostgresReads implements StoreTx {
 
   deleteMdnTracking(id: number): Promise<boolean> {
     return mdnTracking.deleteMdnTracking(this.run, id);
+  }
+
+  insertPatientAccount(account: NewPatientAccount): Promise<boolean> {
+    return patients.insertPatientAccount(this.run, account);
+  }
+
+  updatePatientAccount(mailboxId: number, change: PatientAccountChange): Promise<boolean> {
+    return patients.updatePatientAccount(this.run, mailboxId, change);
+  }
+
+  acceptTotpStep(mailboxId: number, step: number): Promise<boolean> {
+    return patients.acceptTotpStep(this.run, mailboxId, step);
+  }
+
+  upsertPatientThread(mailboxId: number, threadKey: string, at: number, closedAt: number | null): Promise<void> {
+    return patients.upsertPatientThread(this.run, mailboxId, threadKey, at, closedAt);
+  }
+
+  insertPatientThreadMessage(row: PatientThreadMessageRow): Promise<void> {
+    return patients.insertPatientThreadMessage(this.run, row);
+  }
+
+  purgePatientData(mailboxId: number, at: number): Promise<void> {
+    return patients.purgePatientData(this.run, mailboxId, at);
   }
 
   updateQueueEnvelope(id: string, sealedEnvelope: Buffer): Promise<boolean> {

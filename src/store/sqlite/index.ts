@@ -9,6 +9,7 @@ import type {
   ExpungedMessage,
   FlagChange,
   FolderRow,
+  FolderStats,
   MailboxRow,
   MailboxState,
   MailboxUsage,
@@ -47,6 +48,8 @@ import { migrations } from './migrations.js';
 import * as queueAdmin from './queue-admin.js';
 import * as mdnTracking from './mdn-tracking.js';
 import * as relayKeys from './relay-keys.js';
+import type { NewPatientAccount, PatientAccountChange, PatientAccountRow, PatientThreadMessageRow, PatientThreadRow } from '../patient-types.js';
+import * as patients from './patients.js';
 import * as searchIndex from './search-index.js';
 import { readBytes, readInt, readTextOrNull, toAudit, toFolder, toMailbox, toMessage, toQueueItem, toSummary } from './rows.js';
 
@@ -108,6 +111,17 @@ class SqliteReads implements StoreReads {
       'SELECT id, uid, modseq, flags, internal_date, size FROM messages WHERE folder_id = ? ORDER BY uid',
       folderId,
     ).map(toSummary);
+  }
+
+  async folderStats(folderId: number): Promise<FolderStats> {
+    const row = this.one(
+      `SELECT count(*) AS messages, coalesce(sum(size), 0) AS bytes,
+              coalesce(sum(NOT EXISTS (SELECT 1 FROM json_each(m.flags) WHERE value = '\\Seen')), 0) AS unseen,
+              coalesce(sum(EXISTS (SELECT 1 FROM json_each(m.flags) WHERE value = '\\Deleted')), 0) AS deleted
+         FROM messages m WHERE folder_id = ?`,
+      folderId,
+    )!;
+    return { messages: readInt(row, 'messages'), unseen: readInt(row, 'unseen'), deleted: readInt(row, 'deleted'), bytes: readInt(row, 'bytes') };
   }
 
   async listMessagesSince(folderId: number, afterUid: number): Promise<MessageSummary[]> {
@@ -190,6 +204,22 @@ class SqliteReads implements StoreReads {
 
   async relayKeyAccepted(peerDomain: string, key: string): Promise<boolean> {
     return relayKeys.relayKeyAccepted(this.db, peerDomain, key);
+  }
+
+  async getPatientAccount(mailboxId: number): Promise<PatientAccountRow | null> {
+    return patients.getPatientAccount(this.db, mailboxId);
+  }
+
+  async getPatientThread(mailboxId: number, threadKey: string): Promise<PatientThreadRow | null> {
+    return patients.getPatientThread(this.db, mailboxId, threadKey);
+  }
+
+  async getPatientThreadMessages(mailboxId: number, messageKeys: readonly string[]): Promise<PatientThreadMessageRow[]> {
+    return patients.getPatientThreadMessages(this.db, mailboxId, messageKeys);
+  }
+
+  async listPatientsToPurge(now: number, limit: number): Promise<PatientAccountRow[]> {
+    return patients.listPatientsToPurge(this.db, now, limit);
   }
 }
 
@@ -486,6 +516,30 @@ class SqliteTx extends SqliteReads implements StoreTx {
 
   async deleteMdnTracking(id: number): Promise<boolean> {
     return mdnTracking.deleteMdnTracking(this.db, id);
+  }
+
+  async insertPatientAccount(account: NewPatientAccount): Promise<boolean> {
+    return patients.insertPatientAccount(this.db, account);
+  }
+
+  async updatePatientAccount(mailboxId: number, change: PatientAccountChange): Promise<boolean> {
+    return patients.updatePatientAccount(this.db, mailboxId, change);
+  }
+
+  async acceptTotpStep(mailboxId: number, step: number): Promise<boolean> {
+    return patients.acceptTotpStep(this.db, mailboxId, step);
+  }
+
+  async upsertPatientThread(mailboxId: number, threadKey: string, at: number, closedAt: number | null): Promise<void> {
+    patients.upsertPatientThread(this.db, mailboxId, threadKey, at, closedAt);
+  }
+
+  async insertPatientThreadMessage(row: PatientThreadMessageRow): Promise<void> {
+    patients.insertPatientThreadMessage(this.db, row);
+  }
+
+  async purgePatientData(mailboxId: number, at: number): Promise<void> {
+    patients.purgePatientData(this.db, mailboxId, at);
   }
 
   async updateQueueEnvelope(id: string, sealedEnvelope: Buffer): Promise<boolean> {
