@@ -179,6 +179,7 @@ export const AUDIT_ACTIONS = [
   'patient-oppose',
   'patient-purge',
   'patient-totp',
+  'document-save',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

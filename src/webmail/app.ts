@@ -116,7 +116,7 @@ export class Webmail {
     );
     this.#outgoing = new Outgoing({ pipeline: deps.pipeline, mail: deps.mail, notifier: deps.notifier, hostname: deps.hostname });
     this.#api = new WebmailApi({ reader: this.reader, store: deps.store, documents: deps.documents, config: deps.config, audit: (m, o, w, r) => this.#auditRead(m, o, w, r) });
-    this.#documents = new DocumentPages({ reader: this.reader, documents: deps.documents, viewer: (c) => this.#viewer(c), audit: (m, o, w, r) => this.#auditRead(m, o, w, r) });
+    this.#documents = new DocumentPages({ reader: this.reader, documents: deps.documents, viewer: (c) => this.#viewer(c), audit: (m, o, w, r, a) => this.#auditRead(m, o, w, r, a) });
     this.#login = new LoginFlow({ auth: deps.auth, patients: deps.patients, sessions: this.#sessions, store: deps.store, config: deps.config, now: this.#now });
     const authed = (run: AuthedHandler): Handler => (ctx, params) => this.#requireSession(ctx, params, run);
     const r = (method: Route['method'], path: string, run: Handler): Route => ({ method, pattern: new RegExp(`^${path}$`), run });
@@ -231,8 +231,8 @@ export class Webmail {
     return form;
   }
 
-  async #auditRead(mailbox: MailboxRow, object: string, what: string, remote: string): Promise<void> {
-    await audit(this.deps.store, { actor: mailbox.address, action: 'read', object: `${mailbox.address}/${object}`, outcome: 'ok', detail: { channel: 'webmail', what, remote } });
+  async #auditRead(mailbox: MailboxRow, object: string, what: string, remote: string, action: 'read' | 'document-save' = 'read'): Promise<void> {
+    await audit(this.deps.store, { actor: mailbox.address, action, object: `${mailbox.address}/${object}`, outcome: 'ok', detail: { channel: 'webmail', what, remote } });
   }
 
   // ---------------------------------------------------------------------------------------------------------

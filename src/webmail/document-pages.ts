@@ -18,7 +18,8 @@ export interface DocumentPagesDeps {
   reader: MailReader;
   documents: DocumentSpace;
   viewer: (ctx: AuthedCtx) => Promise<Viewer>;
-  audit: (mailbox: MailboxRow, object: string, what: string, remote: string) => Promise<void>;
+  /** An audit record for the user's action on one of their objects (`read` unless said otherwise). */
+  audit: (mailbox: MailboxRow, object: string, what: string, remote: string, action?: 'read' | 'document-save') => Promise<void>;
 }
 
 /** The id of a document in a message: the attachment's position and the XDM entry id. */
@@ -133,6 +134,7 @@ export class DocumentPages {
       if (err instanceof DocumentSpaceError) return this.xdm(ctx, folder, opened, index, ctx.lang === 'fr' ? err.fr : err.en, 400);
       throw err;
     }
+    await this.deps.audit(ctx.session.mailbox, `documents/${id}`, `from ${folder.name}/${opened.view.uid}`, ctx.remote, 'document-save');
     redirect(ctx.res, `/documents/${id}?done=saved`);
   }
 

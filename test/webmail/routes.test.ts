@@ -4,6 +4,7 @@ import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildXdm } from '../../src/mime/xdm/build.js';
 import { CSP } from '../../src/webmail/http-io.js';
+import { withOperatorStore } from '../helpers/federation.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
 import { mimeMessage } from '../mime/xdm-test-message.js';
 import { activateByWeb, activationCode, csrfOf, folderIdOf, ins, loginByWeb, smtpSend, totpAt, WebClient } from './helpers.js';
@@ -156,6 +157,8 @@ describe('webmail routes (HTTPS, cookies, CSRF, isolation)', () => {
     expect((await patientA.get(docUrl)).status).toBe(200);
     expect((await patientA.get('/documents')).body).toContain(`href="${docUrl}"`);
     expect((await patientA.get(`/api${docUrl}`)).status).toBe(200);
+    const saves = await withOperatorStore(op, async (store) => (await store.readAudit(0, 100_000)).filter((r) => r.action === 'document-save'));
+    expect(saves.map((r) => [r.actor, r.object])).toEqual([[DEMO.patient, `${DEMO.patient}${docUrl}`]]);
   });
 
   it('lets no user reach another user’s message, attachment, document or folder by changing an id (every route)', async () => {
