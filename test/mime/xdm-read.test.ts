@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { zipSync, unzipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { XmlUnsafeError } from '../../src/mime/cda/xml.js';
 import { XdmFormatError, XdmIntegrityError, ZipPathError } from '../../src/mime/xdm/errors.js';
@@ -7,29 +6,9 @@ import { parseCx } from '../../src/mime/xdm/metadata.js';
 import { isXdmListing, readXdm, xdmIntegrityErrors } from '../../src/mime/xdm/read.js';
 import { DEFAULT_XDM_LIMITS } from '../../src/mime/xdm/limits.js';
 import { listZip } from '../../src/mime/xdm/zip.js';
+import { rezip, thrown, zipOf } from '../helpers/zip.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/xdm/${name}`, import.meta.url));
-
-function zipOf(files: Record<string, Buffer | string>): Buffer {
-  const out = zipSync(Object.fromEntries(Object.entries(files).map(([n, d]) => [n, Buffer.from(d)])));
-  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-}
-
-/** The files of a zip, changed by `edit` and zipped again (a sender who alters a document after packaging). */
-function rezip(zip: Buffer, edit: (files: Record<string, Buffer>) => void): Buffer {
-  const files = Object.fromEntries(Object.entries(unzipSync(zip)).map(([n, d]) => [n, Buffer.from(d)]));
-  edit(files);
-  return zipOf(Object.fromEntries(Object.entries(files).filter(([n]) => !n.endsWith('/'))));
-}
-
-function thrown(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('readXdm: every fixture package, and how each is handled', () => {
   it('ETT CCDA_Ambulatory_in_XDM: a clean package, size and SHA-1 verified', () => {

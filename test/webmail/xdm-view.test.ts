@@ -1,35 +1,15 @@
 import { readFileSync } from 'node:fs';
-import { unzipSync, zipSync } from 'fflate';
+import { unzipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { XdmFormatError, ZipLimitError, ZipPathError } from '../../src/mime/xdm/errors.js';
 import { buildXdm } from '../../src/mime/xdm/build.js';
 import { html } from '../../src/webmail/html.js';
 import { displayXdmSubject, isXdmReadError, listXdmDocuments, readXdmDocument, renderXdmError, renderXdmList } from '../../src/webmail/xdm-view.js';
+import { rezip, thrown, zipOf } from '../helpers/zip.js';
 
 const xdmFixture = (name: string) => readFileSync(new URL(`../fixtures/xdm/${name}`, import.meta.url));
 const cdaFixture = (name: string) => readFileSync(new URL(`../fixtures/cda/${name}`, import.meta.url));
 const NOW = new Date('2024-01-16T15:11:12Z');
-
-function zipOf(files: Record<string, Buffer | string>): Buffer {
-  const out = zipSync(Object.fromEntries(Object.entries(files).map(([n, d]) => [n, Buffer.from(d)])));
-  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-}
-
-/** The files of a zip, changed by `edit` and zipped again (a sender who alters a document after packaging). */
-function rezip(zip: Buffer, edit: (files: Record<string, Buffer>) => void): Buffer {
-  const files = Object.fromEntries(Object.entries(unzipSync(zip)).map(([n, d]) => [n, Buffer.from(d)]));
-  edit(files);
-  return zipOf(Object.fromEntries(Object.entries(files).filter(([n]) => !n.endsWith('/'))));
-}
-
-function thrown(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a throw');
-}
 
 const LDL = cdaFixture('fr/LDL-SES_2022.01.xml');
 const BIO = cdaFixture('fr/BIO-CR-BIO_2024.01_TSH_1.xml');

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { NewPatientDocument, PatientDocumentInsert, PatientDocumentRow, PatientDocumentStore, PatientDocumentWithContent } from '../patient-documents.js';
 import type { Raw } from '../rows.js';
 import { readBytes, readInt, readText } from './rows.js';
+import { PATIENT_DOCUMENT_SUMMARY_COLUMNS, patientDocumentReaders } from '../patient-document-rows.js';
 
 /**
  * First key of the advisory lock that serialises the saves of one mailbox (`pg_advisory_xact_lock(int, int)`,
@@ -10,21 +11,7 @@ import { readBytes, readInt, readText } from './rows.js';
 const SAVE_LOCK = 0x6d7314; // 'ms' 0x14 (migration 14)
 const INT4_MAX = 0x7fffffff;
 
-const SUMMARY_COLUMNS = 'id, mailbox_id, source_key, saved_at, details';
-
-function toRow(row: Raw): PatientDocumentRow {
-  return {
-    id: readInt(row, 'id'),
-    mailboxId: readInt(row, 'mailbox_id'),
-    sourceKey: readText(row, 'source_key'),
-    savedAt: readInt(row, 'saved_at'),
-    details: readBytes(row, 'details'),
-  };
-}
-
-function toRowWithContent(row: Raw): PatientDocumentWithContent {
-  return { ...toRow(row), content: readBytes(row, 'content') };
-}
+const { toRow, toRowWithContent } = patientDocumentReaders({ readBytes, readInt, readText });
 
 /** `patient_documents` on the pool of a `PostgresStore`: reads on any pooled client, each save in one transaction. */
 export class PostgresPatientDocumentStore implements PatientDocumentStore {
@@ -60,7 +47,7 @@ export class PostgresPatientDocumentStore implements PatientDocumentStore {
   }
 
   async list(mailboxId: number): Promise<PatientDocumentRow[]> {
-    return (await this.#rows(`SELECT ${SUMMARY_COLUMNS} FROM patient_documents WHERE mailbox_id = $1 ORDER BY id`, [mailboxId])).map(toRow);
+    return (await this.#rows(`SELECT ${PATIENT_DOCUMENT_SUMMARY_COLUMNS} FROM patient_documents WHERE mailbox_id = $1 ORDER BY id`, [mailboxId])).map(toRow);
   }
 
   async get(mailboxId: number, id: number): Promise<PatientDocumentWithContent | null> {

@@ -2,25 +2,12 @@ import type Database from 'better-sqlite3';
 import type { NewPatientDocument, PatientDocumentInsert, PatientDocumentRow, PatientDocumentStore, PatientDocumentWithContent } from '../patient-documents.js';
 import type { Raw } from '../rows.js';
 import { readBytes, readInt, readText } from './rows.js';
+import { PATIENT_DOCUMENT_SUMMARY_COLUMNS, patientDocumentReaders } from '../patient-document-rows.js';
 import type { SqliteTrustAccess } from './trust.js';
 
 type Db = Database.Database;
 
-const SUMMARY_COLUMNS = 'id, mailbox_id, source_key, saved_at, details';
-
-function toRow(row: Raw): PatientDocumentRow {
-  return {
-    id: readInt(row, 'id'),
-    mailboxId: readInt(row, 'mailbox_id'),
-    sourceKey: readText(row, 'source_key'),
-    savedAt: readInt(row, 'saved_at'),
-    details: readBytes(row, 'details'),
-  };
-}
-
-function toRowWithContent(row: Raw): PatientDocumentWithContent {
-  return { ...toRow(row), content: readBytes(row, 'content') };
-}
+const { toRow, toRowWithContent } = patientDocumentReaders({ readBytes, readInt, readText });
 
 /** `patient_documents` on the connections of a `SqliteStore`: reads on its reader, writes on its writer. */
 export class SqlitePatientDocumentStore implements PatientDocumentStore {
@@ -48,7 +35,7 @@ export class SqlitePatientDocumentStore implements PatientDocumentStore {
   }
 
   async list(mailboxId: number): Promise<PatientDocumentRow[]> {
-    const rows = this.#reader.prepare(`SELECT ${SUMMARY_COLUMNS} FROM patient_documents WHERE mailbox_id = ? ORDER BY id`).all(mailboxId) as Raw[];
+    const rows = this.#reader.prepare(`SELECT ${PATIENT_DOCUMENT_SUMMARY_COLUMNS} FROM patient_documents WHERE mailbox_id = ? ORDER BY id`).all(mailboxId) as Raw[];
     return rows.map(toRow);
   }
 
