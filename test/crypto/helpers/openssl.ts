@@ -12,6 +12,11 @@ export interface OpensslResult {
 
 export async function openssl(args: string[], cwd: string, input?: Buffer): Promise<OpensslResult> {
   const p = run('openssl', args, { cwd, encoding: 'buffer', maxBuffer: 256 * 1024 * 1024 });
+  // openssl may exit without reading its input (arguments name the files): a closed pipe is no error here, the
+  // exit status and output say what happened.
+  p.child.stdin?.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
   p.child.stdin?.end(input ?? Buffer.alloc(0));
   try {
     const { stdout, stderr } = await p;
