@@ -184,11 +184,13 @@ function mainCf(dir: string, o: PostfixPeerOptions, vuid: number, vgid: number, 
   return lines.join('\n') + '\n';
 }
 
-/** Postfix's stock master.cf services, chroot off (the temp dir is no chroot jail), plus our one TLS listener. */
-function masterCf(port: number): string {
+/**
+ * Postfix's stock master.cf services, chroot off (the temp dir is no chroot jail), tlsproxy included (for TLS
+ * connection reuse), after the given listener lines.
+ */
+export function masterCf(listener: string): string {
   return `# service type  private unpriv  chroot  wakeup  maxproc command + args
-127.0.0.1:${port} inet n - n - - smtpd
-  -o smtpd_tls_wrappermode=yes
+${listener}
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -212,6 +214,7 @@ virtual   unix  -       n       n       -       -       virtual
 lmtp      unix  -       -       n       -       -       lmtp
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
+tlsproxy  unix  -       -       n       -       0       tlsproxy
 postlog   unix-dgram n  -       n       -       1       postlogd
 `;
 }
@@ -337,7 +340,7 @@ export async function startPostfixPeer(o: PostfixPeerOptions): Promise<PostfixPe
 
     const port = await freePort();
     writeFileSync(path.join(dir, 'etc/main.cf'), mainCf(dir, o, vuid, vgid, sasl));
-    writeFileSync(path.join(dir, 'etc/master.cf'), masterCf(port));
+    writeFileSync(path.join(dir, 'etc/master.cf'), masterCf(`127.0.0.1:${port} inet n - n - - smtpd\n  -o smtpd_tls_wrappermode=yes`));
     postfixStarted = true;
     // Returns once master(8) is up with its listeners bound (postfix-script starts it with `master -w`).
     run('postfix', ['-c', path.join(dir, 'etc'), 'start'], path.join(dir, 'postfix.out'));

@@ -22,7 +22,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, 
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { countMaildir, ENV, ensurePostfix, freePort, gidOf, readFileSyncSafe, run, uidOf } from './_postfix-peer.js';
+import { countMaildir, ENV, ensurePostfix, freePort, gidOf, masterCf, readFileSyncSafe, run, uidOf } from './_postfix-peer.js';
 
 export interface PostfixInstance {
   /** The `-c` directory (main.cf, master.cf, maps): its daemons carry it as MAIL_CONFIG. */
@@ -144,38 +144,6 @@ function mainCfB(dir: string, pki: string, o: PostfixRelayOptions, host: string,
     `smtpd_tls_session_cache_database = btree:${dir}/data/smtpd_scache`,
     '',
   ].join('\n');
-}
-
-/** Postfix's stock master.cf services, chroot off, plus one listener. */
-function masterCf(listener: string): string {
-  return `# service type  private unpriv  chroot  wakeup  maxproc command + args
-${listener}
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-tlsproxy  unix  -       -       n       -       0       tlsproxy
-postlog   unix-dgram n  -       n       -       1       postlogd
-`;
 }
 
 /** A private CA and one leaf per instance (RSA-2048 like our dev PKI), valid for both TLS roles. */

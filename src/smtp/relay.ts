@@ -14,6 +14,7 @@ import './enhanced-codes.js';
 import { refuseAuth } from './refuse-auth.js';
 import type { RelayConfig } from './relay-config.js';
 import { checkPeerCertificate, peerCheckRefusal, presentedChain } from './relay-peer.js';
+import { refusalError, smtpError, type SmtpError } from './errors.js';
 
 export { IDEMPOTENCY_KEY_HEADER };
 
@@ -30,16 +31,6 @@ export interface RelayDeps {
   pipeline: Pick<Pipeline, 'report'>;
   relay: RelayPipeline;
   log: Logger;
-}
-
-type SmtpError = Error & { responseCode?: number };
-
-function smtpError(code: number, text: string): SmtpError {
-  return Object.assign(new Error(text), { responseCode: code });
-}
-
-function refusalError(refusal: Refusal): SmtpError {
-  return smtpError(refusal.smtpCode, refusal.smtpText);
 }
 
 /** How often accepted idempotency keys past their retention are forgotten. */

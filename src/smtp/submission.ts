@@ -8,6 +8,7 @@ import { Refusal } from '../pipeline/refusal.js';
 import type { RecipientRoute } from '../pipeline/types.js';
 import type { MailboxRow } from '../store/types.js';
 import './enhanced-codes.js';
+import { refusalError, smtpError, type SmtpError } from './errors.js';
 
 export interface SubmissionDeps {
   limits: Config['smtp'];
@@ -16,16 +17,6 @@ export interface SubmissionDeps {
   auth: Authenticator;
   pipeline: Pipeline;
   log: Logger;
-}
-
-type SmtpError = Error & { responseCode?: number };
-
-function smtpError(code: number, text: string): SmtpError {
-  return Object.assign(new Error(text), { responseCode: code });
-}
-
-function refusalError(refusal: Refusal): SmtpError {
-  return smtpError(refusal.smtpCode, refusal.smtpText);
 }
 
 function senderOf(session: SMTPServerSession): MailboxRow {

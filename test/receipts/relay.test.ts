@@ -17,12 +17,11 @@ import { buildSecurityContext } from '../../src/pipeline/security-context.js';
 import { exportTrustList } from '../../src/policy/trust-list.js';
 import { importTrustList } from '../../src/policy/trust-store.js';
 import { QueueSealer, type QueueEnvelope } from '../../src/queue/envelope.js';
-import { openStore } from '../../src/store/open.js';
 import { openTrustStore } from '../../src/store/trust.js';
 import type { AuditRow, Store } from '../../src/store/types.js';
 import { rppsOf } from '../helpers/directory-files.js';
 import { tempDir } from '../helpers/engines.js';
-import { devPkiFiles, smimeTrust } from '../helpers/federation.js';
+import { devPkiFiles, smimeTrust, withOperatorStore } from '../helpers/federation.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
 import { tamperedXdm } from '../mime/xdm-test-message.js';
 import { relay } from '../relay/client.js';
@@ -48,14 +47,7 @@ describe('MDNs over the relay between operators', () => {
   const certs: Record<string, Certificate> = {};
   const paulRpps = rppsOf(4242);
 
-  const withStore = async <T>(work: (store: Store) => Promise<T>): Promise<T> => {
-    const store = await openStore(op.config);
-    try {
-      return await work(store);
-    } finally {
-      await store.close();
-    }
-  };
+  const withStore = <T>(work: (store: Store) => Promise<T>): Promise<T> => withOperatorStore(op, work);
 
   beforeAll(async () => {
     const peerDir = tempDir('mss-peer-');

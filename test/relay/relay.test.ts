@@ -10,12 +10,11 @@ import { seedDemoDirectory } from '../../src/directory/demo.js';
 import { openKeyring, pkiOptions } from '../../src/init.js';
 import { exportTrustList } from '../../src/policy/trust-list.js';
 import { importTrustList } from '../../src/policy/trust-store.js';
-import { openStore } from '../../src/store/open.js';
 import { openTrustStore } from '../../src/store/trust.js';
 import type { AuditRow, Store } from '../../src/store/types.js';
 import { rppsOf } from '../helpers/directory-files.js';
 import { tempDir } from '../helpers/engines.js';
-import { devPkiFiles, smimeTrust } from '../helpers/federation.js';
+import { devPkiFiles, smimeTrust, withOperatorStore } from '../helpers/federation.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
 import { RelayClient, relay, type ClientCertificate } from './client.js';
 import { makePeerOperator, type PeerOperator } from './peer.js';
@@ -46,14 +45,7 @@ describe('inbound relay between operators', () => {
   /** TLS client certificates from a CA of the trust bundle that are wrong in one way each. */
   const bad: Record<'expired' | 'notYetValid' | 'revoked' | 'serverOnly', ClientCertificate> = {} as never;
 
-  const withStore = async <T>(work: (store: Store) => Promise<T>): Promise<T> => {
-    const store = await openStore(op.config);
-    try {
-      return await work(store);
-    } finally {
-      await store.close();
-    }
-  };
+  const withStore = <T>(work: (store: Store) => Promise<T>): Promise<T> => withOperatorStore(op, work);
 
   beforeAll(async () => {
     const peerDir = tempDir('mss-peer-');

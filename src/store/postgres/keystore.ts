@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { inPoolTransaction } from './pool-transaction.js';
 import { keystoreRowReaders } from '../keystore-rows.js';
 import type {
   CorrespondentKeyRow,
@@ -104,22 +105,6 @@ export class PostgresKeystoreStore extends Reads implements KeystoreStore {
   }
 
   async transaction<T>(work: (tx: KeystoreTx) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      try {
-        const result = await work(new Tx(runner(client)));
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch((e: unknown) => {
-          broken = e instanceof Error ? e : new Error(String(e));
-        });
-        throw err;
-      }
-    } finally {
-      client.release(broken);
-    }
+    return inPoolTransaction(this.#pool, (client) => work(new Tx(runner(client))));
   }
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { inPoolTransaction } from './pool-transaction.js';
 import type { NewPatientDocument, PatientDocumentInsert, PatientDocumentRow, PatientDocumentStore, PatientDocumentWithContent } from '../patient-documents.js';
 import type { Raw } from '../rows.js';
 import { readBytes, readInt, readText } from './rows.js';
@@ -27,23 +28,7 @@ export class PostgresPatientDocumentStore implements PatientDocumentStore {
   }
 
   async insert(doc: NewPatientDocument, maxPerMailbox: number): Promise<PatientDocumentInsert> {
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      try {
-        const outcome = await insert(client, doc, maxPerMailbox);
-        await client.query('COMMIT');
-        return outcome;
-      } catch (err) {
-        await client.query('ROLLBACK').catch((e: unknown) => {
-          broken = e instanceof Error ? e : new Error(String(e));
-        });
-        throw err;
-      }
-    } finally {
-      client.release(broken);
-    }
+    return inPoolTransaction(this.#pool, (client) => insert(client, doc, maxPerMailbox));
   }
 
   async list(mailboxId: number): Promise<PatientDocumentRow[]> {

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { inPoolTransaction } from './pool-transaction.js';
 import type { Raw } from '../rows.js';
 import { domainKey, trustRowReaders } from '../trust-rows.js';
 import type { NewTrustList, TrustDomainRow, TrustListRow, TrustReplaceOutcome, TrustStore } from '../trust-types.js';
@@ -52,23 +53,7 @@ export class PostgresTrustStore implements TrustStore {
   }
 
   async replaceList(list: NewTrustList, importedAt = Date.now()): Promise<TrustReplaceOutcome> {
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      try {
-        const outcome = await replace(client, list, importedAt);
-        await client.query('COMMIT');
-        return outcome;
-      } catch (err) {
-        await client.query('ROLLBACK').catch((e: unknown) => {
-          broken = e instanceof Error ? e : new Error(String(e));
-        });
-        throw err;
-      }
-    } finally {
-      client.release(broken);
-    }
+    return inPoolTransaction(this.#pool, (client) => replace(client, list, importedAt));
   }
 }
 
