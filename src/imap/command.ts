@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { SealedMail } from '../store/sealed-mail.js';
 import type { MailboxRow, Notifier, Store } from '../store/types.js';
 import type { Args } from './args.js';
+import type { SharedFolders } from './folder-messages.js';
 import type { SelectedFolder } from './selected.js';
 
 /**
@@ -60,6 +61,8 @@ export interface SessionApi {
   readonly state: SessionState;
   readonly user: MailboxRow | null;
   readonly selected: SelectedFolder | null;
+  /** The message state of selected folders, shared by the sessions of this process (`SelectedFolder.messages`). */
+  readonly folders: SharedFolders;
   /** Extensions the client turned on (ENABLE, or a CONDSTORE parameter/item: RFC 7162 §3.1). */
   readonly enabled: Set<string>;
   readonly log: Logger;
@@ -78,7 +81,7 @@ export interface SessionApi {
   authenticated(mailbox: MailboxRow): void;
   /** Login failed: counted per connection; past the limit the session says BYE after this command. */
   loginFailed(): void;
-  /** Enters the selected state with `folder`, or leaves it with null. */
+  /** Enters the selected state with `folder`, or leaves it with null; the previous folder's messages are released. */
   select(folder: SelectedFolder | null): void;
   /** Upgrades the connection to TLS (run after the tagged OK of STARTTLS). */
   startTls(): Promise<void>;

@@ -28,7 +28,7 @@ export function stateText(spec: AnyCommand, state: SessionApi['state']): string 
 
 async function flushUpdates(session: SessionApi, spec: AnyCommand): Promise<void> {
   if (session.selected && session.state === 'selected') {
-    await session.selected.flush(session.deps.store, (data) => session.send(data), reportMode(session.enabled, spec.expungeAllowed !== false));
+    await session.selected.flush((data) => session.send(data), reportMode(session.enabled, spec.expungeAllowed !== false));
   }
 }
 

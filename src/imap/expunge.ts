@@ -1,5 +1,6 @@
 import { appendAudit } from '../audit/journal.js';
 import type { Completion, SessionApi } from './command.js';
+import type { MessageSummary } from '../store/types.js';
 import { hasFlag } from './flags.js';
 
 /**
@@ -12,12 +13,13 @@ export async function expungeDeleted(session: SessionApi, options: { onlyUids?: 
   const view = session.selected!;
   const user = session.user!;
   const { store, notifier } = session.deps;
-  const targets = (await store.listMessages(view.folder.id))
-    .filter((m) => hasFlag(m.flags, '\\Deleted') && (!options.onlyUids || options.onlyUids.has(m.uid)))
-    .map((m) => m.uid);
+  const deleted = (messages: readonly MessageSummary[]) =>
+    messages.filter((m) => hasFlag(m.flags, '\\Deleted') && (!options.onlyUids || options.onlyUids.has(m.uid))).map((m) => m.uid);
+  const targets = deleted(await view.messages.list());
   if (targets.length === 0) return 0;
   const removed = await store.transaction(async (tx) => {
-    const out = await tx.expunge(view.folder.id, targets);
+    // Read again in the unit of work: another process may have taken \Deleted off since it was announced here.
+    const out = await tx.expunge(view.folder.id, deleted(await tx.getMessages(view.folder.id, targets)));
     if (out.length > 0) {
       await appendAudit(tx, {
         actor: user.address,

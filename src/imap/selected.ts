@@ -1,4 +1,5 @@
-import type { FolderRow, MailboxEvent, Store } from '../store/types.js';
+import type { FolderRow, MailboxEvent } from '../store/types.js';
+import type { FolderMessages } from './folder-messages.js';
 import { atom, untagged } from './serializer.js';
 import { vanishedLines } from './vanished.js';
 
@@ -39,6 +40,8 @@ export class SelectedFolder {
     /** Ascending UIDs; index + 1 is the message sequence number. */
     public uids: number[],
     private readonly sessionId: string,
+    /** The folder's messages as this process knows them (shared with the other sessions that selected it). */
+    readonly messages: FolderMessages,
   ) {
     // Read before the message list at SELECT, so at worst a change is reported twice, never missed.
     this.#syncedModseq = folder.highestModseq;
@@ -102,8 +105,8 @@ export class SelectedFolder {
   }
 
   /** Writes pending EXPUNGE or VANISHED (when allowed), EXISTS and FETCH FLAGS responses. */
-  async flush(store: Store, send: (data: Buffer | readonly Buffer[]) => Promise<void>, mode: ReportMode): Promise<void> {
-    if (this.#resync) await this.#reconcile(store);
+  async flush(send: (data: Buffer | readonly Buffer[]) => Promise<void>, mode: ReportMode): Promise<void> {
+    if (this.#resync) await this.#reconcile();
     const withModseq = mode.condstore || mode.qresync;
     if (mode.expungeAllowed && this.#expunged.size > 0) {
       const gone = [...this.#expunged];
@@ -113,7 +116,7 @@ export class SelectedFolder {
     if (this.#exists) {
       this.#exists = false;
       const last = this.uids[this.uids.length - 1] ?? 0;
-      const fresh = (await store.listMessagesSince(this.folder.id, last)).map((m) => m.uid);
+      const fresh = newUids(await this.messages.list(), last);
       if (fresh.length > 0) {
         this.uids.push(...fresh);
         await send(untagged([this.uids.length, atom('EXISTS')]));
@@ -135,9 +138,9 @@ export class SelectedFolder {
    * like the events they stand for: UIDs gone become expunges, messages whose MODSEQ rose since the last
    * reconciliation get their flags re-sent (harmless when unchanged), and new UIDs are picked up as EXISTS.
    */
-  async #reconcile(store: Store): Promise<void> {
+  async #reconcile(): Promise<void> {
     this.#resync = false;
-    const current = await store.listMessages(this.folder.id);
+    const current = await this.messages.list();
     const present = new Set(current.map((m) => m.uid));
     for (const uid of this.uids) if (!present.has(uid)) this.#expunged.add(uid);
     let highest = this.#syncedModseq;
@@ -149,4 +152,11 @@ export class SelectedFolder {
     for (const uid of this.#expunged) this.#flags.delete(uid);
     this.#exists = true;
   }
+}
+
+/** The UIDs above `last` of a list in UID order. */
+function newUids(messages: readonly { uid: number }[], last: number): number[] {
+  let i = messages.length;
+  while (i > 0 && messages[i - 1]!.uid > last) i--;
+  return messages.slice(i).map((m) => m.uid);
 }

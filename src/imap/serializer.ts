@@ -44,39 +44,83 @@ export const adjacent = (items: readonly Value[]) => new Adjacent(items);
 export const utf8Text = (value: string) => new Utf8Text(value);
 
 const MAX_QUOTED = 1024;
-const CRLF = Buffer.from('\r\n');
+/** Literals at least this long go out as buffers of their own (message bodies), never copied into the line. */
+const COALESCE = 16 * 1024;
+const ASCII = /^[\x00-\x7f]*$/;
 
-function canQuote(bytes: Buffer, utf8: boolean): boolean {
-  if (bytes.length > MAX_QUOTED) return false;
-  for (const b of bytes) if (b === 0 || b === 0x0a || b === 0x0d || (b >= 0x80 && !utf8)) return false;
-  return true;
+/** A string's UTF-8 bytes as a byte string (one character per byte). */
+const utf8Bytes = (value: string): string => (ASCII.test(value) ? value : Buffer.from(value, 'utf8').toString('latin1'));
+
+/**
+ * Builds a response as few buffers: text accumulates in a byte string (one character per byte, written out
+ * as latin1), and only long literals and streamed ones become pieces of their own.
+ */
+class Encoder {
+  #text = '';
+  readonly #pieces: Piece[] = [];
+
+  text(bytes: string): void {
+    this.#text += bytes;
+  }
+
+  piece(piece: Piece): void {
+    this.#flush();
+    this.#pieces.push(piece);
+  }
+
+  #flush(): void {
+    if (this.#text.length === 0) return;
+    this.#pieces.push(Buffer.from(this.#text, 'latin1'));
+    this.#text = '';
+  }
+
+  finish(): Piece[] {
+    this.#flush();
+    return this.#pieces;
+  }
 }
 
-function writeString(bytes: Buffer, out: Piece[], utf8 = false): void {
-  if (canQuote(bytes, utf8)) out.push(Buffer.from(`"${bytes.toString('latin1').replace(/(["\\])/g, '\\$1')}"`, 'latin1'));
-  else out.push(Buffer.from(`{${bytes.length}}\r\n`, 'latin1'), bytes);
+/** Quoted when short and free of NUL, CR, LF (and of 8-bit bytes unless `utf8`); a literal otherwise. */
+function writeString(e: Encoder, value: string | Buffer, utf8: boolean): void {
+  if (value.length > MAX_QUOTED) return writeLiteral(e, '', value);
+  const bytes = typeof value === 'string' ? value : value.toString('latin1');
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes.charCodeAt(i);
+    if (b === 0 || b === 0x0a || b === 0x0d || (b >= 0x80 && !utf8)) return writeLiteral(e, '', bytes);
+  }
+  e.text(`"${bytes.replace(/(["\\])/g, '\\$1')}"`);
 }
 
-export function encodeValue(value: Value, out: Piece[]): void {
-  if (value === null) out.push(Buffer.from('NIL'));
-  else if (typeof value === 'number') out.push(Buffer.from(String(value)));
-  else if (typeof value === 'string') writeString(Buffer.from(value, 'utf8'), out);
-  else if (Buffer.isBuffer(value)) writeString(value, out);
-  else if (value instanceof Utf8Text) writeString(Buffer.from(value.value, 'utf8'), out, true);
-  else if (value instanceof Atom) out.push(Buffer.from(value.value, 'utf8'));
-  else if (value instanceof Literal) out.push(Buffer.from(`${value.binary ? '~' : ''}{${value.value.length}}\r\n`, 'latin1'), value.value);
-  else if (value instanceof StreamedLiteral) out.push(Buffer.from(`{${value.size}}\r\n`, 'latin1'), value);
-  else if (value instanceof Adjacent) {
-    out.push(Buffer.from('('));
-    for (const item of value.items) encodeValue(item, out);
-    out.push(Buffer.from(')'));
+/** `{n}` and the bytes (`value` a byte string or a buffer); `prefix` `~` for literal8. */
+function writeLiteral(e: Encoder, prefix: string, value: string | Buffer): void {
+  e.text(`${prefix}{${value.length}}\r\n`);
+  if (typeof value === 'string') e.text(value);
+  else if (value.length < COALESCE) e.text(value.toString('latin1'));
+  else e.piece(value);
+}
+
+function encode(value: Value, e: Encoder): void {
+  if (value === null) e.text('NIL');
+  else if (typeof value === 'number') e.text(String(value));
+  else if (typeof value === 'string') writeString(e, utf8Bytes(value), false);
+  else if (Buffer.isBuffer(value)) writeString(e, value, false);
+  else if (value instanceof Utf8Text) writeString(e, utf8Bytes(value.value), true);
+  else if (value instanceof Atom) e.text(utf8Bytes(value.value));
+  else if (value instanceof Literal) writeLiteral(e, value.binary ? '~' : '', value.value);
+  else if (value instanceof StreamedLiteral) {
+    e.text(`{${value.size}}\r\n`);
+    e.piece(value);
+  } else if (value instanceof Adjacent) {
+    e.text('(');
+    for (const item of value.items) encode(item, e);
+    e.text(')');
   } else {
-    out.push(Buffer.from('('));
-    value.forEach((item, i) => {
-      if (i > 0) out.push(Buffer.from(' '));
-      encodeValue(item, out);
-    });
-    out.push(Buffer.from(')'));
+    e.text('(');
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) e.text(' ');
+      encode(value[i]!, e);
+    }
+    e.text(')');
   }
 }
 
@@ -89,20 +133,18 @@ function bytesOnly(pieces: readonly Piece[]): Buffer[] {
 
 /** Values separated by spaces. */
 export function encodeValues(values: readonly Value[]): Buffer {
-  const out: Piece[] = [];
+  const e = new Encoder();
   values.forEach((v, i) => {
-    if (i > 0) out.push(Buffer.from(' '));
-    encodeValue(v, out);
+    if (i > 0) e.text(' ');
+    encode(v, e);
   });
-  return Buffer.concat(bytesOnly(out));
+  return Buffer.concat(bytesOnly(e.finish()));
 }
 
 /** `* <values>\r\n` */
 export function untagged(values: readonly Value[]): Buffer {
   return Buffer.concat(untaggedParts(values));
 }
-
-const COALESCE = 16 * 1024;
 
 /**
  * `* <values>\r\n` as a few buffers: small pieces are joined, large ones (message bodies) are passed
@@ -112,27 +154,30 @@ export function untaggedParts(values: readonly Value[]): Buffer[] {
   return bytesOnly(untaggedPieces(values));
 }
 
+/** Several `* <values>\r\n` responses in one buffer (none may hold a streamed literal). */
+export function untaggedLines(lines: readonly (readonly Value[])[]): Buffer {
+  const e = new Encoder();
+  for (const values of lines) {
+    e.text('* ');
+    for (let i = 0; i < values.length; i++) {
+      if (i > 0) e.text(' ');
+      encode(values[i]!, e);
+    }
+    e.text('\r\n');
+  }
+  return Buffer.concat(bytesOnly(e.finish()));
+}
+
 /** `untaggedParts`, where a `StreamedLiteral` stays a piece of its own, for the sender to read and write. */
 export function untaggedPieces(values: readonly Value[]): Piece[] {
-  const pieces: Piece[] = [Buffer.from('* ')];
-  values.forEach((v, i) => {
-    if (i > 0) pieces.push(Buffer.from(' '));
-    encodeValue(v, pieces);
-  });
-  pieces.push(CRLF);
-  const out: Piece[] = [];
-  let small: Buffer[] = [];
-  for (const piece of pieces) {
-    if (Buffer.isBuffer(piece) && piece.length < COALESCE) {
-      small.push(piece);
-      continue;
-    }
-    if (small.length > 0) out.push(Buffer.concat(small));
-    small = [];
-    out.push(piece);
+  const e = new Encoder();
+  e.text('* ');
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) e.text(' ');
+    encode(values[i]!, e);
   }
-  if (small.length > 0) out.push(Buffer.concat(small));
-  return out;
+  e.text('\r\n');
+  return e.finish();
 }
 
 export type Status = 'OK' | 'NO' | 'BAD' | 'BYE' | 'PREAUTH';

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ImapServerDeps } from './command.js';
+import { SharedFolders } from './folder-messages.js';
 import { status } from './serializer.js';
 import { Session } from './session.js';
 
@@ -21,10 +22,12 @@ export class ImapServer {
   readonly #servers: net.Server[] = [];
   readonly #sessions = new Set<Session>();
   readonly #perIp = new Map<string, number>();
+  readonly #folders: SharedFolders;
   #closing: Promise<void> | null = null;
 
   constructor(deps: ImapServerDeps) {
     this.#deps = deps;
+    this.#folders = new SharedFolders(deps.store, deps.notifier);
     this.#context = tls.createSecureContext(this.#tlsOptions());
   }
 
@@ -80,7 +83,7 @@ export class ImapServer {
     }
     active.count++;
     this.#perIp.set(ip, fromIp + 1);
-    const session = new Session(socket, kind, this.#deps, this.#context);
+    const session = new Session(socket, kind, this.#deps, this.#context, this.#folders);
     this.#sessions.add(session);
     void session.closed.then(() => {
       active.count--;
@@ -106,6 +109,7 @@ export class ImapServer {
       clearTimeout(timer);
       await Promise.race([all, new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
       await stopped;
+      this.#folders.close();
     })());
   }
 }

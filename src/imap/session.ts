@@ -9,6 +9,7 @@ import { capabilities } from './capabilities.js';
 import { type ClientCertificate, ConnectionClosedError, type ImapServerDeps, ResponseBrokenError, type SessionApi, type SessionState } from './command.js';
 import { dispatch, findCommand, stateText } from './dispatcher.js';
 import { CommandReader, type LiteralRequest, type ReaderEvent, type Refusal } from './parser.js';
+import type { FolderMessages, SharedFolders } from './folder-messages.js';
 import type { SelectedFolder } from './selected.js';
 import { continuation, status } from './serializer.js';
 
@@ -43,6 +44,7 @@ export class Session implements SessionApi {
   #inflate: zlib.InflateRaw | null = null;
   #deflate: zlib.DeflateRaw | null = null;
   #flushScheduled = false;
+  #corked = false;
   #peer: { socket: net.Socket; certificate: ClientCertificate | null } | null = null;
   #reader: CommandReader;
   #pumping = false;
@@ -53,6 +55,8 @@ export class Session implements SessionApi {
   #byeAfterCommand: string | null = null;
   #bad = 0;
   #unsubscribe: (() => void) | null = null;
+  /** The shared message state of the selected folder, held until another is selected or the session ends. */
+  #held: FolderMessages | null = null;
   #preauthTimer: NodeJS.Timeout | null = null;
   #idleTimer: NodeJS.Timeout | null = null;
   #wake: (() => void) | null = null;
@@ -65,6 +69,7 @@ export class Session implements SessionApi {
     readonly listener: 'plain' | 'tls',
     readonly deps: ImapServerDeps,
     private readonly secureContext: tls.SecureContext,
+    readonly folders: SharedFolders,
   ) {
     this.#socket = socket;
     this.#secure = listener === 'tls';
@@ -127,6 +132,15 @@ export class Session implements SessionApi {
     const socket = this.#socket;
     if (this.#ended || socket.destroyed) throw new ConnectionClosedError();
     const out: Writable = this.#deflate ?? socket;
+    // The responses written in one turn of the event loop leave together: one TLS record, one system call.
+    if (!this.#deflate && !this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        socket.uncork();
+      });
+    }
     let flowing = true;
     for (const part of Buffer.isBuffer(data) ? [data] : data) flowing = out.write(part);
     if (this.#deflate) this.#scheduleFlush();
@@ -234,8 +248,20 @@ export class Session implements SessionApi {
   }
 
   select(folder: SelectedFolder | null): void {
+    const next = folder?.messages ?? null;
+    if (this.#held !== next) {
+      this.#releaseFolder();
+      this.#held = next;
+      // A SELECT that finishes after the connection ended holds nothing.
+      if (this.#ended) this.#releaseFolder();
+    }
     this.selected = folder;
     this.state = folder ? 'selected' : 'authenticated';
+  }
+
+  #releaseFolder(): void {
+    if (this.#held) this.folders.release(this.#held);
+    this.#held = null;
   }
 
   unauthenticate(): void {
@@ -316,6 +342,7 @@ export class Session implements SessionApi {
     this.#clearTimers();
     this.#unsubscribe?.();
     this.#unsubscribe = null;
+    this.#releaseFolder();
     const socket = this.#socket;
     if (!socket.destroyed) {
       const byeLine = bye ? status(null, 'BYE', bye) : undefined;
@@ -352,6 +379,7 @@ export class Session implements SessionApi {
       this.#clearTimers();
       this.#unsubscribe?.();
       this.#unsubscribe = null;
+      this.#releaseFolder();
     }
     const wake = this.#wake;
     this.#wake = null;

@@ -1,13 +1,14 @@
 import { audit } from '../../audit/journal.js';
-import type { MessageRow, MessageSummary } from '../../store/types.js';
+import type { MessageRow } from '../../store/types.js';
 import type { Args } from '../args.js';
 import { ConnectionClosedError, defineCommand, ImapError, ResponseBrokenError, SELECTED, type Completion, type SessionApi } from '../command.js';
 import { isPreviewModifierList, marksSeen, needsBody, needsMeta, onlyWholeBodies, parseFetchItems, parsePreviewModifiers, type FetchItem } from '../fetch-items.js';
 import { fetchValues, UnknownCteError } from '../fetch-response.js';
+import { FolderMessages } from '../folder-messages.js';
 import { addFlags, hasFlag } from '../flags.js';
 import { utf8Names } from '../modes.js';
 import { resolveSequenceNumbers, resolveUids, type SeqRange } from '../sequence.js';
-import { atom, untaggedParts, untaggedPieces, type Piece } from '../serializer.js';
+import { atom, untaggedLines, untaggedPieces, type Piece, type Value } from '../serializer.js';
 import { ImapSyntaxError } from '../tokenizer.js';
 import { sendVanishedSince } from '../vanished.js';
 
@@ -69,22 +70,21 @@ const SUMMARY_CHUNK = 512;
 
 async function sendSummaries(session: SessionApi, items: readonly FetchItem[], indexes: readonly number[], changedSince: number | null): Promise<void> {
   const view = session.selected!;
-  const byUid = new Map<number, MessageSummary>();
-  for (const summary of await session.deps.store.listMessages(view.folder.id)) byUid.set(summary.uid, summary);
+  const messages = await view.messages.list();
   const utf8 = utf8Names(session);
   // Responses go out in chunks of a few hundred lines: one TLS record each instead of one per message.
-  let pending: Buffer[] = [];
+  let pending: Value[][] = [];
   for (const index of indexes) {
-    const summary = byUid.get(view.uids[index]!);
+    const summary = FolderMessages.find(messages, view.uids[index]!);
     // Expunged by another session since this one last reported: nothing to say about it now.
     if (!summary || (changedSince !== null && summary.modseq <= changedSince)) continue;
-    pending.push(...untaggedParts([index + 1, atom('FETCH'), fetchValues(items, summary, null, null, { utf8 })]));
+    pending.push([index + 1, atom('FETCH'), fetchValues(items, summary, null, null, { utf8 })]);
     if (pending.length >= SUMMARY_CHUNK) {
-      await session.send(Buffer.concat(pending));
+      await session.send(untaggedLines(pending));
       pending = [];
     }
   }
-  if (pending.length > 0) await session.send(Buffer.concat(pending));
+  if (pending.length > 0) await session.send(untaggedLines(pending));
 }
 
 /**

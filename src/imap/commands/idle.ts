@@ -13,7 +13,7 @@ export default defineCommand({
   async run(session) {
     const line = await session.idle('idling', async () => {
       if (session.selected && session.state === 'selected') {
-        await session.selected.flush(session.deps.store, (data) => session.send(data), reportMode(session.enabled));
+        await session.selected.flush((data) => session.send(data), reportMode(session.enabled));
       }
     });
     if (line === null || line.toString('latin1').toUpperCase() !== 'DONE') throw new ImapError('BAD', 'Expected DONE to end IDLE');

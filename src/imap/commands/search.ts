@@ -34,7 +34,7 @@ export async function findMessages(session: SessionApi, charset: string | null, 
   const view = session.selected!;
   const user = session.user!;
   const { store, mail } = session.deps;
-  const rows = await store.listMessages(view.folder.id);
+  const rows = await view.messages.list();
   // Only the messages this session knows of: one delivered since its last EXISTS has no sequence number yet.
   const messages: SearchMessage[] = [];
   for (const row of rows) {

@@ -92,18 +92,26 @@ export function parseSelect(args: Args): SelectArgs {
 
 export async function openFolder(session: SessionApi, { mailbox: wireName, condstore, qresync }: SelectArgs, readOnly: boolean): Promise<Completion> {
   if (qresync && !session.enabled.has('QRESYNC')) throw new ImapError('BAD', 'QRESYNC is not enabled (ENABLE QRESYNC first)');
-  if (session.selected) {
-    session.select(null);
-    await session.send(status(null, 'OK', 'Previous mailbox closed', 'CLOSED'));
+  // Held before the previous selection lets go of it: selecting the same folder again keeps its state.
+  const previous = session.selected ? session.folders.acquire(session.user!.id, session.selected.folder.id) : null;
+  try {
+    if (session.selected) {
+      session.select(null);
+      await session.send(status(null, 'OK', 'Previous mailbox closed', 'CLOSED'));
+    }
+    if (condstore) session.enabled.add('CONDSTORE');
+    const name = folderName(session, wireName);
+    const folder = await session.deps.store.getFolder(session.user!.id, name);
+    if (!folder) throw new ImapError('NO', 'Mailbox does not exist', 'NONEXISTENT');
+    const view = new SelectedFolder(folder, readOnly, [], session.id, session.folders.acquire(session.user!.id, folder.id));
+    session.select(view);
+  } finally {
+    if (previous) session.folders.release(previous);
   }
-  if (condstore) session.enabled.add('CONDSTORE');
-  const name = folderName(session, wireName);
+  const view = session.selected!;
+  const folder = view.folder;
   const { store } = session.deps;
-  const folder = await store.getFolder(session.user!.id, name);
-  if (!folder) throw new ImapError('NO', 'Mailbox does not exist', 'NONEXISTENT');
-  const view = new SelectedFolder(folder, readOnly, [], session.id);
-  session.select(view);
-  const messages = await store.listMessages(folder.id);
+  const messages = await view.messages.list();
   view.uids = messages.map((m) => m.uid);
   const keywords = new Set<string>();
   for (const m of messages) for (const f of m.flags) if (!f.startsWith('\\')) keywords.add(f);
