@@ -72,7 +72,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await store.close();
     throw err;
   }
-  const mail = new SealedMail(store, keyring);
+  const mail = new SealedMail(store, keyring, { metaCacheBytes: Math.round(config.imap.metaCacheMb * 1024 * 1024) });
   const auth = new Authenticator(store, config.auth, { allowImap: config.patients.allowImap });
   const patients = new Patients({ store, mail, keyring, config: config.patients, log: log.child({ component: 'patients' }), limits: config.auth });
   const security = buildSecurityContext(config, store, keyring, pkiOptions(config, keyring));

@@ -91,6 +91,11 @@ export const configSchema = z
         maxConnectionsPerIp: z.number().int().positive().default(20).describe('concurrent IMAP connections from one client address, both listeners together; BYE beyond'),
         maxFolders: z.number().int().positive().default(500).describe('folders one mailbox may hold (CREATE and RENAME beyond it get NO [LIMIT])'),
         maxMailboxNameLength: z.number().int().min(32).max(1024).default(255).describe('bytes (UTF-8) of a folder name, hierarchy included'),
+        metaCacheMb: z
+          .number()
+          .min(0)
+          .default(32)
+          .describe('memory (estimated) for opened message metadata (envelopes, MIME structures) kept for the next FETCH, SEARCH or SORT; 0: none kept'),
       })
       .strict()
       .prefault({}),

@@ -4,6 +4,7 @@ import { deriveSearchKey, indexEntry, IndexPrefix } from '../imap/search/blind-i
 import { Content } from '../imap/search/text.js';
 import { buildMessageMeta } from '../mime/meta.js';
 import { readOnce } from './blobs.js';
+import { MetaCache } from './meta-cache.js';
 import type { MessageMeta } from '../mime/types.js';
 import type { AppendedMessage, FolderRow, MailboxRow, MessageRow, Store, StoreTx } from './types.js';
 
@@ -12,10 +13,16 @@ import type { AppendedMessage, FolderRow, MailboxRow, MessageRow, Store, StoreTx
  * bodies and header-derived data goes through here, so nothing readable reaches the store.
  */
 export class SealedMail {
+  readonly #metas: MetaCache;
+
   constructor(
     readonly store: Store,
     private readonly keyring: Keyring,
-  ) {}
+    /** Memory for opened metadata (`MetaCache`); 0: none kept. */
+    options: { metaCacheBytes?: number } = {},
+  ) {
+    this.#metas = new MetaCache(options.metaCacheBytes ?? 0);
+  }
 
   key(mailbox: MailboxRow): Buffer {
     return this.keyring.mailboxKey(mailbox.address, mailbox.wrappedKey);
@@ -30,8 +37,18 @@ export class SealedMail {
     return sealJson(this.key(mailbox), meta, aad.messageMeta(mailbox.id));
   }
 
-  openMeta(mailbox: MailboxRow, row: Pick<MessageRow, 'sealedMeta'>): MessageMeta {
-    return openJson<MessageMeta>(this.key(mailbox), row.sealedMeta, aad.messageMeta(mailbox.id));
+  /** The metadata of a message row; with the row's `id`, kept for the next time (treat it as read-only). */
+  openMeta(mailbox: MailboxRow, row: Pick<MessageRow, 'sealedMeta'> & { id?: number }): MessageMeta {
+    const cached = row.id === undefined ? undefined : this.#metas.get(mailbox.id, row.id);
+    if (cached) return cached;
+    const meta = openJson<MessageMeta>(this.key(mailbox), row.sealedMeta, aad.messageMeta(mailbox.id));
+    if (row.id !== undefined) this.#metas.set(mailbox.id, row.id, meta, row.sealedMeta.length);
+    return meta;
+  }
+
+  /** The metadata of a message already opened and still kept, without reading its row. */
+  cachedMeta(mailbox: MailboxRow, messageId: number): MessageMeta | undefined {
+    return this.#metas.get(mailbox.id, messageId);
   }
 
   /**

@@ -87,7 +87,7 @@ export async function startImapServer(
     ports: { plain: 0, tls: 0 },
     store: testStore.store,
     dir: testStore.dir,
-    mail: new SealedMail(testStore.store, keyring),
+    mail: new SealedMail(testStore.store, keyring, { metaCacheBytes: 8 << 20 }),
     notifier: new LocalNotifier(),
     mailbox,
     limits: config.imap,
@@ -102,7 +102,7 @@ export async function startImapServer(
     async restart() {
       await server.close();
       handle.store = await testStore.reopen();
-      handle.mail = new SealedMail(handle.store, keyring);
+      handle.mail = new SealedMail(handle.store, keyring, { metaCacheBytes: 8 << 20 });
       await listen();
     },
     async dispose() {

@@ -61,30 +61,41 @@ export function parseFetch(args: Args): FetchArgs {
   return { set, items, changedSince, vanished };
 }
 
-/**
- * Above this many messages, a FETCH of summary items only (FLAGS, UID, MODSEQ, INTERNALDATE, RFC822.SIZE: what a
- * client asks for `1:*` to resynchronise) reads the folder's summaries in one query instead of whole rows by batch.
- */
-const SUMMARY_SCAN = 200;
-const SUMMARY_CHUNK = 512;
+/** Responses of a FETCH without bodies go out in chunks of this many lines: one TLS record each. */
+const LINES_PER_SEND = 512;
 
-async function sendSummaries(session: SessionApi, items: readonly FetchItem[], indexes: readonly number[], changedSince: number | null): Promise<void> {
+/**
+ * FETCH of summary and metadata items only (FLAGS, UID, MODSEQ, INTERNALDATE, RFC822.SIZE, ENVELOPE,
+ * BODYSTRUCTURE: what clients ask to list and resynchronise a folder): summaries come from the folder's shared
+ * state and metadata from the cache of opened metadata; only the rows whose metadata is not kept are read.
+ */
+async function sendWithoutBodies(session: SessionApi, items: readonly FetchItem[], indexes: readonly number[], changedSince: number | null, withMeta: boolean): Promise<void> {
   const view = session.selected!;
+  const user = session.user!;
+  const { store, mail } = session.deps;
   const messages = await view.messages.list();
   const utf8 = utf8Names(session);
-  // Responses go out in chunks of a few hundred lines: one TLS record each instead of one per message.
-  let pending: Value[][] = [];
-  for (const index of indexes) {
-    const summary = FolderMessages.find(messages, view.uids[index]!);
+  let lines: Value[][] = [];
+  for (let i = 0; i < indexes.length; i += LINES_PER_SEND) {
+    const batch = indexes.slice(i, i + LINES_PER_SEND);
     // Expunged by another session since this one last reported: nothing to say about it now.
-    if (!summary || (changedSince !== null && summary.modseq <= changedSince)) continue;
-    pending.push([index + 1, atom('FETCH'), fetchValues(items, summary, null, null, { utf8 })]);
-    if (pending.length >= SUMMARY_CHUNK) {
-      await session.send(untaggedLines(pending));
-      pending = [];
-    }
+    const summaries = batch.map((index) => FolderMessages.find(messages, view.uids[index]!));
+    const unopened = withMeta ? summaries.filter((m) => m !== null && !mail.cachedMeta(user, m.id)).map((m) => m!.uid) : [];
+    const rows = new Map((unopened.length > 0 ? await store.getMessages(view.folder.id, unopened) : []).map((r) => [r.uid, r]));
+    batch.forEach((index, j) => {
+      const summary = summaries[j];
+      if (!summary || (changedSince !== null && summary.modseq <= changedSince)) return;
+      let meta = null;
+      if (withMeta) {
+        const row = rows.get(summary.uid);
+        meta = mail.cachedMeta(user, summary.id) ?? (row ? mail.openMeta(user, row) : null);
+        if (!meta) return;
+      }
+      lines.push([index + 1, atom('FETCH'), fetchValues(items, summary, meta, null, { utf8 })]);
+    });
+    if (lines.length > 0) await session.send(untaggedLines(lines));
+    lines = [];
   }
-  if (pending.length > 0) await session.send(untaggedLines(pending));
 }
 
 /**
@@ -157,8 +168,8 @@ export async function runFetch(session: SessionApi, { set, items: asked, changed
   const withBody = needsBody(items);
   // A message read whole is streamed from its sealed blob: memory stays bounded by a segment, not the message.
   const streamed = withBody && onlyWholeBodies(items);
-  if (!withMeta && !withBody && indexes.length > SUMMARY_SCAN) {
-    await sendSummaries(session, items, indexes, changedSince);
+  if (!withBody) {
+    await sendWithoutBodies(session, items, indexes, changedSince, withMeta);
     return { text: `${byUid ? 'UID FETCH' : 'FETCH'} completed` };
   }
   let bodies = 0;
