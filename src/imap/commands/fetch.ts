@@ -1,4 +1,4 @@
-import { audit } from '../../audit/journal.js';
+import { appendAudit, audit, type AuditEvent } from '../../audit/journal.js';
 import type { MessageRow } from '../../store/types.js';
 import type { Args } from '../args.js';
 import { ConnectionClosedError, defineCommand, ImapError, ResponseBrokenError, SELECTED, type Completion, type SessionApi } from '../command.js';
@@ -16,7 +16,7 @@ import { sendVanishedSince } from '../vanished.js';
  * FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9), with PREVIEW (RFC 8970: computed from the opened message,
  * LAZY or not, and never sets \Seen). Messages are read in batches so memory stays bounded by
  * one batch. A non-PEEK body section sets \Seen (in a read-write selection), committed before the
- * responses, which then carry FLAGS. One audit record per command names how many bodies were read. With
+ * responses, which then carry FLAGS. One audit record per command names how many bodies were read (written with the \\Seen change when there is one). With
  * QRESYNC, `UID FETCH … (CHANGEDSINCE n VANISHED)` first reports the UIDs of the set expunged since n
  * (RFC 7162 §3.2.6).
  */
@@ -124,10 +124,23 @@ async function sendPieces(session: SessionApi, pieces: readonly Piece[]): Promis
   }
 }
 
-async function markSeen(session: SessionApi, rows: MessageRow[]): Promise<void> {
+/** The audit record of bodies handed out by a FETCH. */
+const readRecord = (session: SessionApi, messages: number): AuditEvent => ({
+  actor: session.user!.address,
+  action: 'read',
+  object: session.user!.address,
+  outcome: 'ok',
+  detail: { protocol: 'imap', folder: session.selected!.folder.name, messages },
+});
+
+/**
+ * Sets \Seen on the rows that lack it, in one unit of work that also records the reading of the batch's
+ * `bodies` (one commit instead of two). Returns whether that record was written.
+ */
+async function markSeen(session: SessionApi, rows: MessageRow[], bodies: number): Promise<boolean> {
   const view = session.selected!;
   const unseen = rows.filter((r) => !hasFlag(r.flags, '\\Seen'));
-  if (unseen.length === 0) return;
+  if (unseen.length === 0) return false;
   const { store, notifier } = session.deps;
   const changes = await store.transaction(async (tx) => {
     const out = [];
@@ -135,6 +148,7 @@ async function markSeen(session: SessionApi, rows: MessageRow[]): Promise<void> 
       const change = await tx.setFlags(view.folder.id, row.uid, addFlags(row.flags, ['\\Seen']));
       if (change) out.push(change);
     }
+    if (bodies > 0) await appendAudit(tx, readRecord(session, bodies));
     return out;
   });
   for (const change of changes) {
@@ -143,6 +157,7 @@ async function markSeen(session: SessionApi, rows: MessageRow[]): Promise<void> 
     row.modseq = change.modseq;
     notifier.publish({ kind: 'flags', mailboxId: session.user!.id, folderId: view.folder.id, uid: change.uid, modseq: change.modseq, flags: change.flags, origin: session.id });
   }
+  return bodies > 0;
 }
 
 export async function runFetch(session: SessionApi, { set, items: asked, changedSince, vanished }: FetchArgs, byUid: boolean): Promise<Completion> {
@@ -166,22 +181,24 @@ export async function runFetch(session: SessionApi, { set, items: asked, changed
   }
   const withMeta = needsMeta(items);
   const withBody = needsBody(items);
-  // A message read whole is streamed from its sealed blob: memory stays bounded by a segment, not the message.
-  const streamed = withBody && onlyWholeBodies(items);
   if (!withBody) {
     await sendWithoutBodies(session, items, indexes, changedSince, withMeta);
     return { text: `${byUid ? 'UID FETCH' : 'FETCH'} completed` };
   }
+  // A message read whole is streamed from its sealed blob: memory stays bounded by a segment, not the message.
+  const streamed = onlyWholeBodies(items);
   let bodies = 0;
+  /** Bodies already recorded with the \\Seen change of their batch. */
+  let audited = 0;
   for (let i = 0; i < indexes.length; i += BATCH) {
     const batch = indexes.slice(i, i + BATCH);
     let rows = await store.getMessages(view.folder.id, batch.map((index) => view.uids[index]!));
     if (changedSince !== null) rows = rows.filter((r) => r.modseq > changedSince);
-    if (setsSeen) await markSeen(session, rows);
+    if (setsSeen && (await markSeen(session, rows, rows.length))) audited += rows.length;
     for (const row of rows) {
       const meta = withMeta ? mail.openMeta(user, row) : null;
-      const raw = withBody && !streamed ? await mail.openBody(user, row) : null;
-      if (withBody) bodies++;
+      const raw = streamed ? null : await mail.openBody(user, row);
+      bodies++;
       let values;
       try {
         const body = streamed ? { size: row.size, open: () => mail.openBodyStream(user, row) } : undefined;
@@ -193,15 +210,7 @@ export async function runFetch(session: SessionApi, { set, items: asked, changed
       await sendPieces(session, untaggedPieces([view.seqOf(row.uid), atom('FETCH'), values]));
     }
   }
-  if (bodies > 0) {
-    await audit(store, {
-      actor: user.address,
-      action: 'read',
-      object: user.address,
-      outcome: 'ok',
-      detail: { protocol: 'imap', folder: view.folder.name, messages: bodies },
-    });
-  }
+  if (bodies > audited) await audit(store, readRecord(session, bodies - audited));
   return { text: `${byUid ? 'UID FETCH' : 'FETCH'} completed` };
 }
 
