@@ -3,7 +3,7 @@ import type { MessageRow } from '../../store/types.js';
 import type { Args } from '../args.js';
 import { ConnectionClosedError, defineCommand, ImapError, ResponseBrokenError, SELECTED, type Completion, type SessionApi } from '../command.js';
 import { isPreviewModifierList, marksSeen, needsBody, needsMeta, onlyWholeBodies, parseFetchItems, parsePreviewModifiers, type FetchItem } from '../fetch-items.js';
-import { fetchValues, UnknownCteError } from '../fetch-response.js';
+import { fetchValues, summaryFetchLine, UnknownCteError } from '../fetch-response.js';
 import { FolderMessages } from '../folder-messages.js';
 import { addFlags, hasFlag } from '../flags.js';
 import { utf8Names } from '../modes.js';
@@ -75,26 +75,35 @@ async function sendWithoutBodies(session: SessionApi, items: readonly FetchItem[
   const { store, mail } = session.deps;
   const messages = await view.messages.list();
   const utf8 = utf8Names(session);
-  let lines: Value[][] = [];
   for (let i = 0; i < indexes.length; i += LINES_PER_SEND) {
     const batch = indexes.slice(i, i + LINES_PER_SEND);
     // Expunged by another session since this one last reported: nothing to say about it now.
     const summaries = batch.map((index) => FolderMessages.find(messages, view.uids[index]!));
     const unopened = withMeta ? summaries.filter((m) => m !== null && !mail.cachedMeta(user, m.id)).map((m) => m!.uid) : [];
     const rows = new Map((unopened.length > 0 ? await store.getMessages(view.folder.id, unopened) : []).map((r) => [r.uid, r]));
+    // Lines in order: the summary-only ones written as text, the others encoded from values.
+    const out: Buffer[] = [];
+    let text = '';
     batch.forEach((index, j) => {
       const summary = summaries[j];
       if (!summary || (changedSince !== null && summary.modseq <= changedSince)) return;
+      const line = withMeta ? null : summaryFetchLine(index + 1, items, summary);
+      if (line !== null) {
+        text += line;
+        return;
+      }
       let meta = null;
       if (withMeta) {
         const row = rows.get(summary.uid);
         meta = mail.cachedMeta(user, summary.id) ?? (row ? mail.openMeta(user, row) : null);
         if (!meta) return;
       }
-      lines.push([index + 1, atom('FETCH'), fetchValues(items, summary, meta, null, { utf8 })]);
+      if (text) out.push(Buffer.from(text, 'latin1'));
+      text = '';
+      out.push(untaggedLines([[index + 1, atom('FETCH'), fetchValues(items, summary, meta, null, { utf8 })]]));
     });
-    if (lines.length > 0) await session.send(untaggedLines(lines));
-    lines = [];
+    if (text) out.push(Buffer.from(text, 'latin1'));
+    if (out.length > 0) await session.send(out.length === 1 ? out[0]! : Buffer.concat(out));
   }
 }
 
