@@ -318,15 +318,23 @@ export interface ImportOutcome {
   initial: boolean;
 }
 
-/** A record staged with the file line it came from (the first line of a key wins). */
-export interface Staged<E extends DirectoryEntity> {
-  line: number;
-  record: EntityRecords[E];
-}
+/**
+ * A batch of staged rows, in the encoding the session asks for (`stagingFormat`); the importer builds it on its
+ * parsing thread, and an encoding crosses between threads far cheaper than records as objects:
+ * - `copy`: PostgreSQL's COPY text format, loaded as it is: one row per line, each ending in `\n`; values
+ *   separated by a tab; NULL as `\N`; backslash, tab, newline and carriage return escaped with a backslash;
+ *   booleans `t`/`f`; integers in decimal.
+ * - `values`: the rows' values one after the other, as SQLite binds them (text, number, null; booleans 1/0).
+ * Columns: for keys (`stageKeys`) `key`, `line`, `hash`; for records (`stageRecords`) `line`, then the entity's
+ * columns in `ENTITY_SPECS` order. The first line of a key wins.
+ */
+export type StagingFormat = 'copy' | 'values';
+export type StagedValue = string | number | null;
+export type StagedRows = { count: number; format: 'copy'; text: string } | { count: number; format: 'values'; values: StagedValue[] };
 
 /**
  * One import in progress. The importer streams the file through it in batches:
- * - it stages every key the file holds, with its line and content hash (`stageKeys`);
+ * - it stages every key the file holds, with its line and content hash (`stageKeys`, `StagedRows`);
  * - while an entity's table is empty (`stagesAll`: the first load), it stages every full record at once;
  * - otherwise, once the file is read, it asks which lines hold a record the directory lacks or holds with
  *   another hash (`neededLines`), reads those lines again and stages their full records (`stageRecords`).
@@ -339,15 +347,17 @@ export interface DirectoryImportSession {
   readonly kind: SnapshotKind;
   /** The complete snapshot this import is compared with (null: the first of its kind). */
   readonly baseId: number | null;
+  /** How `stageKeys` and `stageRecords` want their rows encoded. */
+  readonly stagingFormat: StagingFormat;
   /**
    * True when the entity's table was empty at the start: every record is new, stage them all while reading
    * (`stageRecords`); staged records stand for their keys.
    */
   stagesAll(entity: DirectoryEntity): boolean;
   /** Every key the file holds, with its line and hash (duplicates included: the lowest line wins), unless `stagesAll`. */
-  stageKeys(entity: DirectoryEntity, keys: readonly string[], lines: readonly number[], hashes: readonly number[]): Promise<void>;
+  stageKeys(entity: DirectoryEntity, rows: StagedRows): Promise<void>;
   /** Full records of new or changed rows. */
-  stageRecords<E extends DirectoryEntity>(entity: E, records: readonly Staged<E>[]): Promise<void>;
+  stageRecords(entity: DirectoryEntity, rows: StagedRows): Promise<void>;
   /**
    * After every key is staged: the lines (ascending, above `afterLine`, at most `limit`) whose record must be
    * staged in full, with the entities concerned: the first line of each key that the directory does not hold

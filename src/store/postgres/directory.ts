@@ -22,7 +22,7 @@ import {
   type ImportOutcome,
   type NewDirCertificate,
   type SnapshotKind,
-  type Staged,
+  type StagedRows,
 } from '../directory-types.js';
 import { directoryRowReaders } from '../directory-rows.js';
 import { CorruptRowError, type Raw } from '../rows.js';
@@ -325,31 +325,6 @@ class CopyIn implements pg.Submittable {
   handleCopyData(): void {}
 }
 
-const COPY_SPECIAL = /[\\\t\n\r]/;
-const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-
-/** A value in COPY's text format (NULL is `\N`). */
-function copyValue(v: unknown, kind: ColumnKind): string {
-  if (v === null || v === undefined) return '\\N';
-  switch (kind) {
-    case 'text':
-    case 'textOrNull': {
-      const text = v as string;
-      return COPY_SPECIAL.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : text;
-    }
-    case 'int':
-      return String(v);
-    case 'bool':
-    case 'boolOrNull':
-      return v ? 't' : 'f';
-  }
-}
-
-/** The staging columns of each entity: the record fields and their kinds, in the order of `stageTable`. */
-const STAGE_FIELDS = Object.fromEntries(
-  (Object.keys(ENTITY_SPECS) as DirectoryEntity[]).map((e) => [e, { fields: spec(e).columns.map((c) => c.field as string), kinds: spec(e).columns.map((c) => c.kind) }]),
-) as Record<DirectoryEntity, { fields: string[]; kinds: ColumnKind[] }>;
-
 class PostgresImportSession implements DirectoryImportSession {
   #done = false;
   readonly #query: Query;
@@ -399,26 +374,24 @@ class PostgresImportSession implements DirectoryImportSession {
     await sent;
   }
 
-  async stageKeys(entity: DirectoryEntity, keys: readonly string[], lines: readonly number[], hashes: readonly number[]): Promise<void> {
-    this.#check(entity);
-    if (keys.length === 0) return;
-    let out = '';
-    for (let i = 0; i < keys.length; i++) out += `${copyValue(keys[i], 'text')}\t${lines[i]}\t${hashes[i]}\n`;
-    await this.#copy(keysTable(entity), 'key, line, hash', Buffer.from(out, 'utf8'));
+  readonly stagingFormat = 'copy';
+
+  /** The rows' COPY text (the format this session asks for). */
+  #copyText(rows: StagedRows): Buffer {
+    if (rows.format !== 'copy') throw new Error(`staged rows: ${rows.format} instead of copy`);
+    return Buffer.from(rows.text, 'utf8');
   }
 
-  async stageRecords<E extends DirectoryEntity>(entity: E, records: readonly Staged<E>[]): Promise<void> {
+  async stageKeys(entity: DirectoryEntity, rows: StagedRows): Promise<void> {
     this.#check(entity);
-    if (records.length === 0) return;
-    const { fields, kinds } = STAGE_FIELDS[entity];
-    let out = '';
-    for (const r of records) {
-      const record = r.record as unknown as Record<string, unknown>;
-      let row = String(r.line);
-      for (let i = 0; i < fields.length; i++) row += `\t${copyValue(record[fields[i]!], kinds[i]!)}`;
-      out += `${row}\n`;
-    }
-    await this.#copy(stageTable(entity), `line, ${spec(entity).columns.map((c) => c.column).join(', ')}`, Buffer.from(out, 'utf8'));
+    if (rows.count === 0) return;
+    await this.#copy(keysTable(entity), 'key, line, hash', this.#copyText(rows));
+  }
+
+  async stageRecords(entity: DirectoryEntity, rows: StagedRows): Promise<void> {
+    this.#check(entity);
+    if (rows.count === 0) return;
+    await this.#copy(stageTable(entity), `line, ${spec(entity).columns.map((c) => c.column).join(', ')}`, this.#copyText(rows));
   }
 
   /**

@@ -21,7 +21,7 @@ import {
   type ImportOutcome,
   type NewDirCertificate,
   type SnapshotKind,
-  type Staged,
+  type StagedRows,
 } from '../directory-types.js';
 import { directoryRowReaders } from '../directory-rows.js';
 import type { Raw } from '../rows.js';
@@ -46,11 +46,6 @@ const TEMP_CACHE_KIB = 4096;
 /** A load this large (and a large share of the table) rebuilds the secondary indexes instead of updating them. */
 const BULK_ROWS = 50_000;
 const BULK_SHARE = 0.25;
-
-/** better-sqlite3 binds no booleans. */
-function bindable(v: unknown): unknown {
-  return typeof v === 'boolean' ? (v ? 1 : 0) : v;
-}
 
 function spec(entity: DirectoryEntity): EntitySpec<DirectoryEntity> {
   return ENTITY_SPECS[entity] as EntitySpec<DirectoryEntity>;
@@ -280,10 +275,11 @@ export class SqliteDirectoryStore implements DirectoryStore {
   }
 }
 
-/** The staged fields of each entity, in the order of `stageTable`'s columns after `line`. */
-const STAGE_FIELDS = Object.fromEntries(
-  (Object.keys(ENTITY_SPECS) as DirectoryEntity[]).map((e) => [e, spec(e).columns.map((c) => c.field as string)]),
-) as Record<DirectoryEntity, string[]>;
+/** Values per staged key row, and per staged record row of each entity (`line` and the entity's columns). */
+const KEY_WIDTH = 3;
+const RECORD_WIDTH = Object.fromEntries(
+  (Object.keys(ENTITY_SPECS) as DirectoryEntity[]).map((e) => [e, spec(e).columns.length + 1]),
+) as Record<DirectoryEntity, number>;
 
 /** Fills the bound values of staged row `row` at `offset` of `out`. */
 type FillRow = (out: unknown[], offset: number, row: number) => void;
@@ -353,31 +349,29 @@ class SqliteImportSession implements DirectoryImportSession {
     }
   }
 
-  async stageKeys(entity: DirectoryEntity, keys: readonly string[], lines: readonly number[], hashes: readonly number[]): Promise<void> {
-    this.#check(entity);
-    if (keys.length === 0) return;
+  readonly stagingFormat = 'values';
+
+  /** Inserts a batch of `StagedRows` (`values`: bound as they are) into a temp table. */
+  async #stage(table: string, rows: StagedRows, width: number): Promise<void> {
+    if (rows.count === 0) return;
+    if (rows.format !== 'values') throw new Error(`staged rows: ${rows.format} instead of values`);
+    const { values } = rows;
+    if (values.length !== rows.count * width) throw new Error(`staged rows: ${values.length} values for ${rows.count} rows of ${width}`);
     await this.dir.withWriter(async (db) =>
-      this.#insertAll(db, keysTable(entity), 3, keys.length, (out, o, i) => {
-        out[o] = keys[i];
-        out[o + 1] = lines[i];
-        out[o + 2] = hashes[i];
+      this.#insertAll(db, table, width, rows.count, (out, o, i) => {
+        for (let c = 0, from = i * width; c < width; c++) out[o + c] = values[from + c];
       }),
     );
   }
 
-  async stageRecords<E extends DirectoryEntity>(entity: E, records: readonly Staged<E>[]): Promise<void> {
+  async stageKeys(entity: DirectoryEntity, rows: StagedRows): Promise<void> {
     this.#check(entity);
-    if (records.length === 0) return;
-    const fields = STAGE_FIELDS[entity];
-    const width = fields.length + 1;
-    await this.dir.withWriter(async (db) =>
-      this.#insertAll(db, stageTable(entity), width, records.length, (out, o, i) => {
-        const r = records[i]!;
-        const record = r.record as unknown as Record<string, unknown>;
-        out[o] = r.line;
-        for (let f = 0; f < fields.length; f++) out[o + 1 + f] = bindable(record[fields[f]!]);
-      }),
-    );
+    await this.#stage(keysTable(entity), rows, KEY_WIDTH);
+  }
+
+  async stageRecords(entity: DirectoryEntity, rows: StagedRows): Promise<void> {
+    this.#check(entity);
+    await this.#stage(stageTable(entity), rows, RECORD_WIDTH[entity]);
   }
 
   /**

@@ -1,0 +1,110 @@
+import {
+  ENTITY_SPECS,
+  type ColumnKind,
+  type DirectoryEntity,
+  type EntityRecords,
+  type EntitySpec,
+  type StagedRows,
+  type StagedValue,
+  type StagingFormat,
+} from '../store/directory-types.js';
+
+/** Builds batches of `StagedRows`, in the format the import session asks for, for the staging of an import. */
+
+const COPY_SPECIAL = /[\\\t\n\r]/;
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+function copyText(text: string): string {
+  return COPY_SPECIAL.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : text;
+}
+
+/**
+ * Whether a source line holds a character COPY escapes. When it does not (nearly always), no value of its records
+ * does either (they are cut from it, or folded to letters, digits and spaces), and none is searched for one.
+ */
+export function needsEscapes(line: string): boolean {
+  return COPY_SPECIAL.test(line);
+}
+
+function copyValue(v: unknown, kind: ColumnKind, escape: boolean): string {
+  if (v === null || v === undefined) return '\\N';
+  switch (kind) {
+    case 'text':
+    case 'textOrNull':
+      return escape ? copyText(v as string) : (v as string);
+    case 'int':
+      return String(v);
+    case 'bool':
+    case 'boolOrNull':
+      return v ? 't' : 'f';
+  }
+}
+
+function boundValue(v: unknown, kind: ColumnKind): StagedValue {
+  if (v === null || v === undefined) return null;
+  return kind === 'bool' || kind === 'boolOrNull' ? (v ? 1 : 0) : (v as string | number);
+}
+
+const STAGED_COLUMNS = Object.fromEntries(
+  (Object.keys(ENTITY_SPECS) as DirectoryEntity[]).map((e) => {
+    const spec = ENTITY_SPECS[e] as EntitySpec<DirectoryEntity>;
+    return [e, { fields: spec.columns.map((c) => c.field as string), kinds: spec.columns.map((c) => c.kind) }];
+  }),
+) as Record<DirectoryEntity, { fields: string[]; kinds: ColumnKind[] }>;
+
+/** One entity's rows of the current batch: keys (with line and hash) and full records. */
+export class StagedRowsBuilder<E extends DirectoryEntity> {
+  #keyText = '';
+  #keyValues: StagedValue[] = [];
+  #keyCount = 0;
+  #recordText = '';
+  #recordValues: StagedValue[] = [];
+  #recordCount = 0;
+  readonly #fields: string[];
+  readonly #kinds: ColumnKind[];
+
+  constructor(
+    readonly entity: E,
+    readonly format: StagingFormat,
+  ) {
+    ({ fields: this.#fields, kinds: this.#kinds } = STAGED_COLUMNS[entity]);
+  }
+
+  /** `escape`: whether the source line `needsEscapes`. */
+  addKey(key: string, line: number, hash: number, escape: boolean): void {
+    if (this.format === 'copy') this.#keyText += `${escape ? copyText(key) : key}\t${line}\t${hash}\n`;
+    else this.#keyValues.push(key, line, hash);
+    this.#keyCount++;
+  }
+
+  addRecord(line: number, record: EntityRecords[E], escape: boolean): void {
+    const values = record as unknown as Record<string, unknown>;
+    const fields = this.#fields;
+    const kinds = this.#kinds;
+    if (this.format === 'copy') {
+      let row = String(line);
+      for (let i = 0; i < fields.length; i++) row += `\t${copyValue(values[fields[i]!], kinds[i]!, escape)}`;
+      this.#recordText += `${row}\n`;
+    } else {
+      const out = this.#recordValues;
+      out.push(line);
+      for (let i = 0; i < fields.length; i++) out.push(boundValue(values[fields[i]!], kinds[i]!));
+    }
+    this.#recordCount++;
+  }
+
+  /** The rows added since the last call, and starts afresh. */
+  take(): { keys: StagedRows; records: StagedRows } {
+    const out =
+      this.format === 'copy'
+        ? { keys: { count: this.#keyCount, format: 'copy', text: this.#keyText }, records: { count: this.#recordCount, format: 'copy', text: this.#recordText } }
+        : { keys: { count: this.#keyCount, format: 'values', values: this.#keyValues }, records: { count: this.#recordCount, format: 'values', values: this.#recordValues } };
+    this.#keyText = '';
+    this.#keyValues = [];
+    this.#keyCount = 0;
+    this.#recordText = '';
+    this.#recordValues = [];
+    this.#recordCount = 0;
+    return out as { keys: StagedRows; records: StagedRows };
+  }
+}
