@@ -12,14 +12,20 @@
  * one per session), so that one INBOX row lock (UID allocation) is not an artificial limit that a real operator
  * with many mailboxes would not have. `--recipients=1` sends everything to one INBOX (the hot-folder case).
  *
- * `cpu` = cores used during the measured interval: each gateway process (/proc/<pid>/stat utime+stime), and
- * every process named `postgres` (postmaster, backends, WAL writer, checkpointer…) together; `loadgen_cpu` is
+ * `cpu` = cores used during the measured interval: each gateway process (/proc/<pid>/stat utime+stime), and the
+ * `postgres` processes of the bench database with the shared ones (postmaster, WAL writer, checkpointer…) together; `loadgen_cpu` is
  * this process (the TLS clients), `host_cpu` all cores busy (from /proc/stat) out of the machine's.
  * For PostgreSQL a sampler (10 Hz, pg_stat_activity of the bench database) tells where the backends spend their
  * time, e.g. `Lock:advisory` (audit chain lock), `Lock:transactionid` (row lock: a folder), `IO:WALSync` (commit
  * fsync), `idle-in-tx` (waiting for the gateway inside a transaction), `CPU` (running).
  *
- *   npm run bench -- store [--n=2000] [--k=16] [--runs=3] [--recipients=16]
+ * `cpu_ms_per_msg` = CPU time per message (all gateways, PostgreSQL, load generator), steadier than throughput on a
+ * busy machine. `--cases=pg1,pg2` (of `sqlite,pg1,pg2`) runs only those cases; with
+ * `MSS_BENCH_NODE_FLAGS='--cpu-prof --cpu-prof-dir=<dir>'` each gateway writes a CPU profile when it stops.
+ *
+ * `--warmup=W` sends W messages before the measured N (each process warms its JIT, heap and pools on its own).
+ *
+ *   npm run bench -- store [--n=2000] [--warmup=0] [--k=16] [--runs=3] [--recipients=16] [--cases=…]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -33,9 +39,12 @@ import { SmtpSession } from './_smtp-session.js';
 
 const arg = (name: string, dflt: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
 const N = arg('n', 2000);
+/** Messages sent before the measured ones (each process's JIT, pools and caches warm up). */
+const WARMUP = arg('warmup', 0);
 const K = arg('k', 16);
 const RUNS = arg('runs', 3);
 const R = arg('recipients', 16);
+const CASES = (process.argv.find((a) => a.startsWith('--cases='))?.split('=')[1] ?? 'sqlite,pg1,pg2').split(',');
 
 const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 const pgUrl = (db: string) => `postgres://${PG.user}@${PG.host}:${PG.port}/${db}`;
@@ -43,6 +52,8 @@ const pgUrl = (db: string) => `postgres://${PG.user}@${PG.host}:${PG.port}/${db}
 const PSQL_TIMEOUT_MS = 30_000;
 const LOAD_TIMEOUT_MS = 10 * 60_000;
 const SAMPLE_EVERY_MS = 100;
+/** The sampler's application_name, so that its own backend is not counted in PostgreSQL's CPU. */
+const SAMPLER = 'mss-bench-sampler';
 const RECIPIENT_PASSWORD = 'bench-recipient-password';
 const CLK_TCK = 100; // Linux USER_HZ: /proc/<pid>/stat counts in 1/100 s on every architecture Node runs on
 
@@ -150,10 +161,19 @@ const snapshot = (servers: Server[], withPostgres: boolean): CpuSnapshot => ({
   at: process.hrtime.bigint(),
 });
 
-function cores(a: CpuSnapshot, b: CpuSnapshot) {
+/**
+ * The postgres processes that work for `db`: its backends and the shared background processes (WAL writer,
+ * checkpointer…), not the backends of other databases (other work on a shared machine).
+ */
+function postgresPidsFor(db: string): Set<number> {
+  const out = psql(`SELECT pid FROM pg_stat_activity WHERE (datname = '${db}' AND application_name <> '${SAMPLER}') OR datname IS NULL`);
+  return new Set(out.split('\n').filter(Boolean).map(Number));
+}
+
+function cores(a: CpuSnapshot, b: CpuSnapshot, postgresPids: Set<number>) {
   const seconds = Number(b.at - a.at) / 1e9;
   let pgTicks = 0;
-  for (const [pid, t] of b.postgres) pgTicks += t - (a.postgres.get(pid) ?? 0);
+  for (const [pid, t] of b.postgres) if (postgresPids.has(pid)) pgTicks += t - (a.postgres.get(pid) ?? 0);
   const loadgen = process.cpuUsage(a.loadgen);
   return {
     mss: b.mss.map((t, i) => ((t ?? 0) - (a.mss[i] ?? 0)) / CLK_TCK / seconds),
@@ -167,7 +187,7 @@ function cores(a: CpuSnapshot, b: CpuSnapshot) {
 
 /** Samples pg_stat_activity of `db` until stopped; returns the average number of backends in each state. */
 function sampleWaits(db: string): { stop(): Promise<Map<string, number>> } {
-  const client = new pg.Client({ ...PG, database: db, connectionTimeoutMillis: PSQL_TIMEOUT_MS, query_timeout: PSQL_TIMEOUT_MS });
+  const client = new pg.Client({ ...PG, database: db, application_name: SAMPLER, connectionTimeoutMillis: PSQL_TIMEOUT_MS, query_timeout: PSQL_TIMEOUT_MS });
   const counts = new Map<string, number>();
   let samples = 0;
   let running = true;
@@ -215,8 +235,20 @@ async function postgresDurability(): Promise<string> {
 
 // ---- The load ----
 
-/** `count` messages over K sessions; session i talks to server i·S/K (an even split) and sends to recipient i mod R. */
-async function runLoad(servers: Server[], ca: string, password: string, recipients: string[], bodies: Buffer[], count: number, measure: () => () => void) {
+/**
+ * `warmup` then `count` messages over K sessions; session i talks to server i·S/K (an even split) and sends to
+ * recipient i mod R. Only the `count` messages are measured.
+ */
+async function runLoad(
+  servers: Server[],
+  ca: string,
+  password: string,
+  recipients: string[],
+  bodies: Buffer[],
+  warmup: number,
+  count: number,
+  measure: () => () => void,
+) {
   const sessions: SmtpSession[] = [];
   try {
     for (const s of await Promise.allSettled(
@@ -225,20 +257,23 @@ async function runLoad(servers: Server[], ca: string, password: string, recipien
       if (s.status === 'rejected') throw s.reason;
       sessions.push(s.value);
     }
-    const latencies: number[] = [];
+    const deadline = Date.now() + LOAD_TIMEOUT_MS;
     let next = 0;
+    const sendAll = async (total: number, latencies: number[]) =>
+      Promise.all(
+        sessions.map(async (s, k) => {
+          while (next < total) {
+            if (Date.now() > deadline) throw new Error(`load not done after ${LOAD_TIMEOUT_MS} ms`);
+            const i = next++;
+            latencies.push(await s.send(FROM, recipients[k % recipients.length]!, bodies[i % bodies.length]!));
+          }
+        }),
+      );
+    await sendAll(warmup, []);
+    const latencies: number[] = [];
     const done = measure();
     const start = process.hrtime.bigint();
-    const deadline = Date.now() + LOAD_TIMEOUT_MS;
-    await Promise.all(
-      sessions.map(async (s, k) => {
-        while (next < count) {
-          if (Date.now() > deadline) throw new Error(`load not done after ${LOAD_TIMEOUT_MS} ms`);
-          const i = next++;
-          latencies.push(await s.send(FROM, recipients[k % recipients.length]!, bodies[i % bodies.length]!));
-        }
-      }),
-    );
+    await sendAll(warmup + count, latencies);
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     done();
     await Promise.all(sessions.map((s) => s.close()));
@@ -292,7 +327,7 @@ async function runCase(c: Case, bodies: Buffer[]): Promise<Figures> {
       const probe: { sampler?: ReturnType<typeof sampleWaits>; waits: Map<string, number> } = { waits: new Map() };
       let load;
       try {
-        load = await runLoad(servers, operator.ca, operator.password, recipients, bodies, N, () => {
+        load = await runLoad(servers, operator.ca, operator.password, recipients, bodies, WARMUP, N, () => {
           if (db) probe.sampler = sampleWaits(db);
           before = snapshot(servers, c.engine === 'postgres');
           return () => {
@@ -303,10 +338,10 @@ async function runCase(c: Case, bodies: Buffer[]): Promise<Figures> {
         if (probe.sampler) probe.waits = await probe.sampler.stop().catch((err: Error) => new Map([[`sampler-failed(${err.message})`, 0]]));
       }
       const waits = probe.waits;
-      const used = cores(before, after);
+      const used = cores(before, after, db ? postgresPidsFor(db) : new Set());
       await Promise.all(servers.splice(0).map((s) => s.stop()));
       const stored = await storedMessages(c.engine, path.join(operator.dir, 'data'), db);
-      if (stored !== N) throw new Error(`${stored} messages stored, ${N} accepted`);
+      if (stored !== WARMUP + N) throw new Error(`${stored} messages stored, ${WARMUP + N} accepted`);
       return { ...load, mssCpu: used.mss, pgCpu: used.postgres, loadgenCpu: used.loadgen, hostCpu: used.host, waits };
     } finally {
       await Promise.all(servers.map((s) => s.stop()));
@@ -326,13 +361,20 @@ process.once('exit', () => {
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(130));
 
 buildIfNeeded();
-const cases: Case[] = [
-  { engine: 'sqlite', processes: 1 },
-  { engine: 'postgres', processes: 1 },
-  { engine: 'postgres', processes: 2 },
-];
+const allCases: Record<string, Case> = {
+  sqlite: { engine: 'sqlite', processes: 1 },
+  pg1: { engine: 'postgres', processes: 1 },
+  pg2: { engine: 'postgres', processes: 2 },
+};
+const cases = CASES.map((name) => allCases[name] ?? (console.error(`no case ${name} (have: ${Object.keys(allCases).join(', ')})`), process.exit(2)));
 const label = (c: Case) => `${c.engine}×${c.processes}`;
 const f2 = (x: number) => x.toFixed(2);
+/** Milliseconds of CPU per message: every gateway together, PostgreSQL, the load generator. */
+const msPerMsg = (f: Figures) => ({
+  mss: (f.mssCpu.reduce((a, b) => a + b, 0) / f.msgsPerS) * 1000,
+  postgres: (f.pgCpu / f.msgsPerS) * 1000,
+  loadgen: (f.loadgenCpu / f.msgsPerS) * 1000,
+});
 const pgDurable = await postgresDurability();
 console.log(`PostgreSQL server: ${pgDurable} (the engine also sets synchronous_commit=on on each connection); ${os.availableParallelism()} cores`);
 const bodies = Array.from({ length: 16 }, (_, i) => message(5 * 1024, i));
@@ -345,7 +387,8 @@ for (let r = 0; r < RUNS; r++) {
     const waits = [...f.waits].map(([k, v]) => `${k}=${v.toFixed(1)}`).join(' ');
     console.log(
       `run ${r + 1}/${RUNS} ${label(c).padEnd(11)} ${f.msgsPerS.toFixed(0)} msg/s, p99 ${f.p99.toFixed(1)} ms, cpu mss ${f.mssCpu.map(f2).join('+')}` +
-        ` postgres ${f2(f.pgCpu)} loadgen ${f2(f.loadgenCpu)} host ${f2(f.hostCpu)}/${os.availableParallelism()}${waits ? `; backends: ${waits}` : ''}`,
+        ` postgres ${f2(f.pgCpu)} loadgen ${f2(f.loadgenCpu)} host ${f2(f.hostCpu)}/${os.availableParallelism()}` +
+        `; cpu ms/msg mss ${f2(msPerMsg(f).mss)} postgres ${f2(msPerMsg(f).postgres)} loadgen ${f2(msPerMsg(f).loadgen)}${waits ? `; backends: ${waits}` : ''}`,
     );
   }
 }
@@ -359,9 +402,11 @@ for (const c of cases) {
   lines.push(
     `RESULT store engine=${c.engine} processes=${c.processes} msgs_per_s=${msgsPerS.toFixed(0)} p99_ms=${median(fs.map((f) => f.p99)).toFixed(1)} ` +
       `cpu=mss:${mss},postgres:${f2(median(fs.map((f) => f.pgCpu)))} loadgen_cpu=${f2(median(fs.map((f) => f.loadgenCpu)))} ` +
-      `host_cpu=${f2(median(fs.map((f) => f.hostCpu)))}/${os.availableParallelism()} sessions=${K} recipients=${R} messages=${N} runs=${RUNS} ` +
+      `cpu_ms_per_msg=mss:${f2(median(fs.map((f) => msPerMsg(f).mss)))},postgres:${f2(median(fs.map((f) => msPerMsg(f).postgres)))},` +
+      `loadgen:${f2(median(fs.map((f) => msPerMsg(f).loadgen)))} ` +
+      `host_cpu=${f2(median(fs.map((f) => f.hostCpu)))}/${os.availableParallelism()} sessions=${K} recipients=${R} messages=${N} warmup=${WARMUP} runs=${RUNS} ` +
       `durable=${c.engine === 'sqlite' ? 'fsync-per-commit' : pgDurable}`,
   );
 }
-lines.push(`RESULT scale ratio=${(perS.get(cases[2]!)! / perS.get(cases[1]!)!).toFixed(2)}`);
+if (perS.has(allCases.pg1!) && perS.has(allCases.pg2!)) lines.push(`RESULT scale ratio=${(perS.get(allCases.pg2!)! / perS.get(allCases.pg1!)!).toFixed(2)}`);
 for (const line of lines) console.log(line);

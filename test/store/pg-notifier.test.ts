@@ -88,6 +88,19 @@ describe('PgNotifier', () => {
     expect(otherAtB).toEqual([]);
   });
 
+  it('sends a burst of events in order, and close() sends at once the events it was gathering', async () => {
+    const a = await open();
+    const b = await open();
+    const atB: MailboxEvent[] = [];
+    b.subscribe(1, (e) => atB.push(e));
+    for (let uid = 1; uid <= 25; uid++) a.publish(exists(1, uid));
+    await sleep(1); // the sender is now gathering more
+    for (let uid = 26; uid <= 50; uid++) a.publish(exists(1, uid));
+    await a.close();
+    await waitFor(() => atB.length === 50, 1000, 'B to hear of the burst');
+    expect(atB.map((e) => (e.kind === 'exists' ? e.uid : 0))).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
   it('stops delivering to a subscriber once it unsubscribes', async () => {
     const a = await open();
     const b = await open();

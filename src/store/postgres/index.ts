@@ -35,8 +35,8 @@ import * as relayKeys from './relay-keys.js';
 import type { NewPatientAccount, PatientAccountChange, PatientAccountRow, PatientThreadMessageRow, PatientThreadRow } from '../patient-types.js';
 import * as patients from './patients.js';
 import * as searchIndex from './search-index.js';
-import { readBytes, readInt, readTextOrNull, toAudit, toFolder, toMailbox, toMessage, toPendingAudit, toQueueItem, toSummary } from './rows.js';
-import { linkRecords } from '../../audit/chain.js';
+import { readBytes, readInt, readTextOrNull, toAudit, toFolder, toMailbox, toMessage, toQueueItem, toSummary } from './rows.js';
+import { linkPendingAudit } from './audit-linker.js';
 import {
   BlobChanges,
   BlobFiles,
@@ -70,16 +70,14 @@ type Run = (sql: string, params?: unknown[]) => Promise<Raw[]>;
  */
 
 /** Advisory lock keys (scoped to the database by PostgreSQL). */
-const MIGRATION_LOCK = 0x6d7373_01; // 'mss' 01
-const AUDIT_LOCK = 0x6d7373_02; // 'mss' 02
+const MIGRATION_LOCK = 0x6d7373_01; // 'mss' 01 ('mss' 02 is the audit chain's: audit-linker.ts)
 const INIT_LOCK = 0x6d7373_03; // 'mss' 03
 
 /**
- * Staged audit records linked per unit of work; how long the linker waits after a commit to gather more; how
- * often each process looks for records left unlinked by a process that stopped.
+ * How long the linker waits after a commit to gather more records (readers of the journal link first, so this
+ * delays nobody); how often each process looks for records left unlinked by a process that stopped.
  */
-const CHAIN_BATCH = 2000;
-const CHAIN_LINGER_MS = 20;
+const CHAIN_LINGER_MS = 100;
 const CHAIN_SWEEP_MS = 2000;
 
 /** SQLSTATEs after which a unit of work is run again: deadlock detected, serialization failure. */
@@ -930,68 +928,8 @@ export class PostgresStore extends PostgresReads implements Store {
     });
   }
 
-  /**
-   * Moves staged records into the chain, in staging order, in batches of one short unit of work each, under a
-   * transaction-scoped advisory lock: only one linker at a time in the whole database, and the next one reads
-   * the committed last record. `wait` blocks on the lock (readers); otherwise a busy chain returns 'busy'.
-   */
-  async #linkPending(wait: boolean): Promise<'done' | 'busy'> {
-    for (;;) {
-      const client = await this.#pool.connect();
-      let linked = 0;
-      let broken: Error | undefined;
-      try {
-        await client.query('BEGIN');
-        try {
-          if (wait) {
-            await client.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
-          } else {
-            const got = (await client.query<Raw>('SELECT pg_try_advisory_xact_lock($1) AS got', [AUDIT_LOCK])).rows[0];
-            if (got?.got !== true) {
-              await client.query('ROLLBACK');
-              return 'busy';
-            }
-          }
-          const staged = (
-            await client.query<Raw>(
-              `DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT $1) RETURNING *`,
-              [CHAIN_BATCH],
-            )
-          ).rows
-            .map((row) => ({ id: readInt(row, 'id'), record: toPendingAudit(row) }))
-            .sort((a, b) => a.id - b.id);
-          if (staged.length > 0) {
-            const lastRow = (await client.query<Raw>('SELECT * FROM audit ORDER BY seq DESC LIMIT 1')).rows[0];
-            const rows = linkRecords(lastRow ? toAudit(lastRow) : null, staged.map((s) => s.record));
-            await client.query(
-              `INSERT INTO audit (seq, time, actor, action, object, outcome, detail, prev_hash, hash)
-               SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])`,
-              [
-                rows.map((r) => r.seq),
-                rows.map((r) => r.time),
-                rows.map((r) => r.actor),
-                rows.map((r) => r.action),
-                rows.map((r) => r.object),
-                rows.map((r) => r.outcome),
-                rows.map((r) => r.detail),
-                rows.map((r) => r.prevHash),
-                rows.map((r) => r.hash),
-              ],
-            );
-          }
-          await client.query('COMMIT');
-          linked = staged.length;
-        } catch (err) {
-          await client.query('ROLLBACK').catch((e: unknown) => {
-            broken = e instanceof Error ? e : new Error(String(e));
-          });
-          throw err;
-        }
-      } finally {
-        client.release(broken);
-      }
-      if (linked < CHAIN_BATCH) return 'done';
-    }
+  #linkPending(wait: boolean): Promise<'done' | 'busy'> {
+    return linkPendingAudit(this.#pool, wait);
   }
 
   async migrate(): Promise<number> {
