@@ -8,7 +8,7 @@ import { FolderMessages } from '../folder-messages.js';
 import { addFlags, hasFlag } from '../flags.js';
 import { utf8Names } from '../modes.js';
 import { resolveSequenceNumbers, resolveUids, type SeqRange } from '../sequence.js';
-import { atom, untaggedLines, untaggedPieces, type Piece, type Value } from '../serializer.js';
+import { atom, untaggedLines, untaggedPieces, type Piece } from '../serializer.js';
 import { ImapSyntaxError } from '../tokenizer.js';
 import { sendVanishedSince } from '../vanished.js';
 
