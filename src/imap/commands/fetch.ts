@@ -79,7 +79,8 @@ async function sendWithoutBodies(session: SessionApi, items: readonly FetchItem[
     const batch = indexes.slice(i, i + LINES_PER_SEND);
     // Expunged by another session since this one last reported: nothing to say about it now.
     const summaries = batch.map((index) => FolderMessages.find(messages, view.uids[index]!));
-    const unopened = withMeta ? summaries.filter((m) => m !== null && !mail.cachedMeta(user, m.id)).map((m) => m!.uid) : [];
+    const cached = summaries.map((m) => (m !== null && withMeta ? mail.cachedMeta(user, m.id) : undefined));
+    const unopened = withMeta ? summaries.filter((m, j) => m !== null && !cached[j]).map((m) => m!.uid) : [];
     const rows = new Map((unopened.length > 0 ? await store.getMessages(view.folder.id, unopened) : []).map((r) => [r.uid, r]));
     // Lines in order: the summary-only ones written as text, the others encoded from values.
     const out: Buffer[] = [];
@@ -95,7 +96,7 @@ async function sendWithoutBodies(session: SessionApi, items: readonly FetchItem[
       let meta = null;
       if (withMeta) {
         const row = rows.get(summary.uid);
-        meta = mail.cachedMeta(user, summary.id) ?? (row ? mail.openMeta(user, row) : null);
+        meta = cached[j] ?? (row ? mail.openMeta(user, row) : null);
         if (!meta) return;
       }
       if (text) out.push(Buffer.from(text, 'latin1'));

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { linkRecords } from '../../audit/chain.js';
 import type { AuditRow } from '../types.js';
+import { withPoolClient } from './pool-transaction.js';
 import { readInt, readText, toPendingAudit } from './rows.js';
 
 type Raw = Record<string, unknown>;
@@ -36,39 +37,28 @@ function journalInsert(client: pg.PoolClient, rows: readonly AuditRow[]): string
  */
 export async function linkPendingAudit(pool: pg.Pool, wait: boolean): Promise<'done' | 'busy'> {
   for (;;) {
-    const client = await pool.connect();
-    let linked = 0;
-    let broken: Error | undefined;
-    try {
-      try {
-        const lock = wait ? `SELECT true AS got FROM pg_advisory_xact_lock(${AUDIT_LOCK})` : `SELECT pg_try_advisory_xact_lock(${AUDIT_LOCK}) AS got`;
-        const [, locked] = await statements(client, `BEGIN; ${lock}`);
-        if (locked?.rows[0]?.got !== true) {
-          await client.query('ROLLBACK');
-          return 'busy';
-        }
-        const [pending, last] = await statements(
-          client,
-          `DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT ${CHAIN_BATCH}) RETURNING *; ` +
-            'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1',
-        );
-        const staged = pending!.rows.map((row) => ({ id: readInt(row, 'id'), record: toPendingAudit(row) })).sort((a, b) => a.id - b.id);
-        const lastRow = last!.rows[0];
-        const rows = linkRecords(
-          lastRow ? { seq: readInt(lastRow, 'seq'), hash: readText(lastRow, 'hash') } : null,
-          staged.map((s) => s.record),
-        );
-        await client.query(rows.length > 0 ? journalInsert(client, rows) + 'COMMIT' : 'COMMIT');
-        linked = staged.length;
-      } catch (err) {
-        await client.query('ROLLBACK').catch((e: unknown) => {
-          broken = e instanceof Error ? e : new Error(String(e));
-        });
-        throw err;
+    const linked = await withPoolClient(pool, async (client) => {
+      const lock = wait ? `SELECT true AS got FROM pg_advisory_xact_lock(${AUDIT_LOCK})` : `SELECT pg_try_advisory_xact_lock(${AUDIT_LOCK}) AS got`;
+      const [, locked] = await statements(client, `BEGIN; ${lock}`);
+      if (locked?.rows[0]?.got !== true) {
+        await client.query('ROLLBACK');
+        return null;
       }
-    } finally {
-      client.release(broken);
-    }
+      const [pending, last] = await statements(
+        client,
+        `DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT ${CHAIN_BATCH}) RETURNING *; ` +
+          'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1',
+      );
+      const staged = pending!.rows.map((row) => ({ id: readInt(row, 'id'), record: toPendingAudit(row) })).sort((a, b) => a.id - b.id);
+      const lastRow = last!.rows[0];
+      const rows = linkRecords(
+        lastRow ? { seq: readInt(lastRow, 'seq'), hash: readText(lastRow, 'hash') } : null,
+        staged.map((s) => s.record),
+      );
+      await client.query(rows.length > 0 ? journalInsert(client, rows) + 'COMMIT' : 'COMMIT');
+      return staged.length;
+    });
+    if (linked === null) return 'busy';
     if (linked < CHAIN_BATCH) return 'done';
   }
 }
