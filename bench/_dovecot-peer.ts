@@ -33,6 +33,9 @@ export interface ProcessStats {
   rss: number;
   hwm: number;
   pss: number;
+  /** kB of VmRSS: anonymous memory (heaps), and pages of mapped files (reclaimable: the kernel may drop them). */
+  rssAnon: number;
+  rssFile: number;
   /** CPU time used so far (user + system), ms, from /proc/<pid>/stat. */
   cpuMs: number;
 }
@@ -207,7 +210,7 @@ export function processStats(pid: number): ProcessStats | null {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const cpuMs = ((Number(after[11]) + Number(after[12])) * 1000) / CLK_TCK;
-    return { pid, name: /^Name:\s+(\S+)/m.exec(status)?.[1] ?? '?', rss: field('VmRSS'), hwm: field('VmHWM'), pss, cpuMs };
+    return { pid, name: /^Name:\s+(\S+)/m.exec(status)?.[1] ?? '?', rss: field('VmRSS'), hwm: field('VmHWM'), pss, rssAnon: field('RssAnon'), rssFile: field('RssFile') + field('RssShmem'), cpuMs };
   } catch {
     return null;
   }

@@ -137,6 +137,12 @@ export interface UnindexedMessage {
   unindexed: number | null;
 }
 
+/** What `searchIndex` found: per query the UIDs whose entry has its probes; the messages the index does not wholly cover. */
+export interface IndexScan {
+  matches: number[][];
+  partial: UnindexedMessage[];
+}
+
 export interface CopiedMessages {
   /** UIDVALIDITY of the destination folder. */
   uidValidity: number;
@@ -288,12 +294,11 @@ export interface StoreReads extends PatientReads {
   readBlob(blobId: number): Promise<AsyncIterable<Buffer> | null>;
 
   /**
-   * For each query (probes, at least one), the UIDs, ascending, of the folder's messages whose index entry has every
-   * probe of the query. Reads the entries of the whole folder (not the messages), once for all the queries.
+   * One pass over the folder's index entries (not its messages): for each query (probes, at least one), the UIDs,
+   * ascending, of the messages whose entry has every probe of the query; and the messages without an entry, or
+   * whose entry left scopes out, in UID order. The probes are tested in the engine: no filter leaves it.
    */
-  searchIndex(folderId: number, queries: readonly (readonly number[])[]): Promise<number[][]>;
-  /** The folder's messages without an index entry, or whose entry left scopes out; in UID order. */
-  listUnindexed(folderId: number): Promise<UnindexedMessage[]>;
+  searchIndex(folderId: number, queries: readonly (readonly number[])[]): Promise<IndexScan>;
 
   /**
    * Records with seq > afterSeq, in order, at most `limit`. Read through the `Store` (not inside a unit of

@@ -44,8 +44,6 @@ export interface IndexLookup {
 }
 
 export async function lookupCandidates(store: StoreReads, folderId: number, searchKey: Buffer, key: SearchKey): Promise<IndexLookup> {
-  const partial = await store.listUnindexed(folderId);
-  const withoutEntry = new Set(partial.filter((p) => p.unindexed === null).map((p) => p.uid));
   // Every (key, scope) lookup, then one pass over the folder's entries for all of them.
   const plans: { key: TextKey; lookups: { scope: number; query: number }[] }[] = [];
   const queries: number[][] = [];
@@ -54,7 +52,8 @@ export async function lookupCandidates(store: StoreReads, folderId: number, sear
     if (probes.some((p) => p.probes === null)) continue;
     plans.push({ key: k, lookups: probes.map((p) => ({ scope: p.scope, query: queries.push(p.probes!) - 1 })) });
   }
-  const found = queries.length > 0 ? await store.searchIndex(folderId, queries) : [];
+  const { matches: found, partial } = await store.searchIndex(folderId, queries);
+  const withoutEntry = new Set(partial.filter((p) => p.unindexed === null).map((p) => p.uid));
   const mayMatch = new Map<SearchKey, Set<number>>();
   for (const plan of plans) {
     const may = new Set<number>();

@@ -26,7 +26,7 @@ import type {
   Store,
   StoreReads,
   StoreTx,
-  UnindexedMessage,
+  IndexScan,
 } from '../types.js';
 import { migrations } from './migrations.js';
 import * as queueAdmin from './queue-admin.js';
@@ -274,12 +274,8 @@ class PostgresReads implements StoreReads {
     );
   }
 
-  searchIndex(folderId: number, queries: readonly (readonly number[])[]): Promise<number[][]> {
+  searchIndex(folderId: number, queries: readonly (readonly number[])[]): Promise<IndexScan> {
     return searchIndex.searchIndex(this.run, folderId, queries);
-  }
-
-  listUnindexed(folderId: number): Promise<UnindexedMessage[]> {
-    return searchIndex.listUnindexed(this.run, folderId);
   }
 
   async readAudit(afterSeq: number, limit: number): Promise<AuditRow[]> {

@@ -513,4 +513,12 @@ CREATE TABLE patient_documents (
 );
 `,
   },
+  {
+    version: 15,
+    name: 'search-scan',
+    // As in SQLite: a search reaches the index entries from the folder's blob ids without reading the message rows.
+    sql: `
+CREATE INDEX messages_blob_by_uid ON messages (folder_id, uid) INCLUDE (blob_id);
+`,
+  },
 ];

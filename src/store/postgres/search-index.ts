@@ -1,4 +1,4 @@
-import type { SearchIndexEntry, UnindexedMessage } from '../types.js';
+import type { IndexScan, SearchIndexEntry } from '../types.js';
 import { readInt } from './rows.js';
 
 type Raw = Record<string, unknown>;
@@ -11,29 +11,30 @@ type Run = (sql: string, params?: unknown[]) => Promise<Raw[]>;
  * message is opened for it, and no filter leaves the database.
  */
 
-export async function searchIndex(run: Run, folderId: number, queries: readonly (readonly number[])[]): Promise<number[][]> {
+export async function searchIndex(run: Run, folderId: number, queries: readonly (readonly number[])[]): Promise<IndexScan> {
   if (queries.some((q) => q.length === 0)) throw new Error('a search index query needs at least one probe');
-  const found: number[][] = [];
-  for (const probes of queries) {
-    const rows = await run(
-      `SELECT m.uid FROM messages m JOIN search_docs d ON d.blob_id = m.blob_id
-        WHERE m.folder_id = $1
-          AND NOT EXISTS (SELECT 1 FROM unnest($2::bigint[]) AS p (v) WHERE get_bit(d.filter, p.v % (8 * length(d.filter))) = 0)
-        ORDER BY m.uid`,
-      [folderId, probes],
-    );
-    found.push(rows.map((r) => readInt(r, 'uid')));
-  }
-  return found;
-}
-
-export async function listUnindexed(run: Run, folderId: number): Promise<UnindexedMessage[]> {
+  const hits = queries
+    .map(
+      (_, q) => `, d.blob_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM unnest($${q + 2}::bigint[]) AS p (v)
+                     WHERE get_bit(d.filter, p.v % (8 * length(d.filter))) = 0) AS h${q}`,
+    )
+    .join('');
   const rows = await run(
-    `SELECT m.uid, d.unindexed FROM messages m LEFT JOIN search_docs d ON d.blob_id = m.blob_id
-      WHERE m.folder_id = $1 AND (d.blob_id IS NULL OR d.unindexed <> 0) ORDER BY m.uid`,
-    [folderId],
+    `SELECT * FROM (
+       SELECT m.uid, d.blob_id IS NULL AS missing, d.unindexed${hits}
+         FROM messages m LEFT JOIN search_docs d ON d.blob_id = m.blob_id
+        WHERE m.folder_id = $1) s
+      WHERE missing OR unindexed <> 0${queries.map((_, q) => ` OR h${q}`).join('')}
+      ORDER BY uid`,
+    [folderId, ...queries],
   );
-  return rows.map((r) => ({ uid: readInt(r, 'uid'), unindexed: r.unindexed === null ? null : readInt(r, 'unindexed') }));
+  const scan: IndexScan = { matches: queries.map((): number[] => []), partial: [] };
+  for (const row of rows) {
+    const uid = readInt(row, 'uid');
+    if (row.missing === true || readInt(row, 'unindexed') !== 0) scan.partial.push({ uid, unindexed: row.missing === true ? null : readInt(row, 'unindexed') });
+    for (let q = 0; q < queries.length; q++) if (row[`h${q}`] === true) scan.matches[q]!.push(uid);
+  }
+  return scan;
 }
 
 export async function indexMessage(run: Run, messageId: number, entry: SearchIndexEntry): Promise<void> {

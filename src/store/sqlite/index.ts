@@ -28,7 +28,7 @@ import type {
   Store,
   StoreReads,
   StoreTx,
-  UnindexedMessage,
+  IndexScan,
 } from '../types.js';
 import { linkRecords } from '../../audit/chain.js';
 import {
@@ -172,12 +172,8 @@ class SqliteReads implements StoreReads {
     );
   }
 
-  async searchIndex(folderId: number, queries: readonly (readonly number[])[]): Promise<number[][]> {
+  async searchIndex(folderId: number, queries: readonly (readonly number[])[]): Promise<IndexScan> {
     return searchIndex.searchIndex(this.db, folderId, queries);
-  }
-
-  async listUnindexed(folderId: number): Promise<UnindexedMessage[]> {
-    return searchIndex.listUnindexed(this.db, folderId);
   }
 
   async readAudit(afterSeq: number, limit: number): Promise<AuditRow[]> {
