@@ -1,4 +1,15 @@
 import type { MailboxEvent, MessageSummary, Notifier, Store } from '../store/types.js';
+import { hasFlag } from './flags.js';
+
+/** What SELECT reports of a folder's messages, derived from a list once, not per SELECT. */
+export interface FolderOverview {
+  /** Ascending; shared by every caller: copy before changing it. */
+  uids: readonly number[];
+  /** The keywords (flags not starting with a backslash) some message has, in order of first use. */
+  keywords: readonly string[];
+  /** The index of the first message without \Seen, or -1. */
+  firstUnseen: number;
+}
 
 /**
  * The clear state of a selected folder's messages (UID, MODSEQ, flags, size, internal date), kept once per
@@ -23,6 +34,9 @@ export class FolderMessages {
   /** Events received while the folder is being read: applied again when it returns. */
   #replay: MailboxEvent[] | null = null;
   #refreshing: Promise<void> | null = null;
+  /** Bumped by every change of the list (in place or replaced): the overview is derived again after one. */
+  #version = 0;
+  #overview: { version: number; value: FolderOverview } | null = null;
   /** Sessions holding this state (SharedFolders drops it at zero). */
   holders = 0;
 
@@ -56,15 +70,34 @@ export class FolderMessages {
       const index = indexOfUid(this.#messages, event.uid);
       const current = index >= 0 ? this.#messages[index]! : null;
       // Unknown UID: not read yet (the next read of new mail brings it as it is now) or gone.
-      if (current && event.modseq > current.modseq) this.#messages[index] = { ...current, flags: event.flags, modseq: event.modseq };
+      if (current && event.modseq > current.modseq) {
+        this.#messages[index] = { ...current, flags: event.flags, modseq: event.modseq };
+        this.#version++;
+      }
     }
+  }
+
+  #replace(messages: MessageSummary[]): void {
+    this.#messages = messages;
+    this.#version++;
+  }
+
+  /** The overview of a list `list()` returned: kept while the state does not change, so a SELECT again is cheap. */
+  overview(messages: readonly MessageSummary[]): FolderOverview {
+    const current = messages === this.#messages;
+    if (current && this.#overview?.version === this.#version) return this.#overview.value;
+    const keywords = new Set<string>();
+    for (const m of messages) for (const f of m.flags) if (!f.startsWith('\\')) keywords.add(f);
+    const value = { uids: messages.map((m) => m.uid), keywords: [...keywords], firstUnseen: messages.findIndex((m) => !hasFlag(m.flags, '\\Seen')) };
+    if (current) this.#overview = { version: this.#version, value };
+    return value;
   }
 
   /** The folder's messages in UID order. The array is replaced, never changed in place: callers may keep it. */
   async list(): Promise<readonly MessageSummary[]> {
     const folder = await this.store.getFolderById(this.folderId);
     if (!folder) {
-      this.#messages = [];
+      this.#replace([]);
       return this.#messages;
     }
     if (folder.highestModseq > this.#seenModseq) this.#reload = true;
@@ -88,7 +121,7 @@ export class FolderMessages {
       try {
         const folder = await this.store.getFolderById(this.folderId);
         const messages = await this.store.listMessages(this.folderId);
-        this.#messages = messages;
+        this.#replace(messages);
         this.#seenModseq = Math.max(this.#seenModseq, folder?.highestModseq ?? 0);
         for (const event of this.#replay) this.#apply(event);
       } catch (err) {
@@ -105,7 +138,7 @@ export class FolderMessages {
         const fresh = await this.store.listMessagesSince(this.folderId, last);
         const base = this.#messages;
         const lastNow = base[base.length - 1]?.uid ?? 0;
-        this.#messages = base.concat(fresh.filter((m) => m.uid > lastNow));
+        this.#replace(base.concat(fresh.filter((m) => m.uid > lastNow)));
         for (const event of this.#replay) if (event.kind !== 'exists') this.#apply(event);
       } catch (err) {
         this.#newMail = true;
@@ -117,7 +150,7 @@ export class FolderMessages {
     if (this.#expunged.size > 0) {
       const gone = this.#expunged;
       const kept = this.#messages.filter((m) => !gone.has(m.uid));
-      this.#messages = kept;
+      this.#replace(kept);
       // An expunge of a UID not read yet must still apply when it is read; those below the last UID are done.
       const last = kept[kept.length - 1]?.uid ?? 0;
       for (const uid of [...gone]) if (uid <= last || !this.#newMail) gone.delete(uid);

@@ -80,6 +80,29 @@ describe.each(ENGINES)('shared folder state (%s)', (engine) => {
     expect(small.size).toBe(0);
   });
 
+  it('derives the overview SELECT reports once per change of the state', async () => {
+    const s = (server = await startImapServer(engine));
+    await s.deliver(sampleMessage('m1'), { flags: ['\\Seen', 'urgent'] });
+    await s.deliver(sampleMessage('m2'));
+    const folder = await inbox(s);
+    const shared = new SharedFolders(s.store, s.notifier);
+    const state = shared.acquire(s.mailbox.id, folder.id);
+    const first = state.overview(await state.list());
+    expect(first).toEqual({ uids: [1, 2], keywords: ['urgent'], firstUnseen: 1 });
+    expect(state.overview(await state.list())).toBe(first);
+
+    // A flag change announced by an event: derived again.
+    const change = (await s.store.transaction((tx) => tx.setFlags(folder.id, 2, ['\\Seen', 'suivi'])))!;
+    s.notifier.publish({ kind: 'flags', mailboxId: s.mailbox.id, folderId: folder.id, uid: 2, modseq: change.modseq, flags: change.flags });
+    expect(state.overview(await state.list())).toEqual({ uids: [1, 2], keywords: ['urgent', 'suivi'], firstUnseen: -1 });
+    // New mail, and a list taken before it: each gets its own overview.
+    const before = await state.list();
+    await s.deliver(sampleMessage('m3'));
+    expect(state.overview(await state.list())).toEqual({ uids: [1, 2, 3], keywords: ['urgent', 'suivi'], firstUnseen: 2 });
+    expect(state.overview(before).uids).toEqual([1, 2]);
+    shared.close();
+  });
+
   it('re-reads the folder when the database is ahead of the events it heard (a change no one announced)', async () => {
     const s = (server = await startImapServer(engine));
     for (let i = 1; i <= 3; i++) await s.deliver(sampleMessage(`m${i}`));

@@ -1,7 +1,7 @@
 import type { Args } from '../args.js';
 import { AUTHENTICATED, defineCommand, ImapError, type Completion, type SessionApi } from '../command.js';
 import { folderName, mailboxValue } from '../folders.js';
-import { hasFlag, SYSTEM_FLAGS } from '../flags.js';
+import { SYSTEM_FLAGS } from '../flags.js';
 import { folderAttributes } from '../list-folders.js';
 import { DELIMITER } from '../mailbox-name.js';
 import { isRev2 } from '../modes.js';
@@ -112,11 +112,9 @@ export async function openFolder(session: SessionApi, { mailbox: wireName, conds
   const folder = view.folder;
   const { store } = session.deps;
   const messages = await view.messages.list();
-  view.uids = messages.map((m) => m.uid);
-  const keywords = new Set<string>();
-  for (const m of messages) for (const f of m.flags) if (!f.startsWith('\\')) keywords.add(f);
+  const { uids, keywords, firstUnseen } = view.messages.overview(messages);
+  view.uids = uids.slice();
   const flags = [...SYSTEM_FLAGS, ...keywords];
-  const firstUnseen = messages.findIndex((m) => !hasFlag(m.flags, '\\Seen'));
   await session.send(untagged([atom('FLAGS'), flags.map(atom)]));
   await session.send(untagged([messages.length, atom('EXISTS')]));
   if (isRev2(session)) {
