@@ -1,10 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { aad, seal, SealError } from '../src/crypto/seal.js';
 import {
   HEADER_LEN,
+  hkdfSha256,
   openBuffer,
   openChunks,
   openStream,
@@ -163,5 +164,18 @@ describe('segmented sealing (STREAM, AES-256-GCM)', () => {
     expect(plainTotal).toBe(size);
     expect(total).toBe(HEADER_LEN + size + (size / SEGMENT_SIZE) * 16);
     expect(largest).toBeLessThanOrEqual(HEADER_LEN + SEALED_SEGMENT);
+  });
+});
+
+describe('hkdfSha256', () => {
+  it('gives the first block of RFC 5869 test case 1, and what hkdfSync gives', () => {
+    const ikm = Buffer.alloc(22, 0x0b);
+    const salt = Buffer.from('000102030405060708090a0b0c', 'hex');
+    const info = Buffer.from('f0f1f2f3f4f5f6f7f8f9', 'hex');
+    expect(hkdfSha256(ikm, salt, info).toString('hex')).toBe('3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf');
+    for (let i = 0; i < 50; i++) {
+      const [k, sa, inf] = [randomBytes(32), randomBytes(16), randomBytes(i)];
+      expect(hkdfSha256(k, sa, inf)).toEqual(Buffer.from(hkdfSync('sha256', k, sa, inf, 32)));
+    }
   });
 });

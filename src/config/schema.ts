@@ -94,7 +94,7 @@ export const configSchema = z
         metaCacheMb: z
           .number()
           .min(0)
-          .default(32)
+          .default(64)
           .describe('memory (estimated) for opened message metadata (envelopes, MIME structures) kept for the next FETCH, SEARCH or SORT; 0: none kept'),
       })
       .strict()

@@ -1,46 +1,99 @@
 import type { MessageMeta } from '../mime/types.js';
 
 /**
- * Opened message metadata (envelope, MIME structure), most recently used first, bounded by an estimate of the
- * memory it takes. Opening a message's metadata costs a decryption and a JSON parse; IMAP clients fetch the same
- * envelopes over and over (every resynchronisation, every sort). Metadata never changes once a message is stored,
- * so an entry is valid for the message row's whole life. Kept in process memory only, like any message a session
- * is serving (docs/decisions/0014-imap-folder-state.md).
+ * Which message an entry is for: its row id, and what tells a message from a later one given the same id (SQLite
+ * gives a new row the id of a removed one when that one had the highest): its folder and UID (UIDs are never
+ * reused in a folder) and its internal date.
+ */
+export interface MessageRef {
+  id: number;
+  folderId: number;
+  uid: number;
+  internalDate: number;
+}
+
+interface Entry extends Omit<MessageRef, 'id'> {
+  mailboxId: number;
+  meta: MessageMeta;
+  cost: number;
+}
+
+const same = (entry: Entry, mailboxId: number, ref: MessageRef) =>
+  entry.mailboxId === mailboxId && entry.folderId === ref.folderId && entry.uid === ref.uid && entry.internalDate === ref.internalDate;
+
+/**
+ * Opened message metadata (envelope, MIME structure), bounded by an estimate of the memory it takes. Opening a
+ * message's metadata costs a decryption and a JSON parse; IMAP clients fetch the same envelopes over and over
+ * (every resynchronisation, every sort). Metadata never changes once a message is stored, so an entry is valid
+ * for the message's whole life; an entry is given out only for the message it was opened for (`MessageRef`). Kept in process memory only, like any message a session is serving
+ * (docs/decisions/0014-imap-folder-state.md).
+ *
+ * Two generations instead of a strict LRU list: entries go into the young one; when it holds half the budget it
+ * becomes the old one and the previous old one is dropped, except what was used meanwhile (moved back to the
+ * young one). Every operation is O(1); a strict LRU over a Map (delete and insert on each hit, evict from the
+ * front) made V8 walk the holes the deletions leave at the front of the table, and cost more than the hits saved.
  */
 export class MetaCache {
-  readonly #entries = new Map<number, { mailboxId: number; meta: MessageMeta; cost: number }>();
-  #bytes = 0;
+  #young = new Map<number, Entry>();
+  #old = new Map<number, Entry>();
+  #youngBytes = 0;
+  #oldBytes = 0;
 
-  /** `maxBytes`: the budget, estimated as three times the sealed size of each entry (0 turns the cache off). */
+  /**
+   * `maxBytes`: the budget, each entry estimated at twice its sealed size plus 128 bytes (a parsed envelope and
+   * structure take about 1.5 times their sealed JSON on V8's heap). 0 turns the cache off.
+   */
   constructor(readonly maxBytes: number) {}
 
-  /** The metadata of a message of this mailbox (an entry opened with another mailbox's key is not given out). */
-  get(mailboxId: number, messageId: number): MessageMeta | undefined {
-    const entry = this.#entries.get(messageId);
-    if (!entry || entry.mailboxId !== mailboxId) return undefined;
-    this.#entries.delete(messageId);
-    this.#entries.set(messageId, entry);
-    return entry.meta;
+  /** The metadata of this message of this mailbox (an entry opened with another mailbox's key is not given out). */
+  get(mailboxId: number, ref: MessageRef): MessageMeta | undefined {
+    const young = this.#young.get(ref.id);
+    if (young) return same(young, mailboxId, ref) ? young.meta : undefined;
+    const old = this.#old.get(ref.id);
+    if (!old || !same(old, mailboxId, ref)) return undefined;
+    this.#old.delete(ref.id);
+    this.#oldBytes -= old.cost;
+    this.#addYoung(ref.id, old);
+    return old.meta;
   }
 
-  set(mailboxId: number, messageId: number, meta: MessageMeta, sealedSize: number): void {
-    const cost = sealedSize * 3;
-    if (cost > this.maxBytes) return;
-    const old = this.#entries.get(messageId);
-    if (old) {
-      this.#bytes -= old.cost;
-      this.#entries.delete(messageId);
-    }
-    this.#entries.set(messageId, { mailboxId, meta, cost });
-    this.#bytes += cost;
-    for (const [id, entry] of this.#entries) {
-      if (this.#bytes <= this.maxBytes) break;
-      this.#entries.delete(id);
-      this.#bytes -= entry.cost;
-    }
+  set(mailboxId: number, ref: MessageRef, meta: MessageMeta, sealedSize: number): void {
+    const cost = sealedSize * 2 + 128;
+    if (cost > this.maxBytes / 2) return;
+    this.#remove(ref.id);
+    this.#addYoung(ref.id, { mailboxId, folderId: ref.folderId, uid: ref.uid, internalDate: ref.internalDate, meta, cost });
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#young.size + this.#old.size;
+  }
+
+  /** The estimated memory held: at most `maxBytes`. */
+  get bytes(): number {
+    return this.#youngBytes + this.#oldBytes;
+  }
+
+  #remove(messageId: number): void {
+    const young = this.#young.get(messageId);
+    if (young) {
+      this.#young.delete(messageId);
+      this.#youngBytes -= young.cost;
+    }
+    const old = this.#old.get(messageId);
+    if (old) {
+      this.#old.delete(messageId);
+      this.#oldBytes -= old.cost;
+    }
+  }
+
+  #addYoung(messageId: number, entry: Entry): void {
+    if (this.#youngBytes + entry.cost > this.maxBytes / 2) {
+      this.#old = this.#young;
+      this.#oldBytes = this.#youngBytes;
+      this.#young = new Map();
+      this.#youngBytes = 0;
+    }
+    this.#young.set(messageId, entry);
+    this.#youngBytes += entry.cost;
   }
 }

@@ -70,6 +70,7 @@ export function rowReaders({ int, bool }: EngineColumns) {
     flags: flags(row),
     internalDate: int(row, 'internal_date'),
     size: int(row, 'size'),
+    blobId: int(row, 'blob_id'),
   });
 
   const mappers = {
@@ -107,7 +108,6 @@ export function rowReaders({ int, bool }: EngineColumns) {
       ...toSummary(row),
       mailboxId: int(row, 'mailbox_id'),
       folderId: int(row, 'folder_id'),
-      blobId: int(row, 'blob_id'),
       sealedMeta: bytes(row, 'meta'),
     }),
 

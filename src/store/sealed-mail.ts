@@ -4,7 +4,7 @@ import { deriveSearchKey, indexEntry, IndexPrefix } from '../imap/search/blind-i
 import { Content } from '../imap/search/text.js';
 import { buildMessageMeta } from '../mime/meta.js';
 import { readOnce } from './blobs.js';
-import { MetaCache } from './meta-cache.js';
+import { MetaCache, type MessageRef } from './meta-cache.js';
 import type { MessageMeta } from '../mime/types.js';
 import type { AppendedMessage, FolderRow, MailboxRow, MessageRow, Store, StoreTx } from './types.js';
 
@@ -37,18 +37,19 @@ export class SealedMail {
     return sealJson(this.key(mailbox), meta, aad.messageMeta(mailbox.id));
   }
 
-  /** The metadata of a message row; with the row's `id`, kept for the next time (treat it as read-only). */
-  openMeta(mailbox: MailboxRow, row: Pick<MessageRow, 'sealedMeta'> & { id?: number }): MessageMeta {
-    const cached = row.id === undefined ? undefined : this.#metas.get(mailbox.id, row.id);
+  /** The metadata of a message row; a whole row (`MessageRef`) is kept for the next time (treat it as read-only). */
+  openMeta(mailbox: MailboxRow, row: Pick<MessageRow, 'sealedMeta'> & Partial<MessageRef>): MessageMeta {
+    const ref = isRef(row) ? row : null;
+    const cached = ref ? this.#metas.get(mailbox.id, ref) : undefined;
     if (cached) return cached;
     const meta = openJson<MessageMeta>(this.key(mailbox), row.sealedMeta, aad.messageMeta(mailbox.id));
-    if (row.id !== undefined) this.#metas.set(mailbox.id, row.id, meta, row.sealedMeta.length);
+    if (ref) this.#metas.set(mailbox.id, ref, meta, row.sealedMeta.length);
     return meta;
   }
 
   /** The metadata of a message already opened and still kept, without reading its row. */
-  cachedMeta(mailbox: MailboxRow, messageId: number): MessageMeta | undefined {
-    return this.#metas.get(mailbox.id, messageId);
+  cachedMeta(mailbox: MailboxRow, message: MessageRef): MessageMeta | undefined {
+    return this.#metas.get(mailbox.id, message);
   }
 
   /**
@@ -113,4 +114,8 @@ export class SealedMail {
     await tx.indexMessage(appended.id, indexEntry(this.searchKey(mailbox), new Content(prefix.bytes()), meta.mime, prefix.complete));
     return { ...appended, folderId };
   }
+}
+
+function isRef(row: Partial<MessageRef>): row is MessageRef {
+  return row.id !== undefined && row.folderId !== undefined && row.uid !== undefined && row.internalDate !== undefined;
 }

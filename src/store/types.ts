@@ -68,6 +68,7 @@ export interface MessageSummary {
   flags: string[]; // system flags (\Seen...) and keywords
   internalDate: number; // ms since epoch
   size: number; // RFC822.SIZE in bytes
+  blobId: number; // the sealed message, shared by its copies; never changes for a row
 }
 
 export interface FolderStats {
@@ -80,7 +81,6 @@ export interface FolderStats {
 export interface MessageRow extends MessageSummary {
   mailboxId: number;
   folderId: number;
-  blobId: number;
   sealedMeta: Buffer; // envelope, MIME structure with offsets, thread headers
 }
 

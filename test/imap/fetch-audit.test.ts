@@ -37,3 +37,30 @@ describe.each(ENGINES)('FETCH read records (%s)', (engine) => {
     expect(await reads()).toEqual([2, 3, 1]);
   });
 });
+
+/**
+ * The metadata kept for the next FETCH is given out only for the message it was opened for: on SQLite a message
+ * stored after the newest one was expunged gets that one's row id again, and must not show its envelope.
+ */
+describe.each(ENGINES)('kept metadata and row ids given again (%s)', (engine) => {
+  const { start, connect } = sessionsPerTest(engine);
+
+  it('shows the envelope of the message now under a row id, not of the one expunged', async () => {
+    const server = await start();
+    await server.deliver(sampleMessage('Premier compte rendu'));
+    const c = await connect();
+    await c.command('a1', 'SELECT INBOX');
+    expect((await c.command('a2', 'FETCH 1 ENVELOPE'))[0]).toContain('"Premier compte rendu"');
+    const inbox = (await server.store.getFolder(server.mailbox.id, 'INBOX'))!;
+    const [first] = await server.store.getMessages(inbox.id, [1]);
+    await c.command('a3', 'STORE 1 +FLAGS.SILENT (\\Deleted)');
+    await c.command('a4', 'EXPUNGE');
+    await server.deliver(sampleMessage('Second compte rendu'));
+    const [second] = await server.store.getMessages(inbox.id, [2]);
+    if (engine === 'sqlite') expect(second!.id).toBe(first!.id); // the case this guards against
+    await c.command('a5', 'NOOP');
+    const envelope = await c.command('a6', 'FETCH 1 (UID ENVELOPE)');
+    expect(envelope[0]).toContain('"Second compte rendu"');
+    expect(envelope[0]).not.toContain('Premier');
+  });
+});

@@ -6,7 +6,7 @@ import type { MessageSummary } from '../../src/store/types.js';
 
 /** The text fast path of summary-only FETCH writes exactly what the general path writes. */
 describe('summaryFetchLine', () => {
-  const message: MessageSummary = { id: 7, uid: 4242, modseq: 9_007_199_254_740_000, flags: ['\\Seen', '\\Flagged', '$Label1'], internalDate: Date.UTC(2026, 10, 26, 8, 5, 3), size: 12_345 };
+  const message: MessageSummary = { id: 7, uid: 4242, modseq: 9_007_199_254_740_000, flags: ['\\Seen', '\\Flagged', '$Label1'], internalDate: Date.UTC(2026, 10, 26, 8, 5, 3), size: 12_345, blobId: 3 };
   const kinds = ['FLAGS', 'UID', 'MODSEQ', 'INTERNALDATE', 'RFC822.SIZE'] as const;
   const general = (seq: number, items: FetchItem[], m: MessageSummary) => untaggedLines([[seq, atom('FETCH'), fetchValues(items, m, null, null)]]).toString('latin1');
 

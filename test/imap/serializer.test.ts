@@ -103,7 +103,7 @@ describe('ENVELOPE and BODYSTRUCTURE', () => {
 describe('FETCH responses', () => {
   const raw = readFileSync(new URL('../fixtures/email/MessageWithAttachment.txt', import.meta.url));
   const meta = buildMessageMeta(raw);
-  const msg = { id: 1, uid: 7, modseq: 1, flags: ['\\Seen'], internalDate: Date.UTC(2024, 0, 2, 3, 4, 5), size: raw.length };
+  const msg = { id: 1, uid: 7, modseq: 1, flags: ['\\Seen'], internalDate: Date.UTC(2024, 0, 2, 3, 4, 5), size: raw.length, blobId: 1 };
   const items = (spec: string) => parseFetchItems(tokenize([Buffer.from(spec)], 0)[0]!);
   const fetch = (spec: string) => encodeValues([fetchValues(items(spec), msg, meta, raw)]).toString('latin1');
 

@@ -79,7 +79,7 @@ async function sendWithoutBodies(session: SessionApi, items: readonly FetchItem[
     const batch = indexes.slice(i, i + LINES_PER_SEND);
     // Expunged by another session since this one last reported: nothing to say about it now.
     const summaries = batch.map((index) => FolderMessages.find(messages, view.uids[index]!));
-    const cached = summaries.map((m) => (m !== null && withMeta ? mail.cachedMeta(user, m.id) : undefined));
+    const cached = summaries.map((m) => (m !== null && withMeta ? mail.cachedMeta(user, { ...m, folderId: view.folder.id }) : undefined));
     const unopened = withMeta ? summaries.filter((m, j) => m !== null && !cached[j]).map((m) => m!.uid) : [];
     const rows = new Map((unopened.length > 0 ? await store.getMessages(view.folder.id, unopened) : []).map((r) => [r.uid, r]));
     // Lines in order: the summary-only ones written as text, the others encoded from values.

@@ -1,5 +1,7 @@
 import { audit } from '../../audit/journal.js';
 import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
+import type { MessageMeta } from '../../mime/types.js';
+import { FolderMessages } from '../folder-messages.js';
 import { IndexBackfill, lookupCandidates } from '../search/candidates.js';
 import { needsContent, searchMessages, usesModseq, type SearchMessage } from '../search/evaluate.js';
 import { parseSearch, SUPPORTED_CHARSETS, type SearchCommand, type SearchKey } from '../search/keys.js';
@@ -47,13 +49,22 @@ export async function findMessages(session: SessionApi, charset: string | null, 
   let opened = 0;
   const ctx = { uids: view.uids, saved: view.savedUids, now: Date.now(), ...(index ? { mayMatch: index.mayMatch } : {}) };
   const found = await searchMessages(key, messages, ctx, async (m) => {
-    const [full] = await store.getMessages(view.folder.id, [m.uid]);
-    if (!full) return null; // expunged by another session meanwhile
+    const known = FolderMessages.find(rows, m.uid)!;
+    // Metadata opened before: the message is read from its blob alone, without its row. A blob that is gone
+    // (the message expunged meanwhile, and its copies) sends the search to the row, which says so.
+    const cached = mail.cachedMeta(user, { ...known, folderId: view.folder.id });
+    const body = cached ? await mail.openBody(user, known).catch(() => null) : null;
+    let message: { meta: MessageMeta; body: Buffer; blobId: number };
+    if (cached && body) message = { meta: cached, body, blobId: known.blobId };
+    else {
+      const [full] = await store.getMessages(view.folder.id, [m.uid]);
+      if (!full) return null; // expunged by another session meanwhile
+      message = { meta: mail.openMeta(user, full), body: await mail.openBody(user, full), blobId: full.blobId };
+    }
     opened++;
-    const meta = mail.openMeta(user, full);
-    const content = new Content(await mail.openBody(user, full));
-    if (index?.withoutEntry.has(m.uid)) await backfill.add(full, content, meta.mime);
-    return { raw: content.raw, content, mime: meta.mime, date: meta.envelope.date };
+    const content = new Content(message.body);
+    if (index?.withoutEntry.has(m.uid)) await backfill.add({ uid: m.uid, blobId: message.blobId }, content, message.meta.mime);
+    return { raw: content.raw, content, mime: message.meta.mime, date: message.meta.envelope.date };
   });
   await backfill.flush();
   if (opened > 0) {

@@ -109,7 +109,7 @@ const SELECT_MAILBOX = hot('SELECT * FROM mailboxes WHERE address = $1');
 const SELECT_FOLDER = hot('SELECT * FROM folders WHERE mailbox_id = $1 AND name = $2');
 const SELECT_FOLDER_BY_ID = hot('SELECT * FROM folders WHERE id = $1');
 const SELECT_SUMMARIES_SINCE = hot(
-  'SELECT id, uid, modseq, flags, internal_date, size FROM messages WHERE folder_id = $1 AND uid > $2 ORDER BY uid',
+  'SELECT id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE folder_id = $1 AND uid > $2 ORDER BY uid',
 );
 /** UID allocation under the folder's row lock and the message row, in one round trip. */
 const APPEND_MESSAGE = hot(
@@ -211,7 +211,7 @@ class PostgresReads implements StoreReads {
 
   async listMessages(folderId: number): Promise<MessageSummary[]> {
     return (
-      await this.all('SELECT id, uid, modseq, flags, internal_date, size FROM messages WHERE folder_id = $1 ORDER BY uid', folderId)
+      await this.all('SELECT id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE folder_id = $1 ORDER BY uid', folderId)
     ).map(toSummary);
   }
 

@@ -108,7 +108,7 @@ class SqliteReads implements StoreReads {
 
   async listMessages(folderId: number): Promise<MessageSummary[]> {
     return this.all(
-      'SELECT id, uid, modseq, flags, internal_date, size FROM messages WHERE folder_id = ? ORDER BY uid',
+      'SELECT id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE folder_id = ? ORDER BY uid',
       folderId,
     ).map(toSummary);
   }
@@ -126,7 +126,7 @@ class SqliteReads implements StoreReads {
 
   async listMessagesSince(folderId: number, afterUid: number): Promise<MessageSummary[]> {
     return this.all(
-      'SELECT id, uid, modseq, flags, internal_date, size FROM messages WHERE folder_id = ? AND uid > ? ORDER BY uid',
+      'SELECT id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE folder_id = ? AND uid > ? ORDER BY uid',
       folderId,
       afterUid,
     ).map(toSummary);
