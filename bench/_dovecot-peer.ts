@@ -217,7 +217,8 @@ export function processStats(pid: number): ProcessStats | null {
 }
 
 /** Pids whose parent is `ppid`. */
-function childrenOf(ppid: number): number[] {
+/** The processes whose parent is `ppid`. */
+export function childrenOf(ppid: number): number[] {
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

@@ -33,11 +33,12 @@ export interface ImapOperator {
 }
 
 /** A fresh operator whose IMAP listeners admit `maxConnections` sessions, all from 127.0.0.1. */
-export async function createImapOperator(maxConnections: number): Promise<ImapOperator> {
+export async function createImapOperator(maxConnections: number, processes = 1): Promise<ImapOperator> {
   const port = await freePort();
   const limit = maxConnections + 50;
   const operator = createOperator({
     imap: { plain: { host: '127.0.0.1', port: 0 }, tls: { host: '127.0.0.1', port }, maxConnections: limit, maxConnectionsPerIp: limit },
+    processes,
   });
   return { operator, port };
 }

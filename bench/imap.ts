@@ -32,6 +32,7 @@
  *   --big       MSS_BENCH_IMAP_BIG       100000  messages of (b)
  *   --idle      MSS_BENCH_IMAP_IDLE      1000    IDLE connections of (c)
  *   --cases     MSS_BENCH_IMAP_CASES     a,b,c
+ *   --processes MSS_BENCH_IMAP_PROCESSES cores  our server's `processes` (workers sharing the listeners)
  *   --op-timeout MSS_BENCH_IMAP_OP_TIMEOUT_S 600  (b): an operation without a reply by then is given up, reported
  *                                                 as `timed_out=yes` with the timeout as a lower bound
  *   MSS_BENCH_IMAP_MIX="SELECT=1,FETCH_ENVELOPE=4,…"  weights of (a)'s commands (defaults below)
@@ -50,8 +51,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { benchMessage, BODY_EVERY, BODY_TERM, rng, SUBJECT_EVERY, SUBJECT_TERM } from './_imap-corpus.js';
 import { appendUid, ImapClient, quote, ReplyTimeoutError, searchHits, type Reply } from './_imap-client.js';
+import { availableParallelism } from 'node:os';
 import { createImapOperator, OurMailboxes, startOurs, type ImapOperator } from './_imap-ours.js';
-import { processStats, startDovecotPeer, stopAllDovecotPeersSync, type DovecotPeer, type ProcessStats } from './_dovecot-peer.js';
+import { childrenOf, processStats, startDovecotPeer, stopAllDovecotPeersSync, type DovecotPeer, type ProcessStats } from './_dovecot-peer.js';
 import { buildIfNeeded, DOMAIN, median, percentile, stopAllServersSync, type Server } from './_operator.js';
 import { tlsFloorKbPerConnection } from './_tls-floor.js';
 
@@ -69,6 +71,8 @@ const SECONDS = Math.max(1, size('seconds', 'MSS_BENCH_IMAP_SECONDS', 20));
 const RUNS = Math.max(1, size('runs', 'MSS_BENCH_IMAP_RUNS', 3));
 const BIG = Math.max(SUBJECT_EVERY, size('big', 'MSS_BENCH_IMAP_BIG', 100_000));
 const IDLE_CONNS = Math.max(1, size('idle', 'MSS_BENCH_IMAP_IDLE', 1000));
+/** Our server's `processes` (Dovecot runs a process per connection, on every core). */
+const PROCESSES = Math.max(1, size('processes', 'MSS_BENCH_IMAP_PROCESSES', availableParallelism()));
 const CASES = new Set((flag('cases') ?? process.env.MSS_BENCH_IMAP_CASES ?? 'a,b,c').split(',').map((s) => s.trim().toLowerCase()));
 /** (b): an operation not answered within this long is given up (reported as a lower bound). */
 const OP_TIMEOUT_S = Math.max(1, size('op-timeout', 'MSS_BENCH_IMAP_OP_TIMEOUT_S', 600));
@@ -110,7 +114,8 @@ class Ours {
     await this.server?.stop();
     this.server = await startOurs(this.o);
     const pid = this.server.pid;
-    return { name: 'ours', port: this.o.port, stats: () => [processStats(pid)].filter((p): p is ProcessStats => p !== null) };
+    // With `processes` > 1: the primary and its workers.
+    return { name: 'ours', port: this.o.port, stats: () => [pid, ...childrenOf(pid)].map(processStats).filter((p): p is ProcessStats => p !== null) };
   }
 }
 
@@ -390,7 +395,7 @@ console.log(
     `(b) ${BIG} messages; (c) ${IDLE_CONNS} IDLE connections; TLS on loopback for both`,
 );
 
-const ourOperator = await createImapOperator(maxConnections);
+const ourOperator = await createImapOperator(maxConnections, PROCESSES);
 const ours = new Ours(ourOperator);
 let peer: DovecotPeer | null = null;
 let peerWhyNot = '';
@@ -451,7 +456,7 @@ const peerTarget: Target | null = peer && { name: peer.name, port: peer.port, st
   );
 }
 
-const peerFields = () => (peer ? `peer=${peer.name} peer_login=${DOVECOT_LOGIN === 'performance' ? 'high-performance' : 'high-security'}` : 'peer=unavailable');
+const peerFields = () => `processes=${PROCESSES} ` + (peer ? `peer=${peer.name} peer_login=${DOVECOT_LOGIN === 'performance' ? 'high-performance' : 'high-security'}` : 'peer=unavailable');
 const f1 = (x: number) => x.toFixed(1);
 
 if (CASES.has('a')) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
+import cluster from 'node:cluster';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createMailbox, MailboxError, setMailboxPassword } from './accounts/mailboxes.js';
 import { generatePassword } from './accounts/password.js';
@@ -18,6 +19,7 @@ import { initOperator, isInitialised, openKeyring } from './init.js';
 import { createLogger } from './log.js';
 import { ProgressBar } from './progress.js';
 import { startServer, type RunningServer } from './server.js';
+import { reportReady, runPrimary, type Announced } from './cluster.js';
 import type { Logger } from 'pino';
 import { TargetNotEmptyError } from './store/dump.js';
 import {
@@ -92,11 +94,13 @@ withConfig(program.command('start'))
   .description('initialise if needed, then serve SMTP submission and IMAP')
   .action(async (_opts, cmd: Command) => {
     const config = configOf(cmd);
+    if (cluster.isWorker) return runWorker(config);
     if (!(await isInitialised(config))) {
       const report = await initOperator(config);
       for (const line of report.lines) console.log(line);
       printAccounts(report.accounts);
     }
+    if (config.processes > 1) return runProcesses(config);
     const log = createLogger(config.log.level);
     // Signal handlers go in before anything is announced: a SIGTERM that arrives before a JS listener exists
     // takes the default action and kills the process without a clean shutdown.
@@ -105,30 +109,70 @@ withConfig(program.command('start'))
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = signal;
-      if (server) shutdown(server, signal, log);
+      if (server) shutdown(server, signal, log, true);
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     server = await startServer(config, log);
-    for (const l of server.listeners) console.log(`listening  ${l.protocol.padEnd(27)} ${l.host}:${l.port}`);
-    const https = server.listeners.find((l) => l.protocol.startsWith('https'));
-    if (https) {
-      const host = https.host === '127.0.0.1' || https.host === '::1' ? 'localhost' : https.host;
-      console.log(`webmail    https://${host}:${https.port}/ (a patient first activates the mailbox there with the code "mss init" printed)`);
-    }
-    console.log(
-      `log in with a mailbox address and its password (printed by "mss init"; reset with "mss mailbox passwd <address> --password-stdin");` +
-        ` TLS certificates chain to ${config.certsDir}/ca/root.pem`,
-    );
-    console.log('ready');
-    if (stopping) shutdown(server, stopping, log);
+    announce(config, server.listeners);
+    if (stopping) shutdown(server, stopping, log, true);
   });
 
-function shutdown(server: RunningServer, signal: string, log: Logger): void {
-  console.log(`${signal}: stopping (finishing transactions in flight)`);
+function announce(config: Config, listeners: readonly Announced[]): void {
+  for (const l of listeners) console.log(`listening  ${l.protocol.padEnd(27)} ${l.host}:${l.port}`);
+  const https = listeners.find((l) => l.protocol.startsWith('https'));
+  if (https) {
+    const host = https.host === '127.0.0.1' || https.host === '::1' ? 'localhost' : https.host;
+    console.log(`webmail    https://${host}:${https.port}/ (a patient first activates the mailbox there with the code "mss init" printed)`);
+  }
+  console.log(
+    `log in with a mailbox address and its password (printed by "mss init"; reset with "mss mailbox passwd <address> --password-stdin");` +
+      ` TLS certificates chain to ${config.certsDir}/ca/root.pem`,
+  );
+  console.log('ready');
+}
+
+/** The primary of `processes` > 1: forks the workers and speaks for them. */
+function runProcesses(config: Config): void {
+  console.log(`starting   ${config.processes} server processes`);
+  runPrimary(config.processes, {
+    onReady: (listeners) => announce(config, listeners),
+    onStopping: (signal) => console.log(`${signal}: stopping (finishing transactions in flight)`),
+    onStopped: (ok) => {
+      console.log(ok ? 'stopped' : 'stopped (a server process did not stop cleanly)');
+      process.exit(ok ? 0 : 1);
+    },
+    onWorkerExit: (pid, code, signal, replaced) => {
+      if (code === 0) return;
+      console.error(`server process ${pid} exited (${signal ?? `code ${code}`})${replaced ? '; starting another' : ''}`);
+    },
+  });
+}
+
+/** A worker of `processes` > 1: a whole server, quiet on the terminal (the primary speaks), stopped by a signal. */
+async function runWorker(config: Config): Promise<void> {
+  const log = createLogger(config.log.level);
+  let server: RunningServer | null = null;
+  let stopping: string | null = null;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = signal;
+    if (server) shutdown(server, signal, log, false);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // The primary is gone (killed): nobody relays events or stops this process any more.
+  process.on('disconnect', () => stop('disconnect'));
+  server = await startServer(config, log);
+  reportReady(server.listeners);
+  if (stopping) shutdown(server, stopping, log, false);
+}
+
+function shutdown(server: RunningServer, signal: string, log: Logger, speak: boolean): void {
+  if (speak) console.log(`${signal}: stopping (finishing transactions in flight)`);
   server.close().then(
     () => {
-      console.log('stopped');
+      if (speak) console.log('stopped');
       log.flush();
       process.exit(0);
     },

@@ -27,6 +27,8 @@ import { RelayServer } from './smtp/relay.js';
 import { RelayPipeline } from './pipeline/relay.js';
 import { TrustSpace } from './policy/trust-store.js';
 import { CrlProvider } from './crypto/smime/crl.js';
+import cluster from 'node:cluster';
+import { ClusterNotifier, primaryChannel } from './store/cluster-notifier.js';
 import { LocalNotifier } from './store/notifier.js';
 import { PgNotifier } from './store/postgres/notifier.js';
 import { SealedMail } from './store/sealed-mail.js';
@@ -267,10 +269,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 }
 
 /**
- * SQLite serves one process: its events stay in it. On PostgreSQL, several processes share the database, so a
- * change committed by one must reach the IMAP sessions of the others (LISTEN/NOTIFY, ADR 0004).
+ * A change committed by one process must reach the IMAP sessions of the others that share the database. On
+ * PostgreSQL, processes on any machine: LISTEN/NOTIFY (ADR 0004). On SQLite, the processes of one `mss start`
+ * (`processes` > 1, ADR 0015): through their primary process. One process alone keeps its events.
  */
 async function openNotifier(config: Config, log: Logger): Promise<Notifier> {
-  if (config.store.engine !== 'postgres') return new LocalNotifier();
+  if (config.store.engine !== 'postgres') return cluster.isWorker ? new ClusterNotifier(primaryChannel()) : new LocalNotifier();
   return PgNotifier.connect(postgresUrl(config), { log: log.child({ component: 'notifier' }) });
 }

@@ -34,9 +34,16 @@ export const configSchema = z
       .array(z.string().min(1))
       .default(['hopital-demo.mssante.test', 'patient.mssante.test'])
       .describe('mail domains served by this operator; mail for any other domain is remote'),
+    processes: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .describe('server processes "mss start" runs, sharing its listeners (more use more cores); each keeps its own caches and per-address connection limits'),
     store: z
       .object({
-        engine: z.enum(['sqlite', 'postgres']).default('sqlite').describe('database engine: sqlite (one process) or postgres (several processes on one database)'),
+        engine: z.enum(['sqlite', 'postgres']).default('sqlite').describe('database engine: sqlite (the processes of one "mss start" on one machine) or postgres (processes on several machines)'),
         path: z.string().optional().describe('SQLite file; default <dataDir>/mss.sqlite'),
         url: z.string().optional().describe('PostgreSQL connection URL (postgres://user:password@host:5432/db); required when engine is postgres'),
         poolSize: z.number().int().positive().default(10).describe('PostgreSQL connections per process'),

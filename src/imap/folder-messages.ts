@@ -101,7 +101,8 @@ export class FolderMessages {
       return this.#messages;
     }
     if (folder.highestModseq > this.#seenModseq) this.#reload = true;
-    while (this.#reload || this.#newMail || this.#expunged.size > 0) {
+    // A read in flight counts as a change still to apply: it took the flags that asked for it before it returned.
+    while (this.#reload || this.#newMail || this.#expunged.size > 0 || this.#refreshing) {
       await (this.#refreshing ??= this.#refresh().finally(() => (this.#refreshing = null)));
     }
     return this.#messages;

@@ -80,6 +80,23 @@ describe.each(ENGINES)('shared folder state (%s)', (engine) => {
     expect(small.size).toBe(0);
   });
 
+  it('gives every reader the new mail, also one that asks while another read is in flight', async () => {
+    const s = (server = await startImapServer(engine));
+    await s.deliver(sampleMessage('m1'));
+    const folder = await inbox(s);
+    const shared = new SharedFolders(s.store, s.notifier);
+    const state = shared.acquire(s.mailbox.id, folder.id);
+    await state.list();
+    await s.deliver(sampleMessage('m2'));
+    const lists = await Promise.all([state.list(), state.list(), state.list()]);
+    expect(lists.map((l) => l.map((m) => m.uid))).toEqual([
+      [1, 2],
+      [1, 2],
+      [1, 2],
+    ]);
+    shared.close();
+  });
+
   it('derives the overview SELECT reports once per change of the state', async () => {
     const s = (server = await startImapServer(engine));
     await s.deliver(sampleMessage('m1'), { flags: ['\\Seen', 'urgent'] });

@@ -1,0 +1,83 @@
+import cluster, { type Worker } from 'node:cluster';
+import { z } from 'zod';
+import { relayEvents } from './store/cluster-notifier.js';
+
+/**
+ * `mss start` with `processes` > 1 (docs/decisions/0015-server-processes.md): the primary process forks that many
+ * workers, each a whole server on the same database (the same `mss start` run again by node:cluster), which share
+ * the listening sockets; it relays the workers' mailbox events to one another, announces the listeners once all
+ * workers are up, replaces a worker that dies, and stops them all on SIGTERM or SIGINT.
+ */
+
+/** A listening socket, as a worker reports it. */
+export interface Announced {
+  protocol: string;
+  host: string;
+  port: number;
+}
+
+const ready = z.object({
+  mss: z.literal('ready'),
+  listeners: z.array(z.object({ protocol: z.string(), host: z.string(), port: z.number().int() })),
+});
+
+/** A worker that dies this soon after it started is not replaced: the next one would die the same way. */
+const MIN_UPTIME_MS = 10_000;
+const RESPAWN_DELAY_MS = 1000;
+
+export interface PrimaryEvents {
+  /** All workers are serving: the listeners of the first one (they all share them). */
+  onReady(listeners: Announced[]): void;
+  onStopping(signal: string): void;
+  /** Every worker has exited; `ok` false when one failed to stop cleanly or could not start. */
+  onStopped(ok: boolean): void;
+  onWorkerExit(pid: number, code: number | null, signal: string | null, replaced: boolean): void;
+}
+
+export function runPrimary(count: number, events: PrimaryEvents): void {
+  relayEvents(cluster);
+  const started = new Map<Worker, number>();
+  const readyWorkers = new Set<Worker>();
+  let announced = false;
+  let stopping = false;
+  let failed = false;
+
+  const fork = () => started.set(cluster.fork(), Date.now());
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    events.onStopping(signal);
+    for (const worker of started.keys()) if (!worker.isDead()) worker.process.kill('SIGTERM');
+    if (started.size === 0) events.onStopped(!failed);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  cluster.on('message', (worker, message: unknown) => {
+    const parsed = ready.safeParse(message);
+    if (!parsed.success) return;
+    readyWorkers.add(worker);
+    if (!announced && readyWorkers.size === count) {
+      announced = true;
+      events.onReady(parsed.data.listeners);
+    }
+  });
+  cluster.on('exit', (worker, code, signal) => {
+    const since = started.get(worker) ?? Date.now();
+    started.delete(worker);
+    readyWorkers.delete(worker);
+    const clean = code === 0;
+    const replace = !stopping && Date.now() - since >= MIN_UPTIME_MS;
+    if (!clean && (stopping || !replace)) failed = true;
+    events.onWorkerExit(worker.process.pid ?? 0, code, signal, replace);
+    if (replace) setTimeout(() => !stopping && fork(), RESPAWN_DELAY_MS);
+    else if (!stopping) stop('worker exit'); // it died at start: the others would too
+    if (stopping && started.size === 0) events.onStopped(!failed);
+  });
+  for (let i = 0; i < count; i++) fork();
+}
+
+/** In a worker: tells the primary this worker serves these listeners. */
+export function reportReady(listeners: readonly Announced[]): void {
+  process.send?.({ mss: 'ready', listeners });
+}

@@ -1,0 +1,155 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ImapFlow } from 'imapflow';
+import nodemailer from 'nodemailer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from './helpers/engines.js';
+
+/**
+ * `mss start` with `processes: 2` on SQLite (the built CLI): a primary process and two server processes sharing
+ * the listeners and one database. Connections are dealt to both; what one process commits reaches the sessions
+ * the other serves (events relayed by the primary); everything stops on SIGTERM.
+ */
+
+const execFileAsync = promisify(execFile);
+const repo = path.resolve(__dirname, '..');
+const cli = path.join(repo, 'dist/src/cli.js');
+const CLAIRE = 'claire.martin@hopital-demo.mssante.test';
+const JEAN = 'jean.dupont@hopital-demo.mssante.test';
+
+async function until(check: () => boolean, what: string, timeoutMs: number, poll?: () => Promise<unknown>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (poll) await poll();
+    await new Promise((r) => setTimeout(r, poll ? 50 : 10));
+  }
+}
+
+/** The processes holding the established server side of connections to `port` (ss -tnp). */
+async function socketOwners(port: number): Promise<Set<number>> {
+  const { stdout } = await execFileAsync('ss', ['-tnpH', 'state', 'established', `( sport = :${port} )`]);
+  return new Set([...stdout.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])));
+}
+
+describe('mss start with two server processes on SQLite (built CLI)', () => {
+  const tmp = tempDir('mss-processes-');
+  let child: ChildProcess;
+  let out = '';
+  let exited: Promise<number | null>;
+  const passwords = new Map<string, string>();
+  const ports = { submission: 0, imaps: 0 };
+  let ca: string;
+  const clients: ImapFlow[] = [];
+
+  const imap = async (): Promise<ImapFlow> => {
+    const c = new ImapFlow({
+      host: '127.0.0.1',
+      port: ports.imaps,
+      secure: true,
+      tls: { ca, servername: 'localhost' },
+      auth: { user: CLAIRE, pass: passwords.get(CLAIRE)! },
+      logger: false,
+      disableAutoIdle: true,
+    });
+    clients.push(c);
+    await c.connect();
+    await c.mailboxOpen('INBOX');
+    return c;
+  };
+
+  beforeAll(async () => {
+    await execFileAsync(process.execPath, [path.join(repo, 'scripts/build-if-needed.mjs')]);
+    const any = { host: '127.0.0.1', port: 0 };
+    const config = {
+      dataDir: 'data',
+      certsDir: 'certs',
+      processes: 2,
+      smtp: { submission: any, submissionTls: any },
+      relay: { listener: any },
+      imap: { plain: any, tls: any },
+      http: { listener: any },
+      log: { level: 'warn' },
+    };
+    writeFileSync(path.join(tmp.dir, 'mss.json'), JSON.stringify(config));
+    child = spawn(process.execPath, [cli, 'start', '--config', 'mss.json'], { cwd: tmp.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    let err = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    await until(() => out.includes('ready\n') || child.exitCode !== null, 'ready', 60_000);
+    if (!out.includes('ready\n')) throw new Error(`mss start failed: ${out}${err}`);
+    for (const line of out.split('\n').filter((l) => l.includes('  password: '))) {
+      const [address, password] = line.trim().split('  password: ') as [string, string];
+      passwords.set(address, password);
+    }
+    const port = (protocol: string) => Number(new RegExp(`${protocol.replace(/[()]/g, '\\$&')}\\s+127\\.0\\.0\\.1:(\\d+)`).exec(out)![1]);
+    ports.submission = port('smtp-submission (STARTTLS)');
+    ports.imaps = port('imap (TLS)');
+    ca = readFileSync(path.join(tmp.dir, 'certs/ca/root.pem'), 'utf8');
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.allSettled(clients.map((c) => c.logout().catch(() => c.close())));
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    tmp.dispose();
+  });
+
+  it('says how many processes it starts, and serves from two of them', async () => {
+    expect(out).toContain('starting   2 server processes');
+    const sessions = await Promise.all([imap(), imap(), imap(), imap()]);
+    const owners = await socketOwners(ports.imaps);
+    expect(owners.size).toBe(2);
+    expect(owners.has(child.pid!)).toBe(false);
+    expect(sessions.every((s) => s.mailbox && s.mailbox.exists === 0)).toBe(true);
+  });
+
+  it('a delivery and a flag change made in one process reach the sessions of the other, pushed during IDLE', async () => {
+    const [first, second, third, fourth] = clients as [ImapFlow, ImapFlow, ImapFlow, ImapFlow];
+    const watching = [first, second, third];
+    const exists: number[][] = watching.map(() => []);
+    const flags: string[][][] = watching.map(() => []);
+    watching.forEach((c, i) => {
+      c.on('exists', (e: { count: number }) => exists[i]!.push(e.count));
+      c.on('flags', (e: { flags: Set<string> }) => flags[i]!.push([...e.flags].sort()));
+    });
+    const idles = watching.map((c) => c.idle());
+    await new Promise((r) => setTimeout(r, 100)); // IDLE is on before the delivery
+
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: ports.submission,
+      requireTLS: true,
+      auth: { user: JEAN, pass: passwords.get(JEAN)! },
+      tls: { ca, servername: 'localhost' },
+    });
+    const info = await transport.sendMail({ from: JEAN, to: CLAIRE, subject: 'Compte rendu', text: 'Résultats normaux.\n' });
+    transport.close();
+    expect(info.accepted).toEqual([CLAIRE]);
+    await until(() => exists.every((e) => e.length > 0), 'EXISTS pushed to every session', 5000);
+    expect(exists).toEqual([[1], [1], [1]]);
+
+    await fourth.noop(); // the new message gets its sequence number in this session too
+    expect(await fourth.messageFlagsAdd('1', ['\\Flagged'])).toBe(true);
+    await until(() => flags.every((f) => f.length > 0), 'FETCH FLAGS pushed to every session', 5000);
+    expect(flags).toEqual([[['\\Flagged']], [['\\Flagged']], [['\\Flagged']]]);
+    for (const c of watching) await c.noop(); // ends IDLE
+    await Promise.all(idles);
+    const msg = await third.fetchOne('1', { envelope: true, flags: true });
+    expect(msg && msg.envelope?.subject).toBe('Compte rendu');
+  });
+
+  it('stops every process on SIGTERM', async () => {
+    await Promise.allSettled(clients.splice(0).map((c) => c.logout().catch(() => c.close())));
+    const { stdout } = await execFileAsync('pgrep', ['-P', String(child.pid)]);
+    const workers = stdout.trim().split('\n').map(Number);
+    expect(workers).toHaveLength(2);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(out).toMatch(/SIGTERM: stopping[^\n]*\nstopped\n$/);
+    for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
