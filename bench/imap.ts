@@ -32,7 +32,7 @@
  *   --big       MSS_BENCH_IMAP_BIG       100000  messages of (b)
  *   --idle      MSS_BENCH_IMAP_IDLE      1000    IDLE connections of (c)
  *   --cases     MSS_BENCH_IMAP_CASES     a,b,c
- *   --processes MSS_BENCH_IMAP_PROCESSES cores  our server's `processes` (workers sharing the listeners)
+ *   --processes MSS_BENCH_IMAP_PROCESSES 1       our server's `processes` (workers sharing the listeners)
  *   --op-timeout MSS_BENCH_IMAP_OP_TIMEOUT_S 600  (b): an operation without a reply by then is given up, reported
  *                                                 as `timed_out=yes` with the timeout as a lower bound
  *   MSS_BENCH_IMAP_MIX="SELECT=1,FETCH_ENVELOPE=4,…"  weights of (a)'s commands (defaults below)
@@ -51,7 +51,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { benchMessage, BODY_EVERY, BODY_TERM, rng, SUBJECT_EVERY, SUBJECT_TERM } from './_imap-corpus.js';
 import { appendUid, ImapClient, quote, ReplyTimeoutError, searchHits, type Reply } from './_imap-client.js';
-import { availableParallelism } from 'node:os';
 import { createImapOperator, OurMailboxes, startOurs, type ImapOperator } from './_imap-ours.js';
 import { childrenOf, processStats, startDovecotPeer, stopAllDovecotPeersSync, type DovecotPeer, type ProcessStats } from './_dovecot-peer.js';
 import { buildIfNeeded, DOMAIN, median, percentile, stopAllServersSync, type Server } from './_operator.js';
@@ -71,8 +70,12 @@ const SECONDS = Math.max(1, size('seconds', 'MSS_BENCH_IMAP_SECONDS', 20));
 const RUNS = Math.max(1, size('runs', 'MSS_BENCH_IMAP_RUNS', 3));
 const BIG = Math.max(SUBJECT_EVERY, size('big', 'MSS_BENCH_IMAP_BIG', 100_000));
 const IDLE_CONNS = Math.max(1, size('idle', 'MSS_BENCH_IMAP_IDLE', 1000));
-/** Our server's `processes` (Dovecot runs a process per connection, on every core). */
-const PROCESSES = Math.max(1, size('processes', 'MSS_BENCH_IMAP_PROCESSES', availableParallelism()));
+/**
+ * Our server's `processes` (1, the default configuration; Dovecot runs a process per connection, on every core).
+ * With more, each process keeps its own folder state: a session that lands on another process than the previous
+ * one reads the folder again (SELECT in (b)).
+ */
+const PROCESSES = Math.max(1, size('processes', 'MSS_BENCH_IMAP_PROCESSES', 1));
 const CASES = new Set((flag('cases') ?? process.env.MSS_BENCH_IMAP_CASES ?? 'a,b,c').split(',').map((s) => s.trim().toLowerCase()));
 /** (b): an operation not answered within this long is given up (reported as a lower bound). */
 const OP_TIMEOUT_S = Math.max(1, size('op-timeout', 'MSS_BENCH_IMAP_OP_TIMEOUT_S', 600));
