@@ -34,17 +34,41 @@ export class SelectedFolder {
   /** The result saved by `SEARCH RETURN (SAVE)` (RFC 5182), as UIDs: `$` in later commands. */
   savedUids: ReadonlySet<number> = new Set();
 
+  /** Ascending UIDs; index + 1 is the message sequence number. */
+  #uids: readonly number[];
+  /** `#uids` is the folder state's own array, shared with other sessions: copied before the first change. */
+  #sharedUids = false;
+
   constructor(
     readonly folder: FolderRow,
     readonly readOnly: boolean,
-    /** Ascending UIDs; index + 1 is the message sequence number. */
-    public uids: number[],
+    uids: readonly number[],
     private readonly sessionId: string,
     /** The folder's messages as this process knows them (shared with the other sessions that selected it). */
     readonly messages: FolderMessages,
   ) {
     // Read before the message list at SELECT, so at worst a change is reported twice, never missed.
     this.#syncedModseq = folder.highestModseq;
+    this.#uids = uids;
+  }
+
+  /** Ascending UIDs; index + 1 is the message sequence number. */
+  get uids(): readonly number[] {
+    return this.#uids;
+  }
+
+  /** The UIDs at SELECT: an array shared with the folder state (and other sessions), not copied until it changes. */
+  shareUids(uids: readonly number[]): void {
+    this.#uids = uids;
+    this.#sharedUids = true;
+  }
+
+  #ownUids(): number[] {
+    if (this.#sharedUids) {
+      this.#uids = this.#uids.slice();
+      this.#sharedUids = false;
+    }
+    return this.#uids as number[];
   }
 
   get exists(): number {
@@ -96,7 +120,7 @@ export class SelectedFolder {
       this.#flags.delete(uid);
       const seq = this.seqOf(uid);
       if (seq === 0) continue;
-      this.uids.splice(seq - 1, 1);
+      this.#ownUids().splice(seq - 1, 1);
       if (!send) continue;
       if (qresync) gone.push(uid);
       else await send(untagged([seq, atom('EXPUNGE')]));
@@ -118,7 +142,7 @@ export class SelectedFolder {
       const last = this.uids[this.uids.length - 1] ?? 0;
       const fresh = newUids(await this.messages.list(), last);
       if (fresh.length > 0) {
-        this.uids.push(...fresh);
+        this.#ownUids().push(...fresh);
         await send(untagged([this.uids.length, atom('EXISTS')]));
       }
     }

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FolderMessages, SharedFolders } from '../../src/imap/folder-messages.js';
+import { SelectedFolder } from '../../src/imap/selected.js';
 import type { MessageSummary, Store } from '../../src/store/types.js';
 import { ENGINES } from '../helpers/engines.js';
 import { sampleMessage, startImapServer, type ImapTestServer } from './harness.js';
@@ -117,6 +118,26 @@ describe.each(ENGINES)('shared folder state (%s)', (engine) => {
     await s.deliver(sampleMessage('m3'));
     expect(state.overview(await state.list())).toEqual({ uids: [1, 2, 3], keywords: ['urgent', 'suivi'], firstUnseen: 2 });
     expect(state.overview(before).uids).toEqual([1, 2]);
+    shared.close();
+  });
+
+  it('shares the UIDs of the overview between the sessions that select the folder, each copying before it changes them', async () => {
+    const s = (server = await startImapServer(engine));
+    for (let i = 1; i <= 3; i++) await s.deliver(sampleMessage(`m${i}`));
+    const folder = await inbox(s);
+    const shared = new SharedFolders(s.store, s.notifier);
+    const state = shared.acquire(s.mailbox.id, folder.id);
+    const { uids } = state.overview(await state.list());
+    const [a, b] = [new SelectedFolder(folder, false, [], 'a', state), new SelectedFolder(folder, false, [], 'b', state)];
+    a.shareUids(uids);
+    b.shareUids(uids);
+    expect(a.uids).toBe(b.uids);
+    const sent: string[] = [];
+    await a.removed([2], async (data) => void sent.push(data.toString()));
+    expect(sent).toEqual(['* 2 EXPUNGE\r\n']);
+    expect(a.uids).toEqual([1, 3]);
+    expect(b.uids).toEqual([1, 2, 3]);
+    expect(uids).toEqual([1, 2, 3]);
     shared.close();
   });
 

@@ -113,7 +113,7 @@ export async function openFolder(session: SessionApi, { mailbox: wireName, conds
   const { store } = session.deps;
   const messages = await view.messages.list();
   const { uids, keywords, firstUnseen } = view.messages.overview(messages);
-  view.uids = uids.slice();
+  view.shareUids(uids);
   const flags = [...SYSTEM_FLAGS, ...keywords];
   await session.send(untagged([atom('FLAGS'), flags.map(atom)]));
   await session.send(untagged([messages.length, atom('EXISTS')]));
