@@ -591,8 +591,6 @@ export class SqliteStore extends SqliteReads implements Store {
     const reader = new Database(file);
     reader.pragma('busy_timeout = 5000');
     reader.pragma('foreign_keys = ON');
-    // 64 MiB of pages (the default is 2): reads of message rows and blob chunks miss less, each miss a system call.
-    reader.pragma('cache_size = -65536');
     return new SqliteStore(cachingStatements(reader), cachingStatements(writer), options.blobs ?? DEFAULT_BLOB_OPTIONS);
   }
 
