@@ -133,7 +133,9 @@ function announce(config: Config, listeners: readonly Announced[]): void {
 }
 
 /** The primary of `processes` > 1: forks the workers and speaks for them. */
-function runProcesses(config: Config): void {
+async function runProcesses(config: Config): Promise<void> {
+  // Pending migrations run here, once, rather than in every server process at the same moment.
+  await (await openStore(config)).close();
   console.log(`starting   ${config.processes} server processes`);
   runPrimary(config.processes, {
     onReady: (listeners) => announce(config, listeners),

@@ -686,14 +686,18 @@ export class SqliteStore extends SqliteReads implements Store {
     const release = await this.#lock.acquire();
     try {
       this.#writer.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at INTEGER NOT NULL)');
-      const current = readInt(this.#writer.prepare('SELECT coalesce(max(version), 0) AS v FROM schema_version').get() as Raw, 'v');
+      const applied = () => readInt(this.#writer.prepare('SELECT coalesce(max(version), 0) AS v FROM schema_version').get() as Raw, 'v');
+      const current = applied();
       let version = current;
       for (const m of migrations) {
         if (m.version <= current) continue;
+        // Under the write lock, the version read again: another process starting at the same time (the server
+        // processes of one `mss start`, the command line) may have applied it meanwhile.
         this.#writer.transaction(() => {
+          if (applied() >= m.version) return;
           this.#writer.exec(m.sql);
           this.#writer.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(m.version, Date.now());
-        })();
+        }).immediate();
         version = m.version;
       }
       return version;
