@@ -94,28 +94,14 @@ withConfig(program.command('start'))
   .description('initialise if needed, then serve SMTP submission and IMAP')
   .action(async (_opts, cmd: Command) => {
     const config = configOf(cmd);
-    if (cluster.isWorker) return runWorker(config);
+    if (cluster.isWorker) return serve(config, true);
     if (!(await isInitialised(config))) {
       const report = await initOperator(config);
       for (const line of report.lines) console.log(line);
       printAccounts(report.accounts);
     }
     if (config.processes > 1) return runProcesses(config);
-    const log = createLogger(config.log.level);
-    // Signal handlers go in before anything is announced: a SIGTERM that arrives before a JS listener exists
-    // takes the default action and kills the process without a clean shutdown.
-    let server: RunningServer | null = null;
-    let stopping: string | null = null;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = signal;
-      if (server) shutdown(server, signal, log, true);
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    server = await startServer(config, log);
-    announce(config, server.listeners);
-    if (stopping) shutdown(server, stopping, log, true);
+    return serve(config, false);
   });
 
 function announce(config: Config, listeners: readonly Announced[]): void {
@@ -151,23 +137,29 @@ async function runProcesses(config: Config): Promise<void> {
   });
 }
 
-/** A worker of `processes` > 1: a whole server, quiet on the terminal (the primary speaks), stopped by a signal. */
-async function runWorker(config: Config): Promise<void> {
+/**
+ * A whole server in this process, stopped by SIGTERM or SIGINT. Alone, it speaks on the terminal; as a worker of
+ * `processes` > 1 it is quiet (the primary speaks), reports to the primary when ready, and stops when the primary
+ * is gone (nobody would relay its events or stop it any more).
+ */
+async function serve(config: Config, worker: boolean): Promise<void> {
   const log = createLogger(config.log.level);
+  // Signal handlers go in before anything is announced: a SIGTERM that arrives before a JS listener exists
+  // takes the default action and kills the process without a clean shutdown.
   let server: RunningServer | null = null;
   let stopping: string | null = null;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = signal;
-    if (server) shutdown(server, signal, log, false);
+    if (server) shutdown(server, signal, log, !worker);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  // The primary is gone (killed): nobody relays events or stops this process any more.
-  process.on('disconnect', () => stop('disconnect'));
+  if (worker) process.on('disconnect', () => stop('disconnect'));
   server = await startServer(config, log);
-  reportReady(server.listeners);
-  if (stopping) shutdown(server, stopping, log, false);
+  if (worker) reportReady(server.listeners);
+  else announce(config, server.listeners);
+  if (stopping) shutdown(server, stopping, log, !worker);
 }
 
 function shutdown(server: RunningServer, signal: string, log: Logger, speak: boolean): void {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { initOperator } from '../src/init.js';
 import { openStore } from '../src/store/open.js';
+import { listenerPort, printedPasswords, until } from './helpers/cli-output.js';
 import { createTestDatabase, tempDir } from './helpers/engines.js';
 
 /**
@@ -31,15 +32,6 @@ interface Mss {
   err: string;
   exited: Promise<number | null>;
   ports: { submission: number; imaps: number };
-}
-
-async function until(check: () => boolean, what: string, timeoutMs: number, poll?: () => Promise<unknown>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    if (poll) await poll();
-    await new Promise((r) => setTimeout(r, poll ? 50 : 10));
-  }
 }
 
 describe('two mss processes on one PostgreSQL database (built CLI)', () => {
@@ -70,12 +62,7 @@ describe('two mss processes on one PostgreSQL database (built CLI)', () => {
       child.stdout!.on('data', () => {
         if (!proc.out.includes('ready\n')) return;
         clearTimeout(timer);
-        const port = (protocol: string) => {
-          const m = new RegExp(`${protocol.replace(/[()]/g, '\\$&')}\\s+127\\.0\\.0\\.1:(\\d+)`).exec(proc.out);
-          if (!m) throw new Error(`${name}: no ${protocol} listener in ${proc.out}`);
-          return Number(m[1]);
-        };
-        proc.ports = { submission: port('smtp-submission (STARTTLS)'), imaps: port('imap (TLS)') };
+        proc.ports = { submission: listenerPort(proc.out, 'smtp-submission (STARTTLS)'), imaps: listenerPort(proc.out, 'imap (TLS)') };
         resolve(proc);
       });
       child.on('exit', (code) => {
@@ -125,10 +112,7 @@ describe('two mss processes on one PostgreSQL database (built CLI)', () => {
     writeFileSync(path.join(tmp.dir, 'b.json'), JSON.stringify(config('error')));
     // One init before scaling out (docs/decisions/0004-postgresql-engine.md).
     const init = await execFileAsync(process.execPath, [cli, 'init', '--config', 'a.json'], { cwd: tmp.dir });
-    for (const line of init.stdout.split('\n').filter((l) => l.includes('  password: '))) {
-      const [address, password] = line.trim().split('  password: ') as [string, string];
-      passwords.set(address, password);
-    }
+    for (const [address, password] of printedPasswords(init.stdout)) passwords.set(address, password);
     expect([...passwords.keys()]).toContain(CLAIRE);
     ca = readFileSync(path.join(tmp.dir, 'certs/ca/root.pem'), 'utf8');
     [a, b] = await Promise.all([start('A', 'a.json'), start('B', 'b.json')]);

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listenerPort, printedPasswords, until } from './helpers/cli-output.js';
 import { tempDir } from './helpers/engines.js';
 
 /**
@@ -19,15 +20,6 @@ const cli = path.join(repo, 'dist/src/cli.js');
 const CLAIRE = 'claire.martin@hopital-demo.mssante.test';
 const JEAN = 'jean.dupont@hopital-demo.mssante.test';
 
-async function until(check: () => boolean, what: string, timeoutMs: number, poll?: () => Promise<unknown>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    if (poll) await poll();
-    await new Promise((r) => setTimeout(r, poll ? 50 : 10));
-  }
-}
-
 /** The processes holding the established server side of connections to `port` (ss -tnp). */
 async function socketOwners(port: number): Promise<Set<number>> {
   const { stdout } = await execFileAsync('ss', ['-tnpH', 'state', 'established', `( sport = :${port} )`]);
@@ -39,7 +31,7 @@ describe('mss start with two server processes on SQLite (built CLI)', () => {
   let child: ChildProcess;
   let out = '';
   let exited: Promise<number | null>;
-  const passwords = new Map<string, string>();
+  let passwords = new Map<string, string>();
   const ports = { submission: 0, imaps: 0 };
   let ca: string;
   const clients: ImapFlow[] = [];
@@ -81,13 +73,9 @@ describe('mss start with two server processes on SQLite (built CLI)', () => {
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
     await until(() => out.includes('ready\n') || child.exitCode !== null, 'ready', 60_000);
     if (!out.includes('ready\n')) throw new Error(`mss start failed: ${out}${err}`);
-    for (const line of out.split('\n').filter((l) => l.includes('  password: '))) {
-      const [address, password] = line.trim().split('  password: ') as [string, string];
-      passwords.set(address, password);
-    }
-    const port = (protocol: string) => Number(new RegExp(`${protocol.replace(/[()]/g, '\\$&')}\\s+127\\.0\\.0\\.1:(\\d+)`).exec(out)![1]);
-    ports.submission = port('smtp-submission (STARTTLS)');
-    ports.imaps = port('imap (TLS)');
+    passwords = printedPasswords(out);
+    ports.submission = listenerPort(out, 'smtp-submission (STARTTLS)');
+    ports.imaps = listenerPort(out, 'imap (TLS)');
     ca = readFileSync(path.join(tmp.dir, 'certs/ca/root.pem'), 'utf8');
   }, 120_000);
 

@@ -551,10 +551,10 @@ class SqliteTx extends SqliteReads implements StoreTx {
   }
 }
 
-/** A FIFO async lock: units of work on the writer connection run one at a time. */
 /** How long a unit of work waits for the write lock another process holds before it fails (SQLITE_BUSY). */
 const WRITE_LOCK_TIMEOUT_MS = 5000;
 
+/** A FIFO async lock: units of work on the writer connection run one at a time. */
 class Lock {
   #tail: Promise<void> = Promise.resolve();
 
