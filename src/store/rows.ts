@@ -52,10 +52,16 @@ function oneOf<T extends string>(row: Raw, column: string, allowed: readonly T[]
   throw new CorruptRowError(`column ${column}: unexpected value ${JSON.stringify(v)}`);
 }
 
-function flags(row: Raw): string[] {
-  const parsed: unknown = JSON.parse(text(row, 'flags'));
+/** A flags column: a JSON array of strings. */
+export function parseFlags(value: unknown): string[] {
+  if (typeof value !== 'string') throw new CorruptRowError('column flags: expected text');
+  const parsed: unknown = JSON.parse(value);
   if (Array.isArray(parsed) && parsed.every((f) => typeof f === 'string')) return parsed as string[];
   throw new CorruptRowError('column flags: expected a JSON array of strings');
+}
+
+function flags(row: Raw): string[] {
+  return parseFlags(row.flags);
 }
 
 /** The column readers and row mappers of one engine. */

@@ -108,6 +108,25 @@ describe.each(ENGINE_BLOBS)('Store contract (%s, blobs in the %s)', (engine, loc
     expect(await store.listMessages(inbox.id)).toHaveLength(1);
   });
 
+  it('a blob read begun before a unit of work that removes the blob still reads it whole while that unit is open', async () => {
+    const inbox = (await store.getFolder(mailbox.id, 'INBOX'))!;
+    const body = randomBytes(6 * 256 * 1024 + 1000); // more chunks than one read-ahead brings
+    await store.transaction(async (tx) => {
+      const blobId = await tx.insertBlob(mailbox.id, body);
+      await tx.appendMessage(inbox.id, { blobId, sealedMeta: blob(1), flags: [], internalDate: 0, size: body.length });
+    });
+    const [message] = await store.listMessages(inbox.id);
+    const reading = (await store.readBlob(message!.blobId))![Symbol.asyncIterator]();
+    const pieces: Buffer[] = [((await reading.next()).value as Buffer)];
+    await store.transaction(async (tx) => {
+      expect(await tx.expunge(inbox.id, [message!.uid])).toHaveLength(1);
+      // The removal is not committed: the rest of the blob is still there for a reader.
+      for (let r = await reading.next(); !r.done; r = await reading.next()) pieces.push(r.value);
+    });
+    expect(Buffer.concat(pieces).equals(body)).toBe(true);
+    expect(await store.readBlob(message!.blobId)).toBeNull();
+  });
+
   async function appendN(folderId: number, n: number, flags: string[] = []) {
     const out = [];
     for (let i = 1; i <= n; i++) {

@@ -51,7 +51,7 @@ import * as relayKeys from './relay-keys.js';
 import type { NewPatientAccount, PatientAccountChange, PatientAccountRow, PatientThreadMessageRow, PatientThreadRow } from '../patient-types.js';
 import * as patients from './patients.js';
 import * as searchIndex from './search-index.js';
-import { readBytes, readInt, readTextOrNull, toAudit, toFolder, toMailbox, toMessage, toQueueItem, toSummary } from './rows.js';
+import { FOLDER_LISTING, FOLDER_LISTING_SINCE, readBytes, readInt, readTextOrNull, toAudit, toFolder, toMailbox, toMessage, toQueueItem, toSummaryValues } from './rows.js';
 
 type Db = Database.Database;
 type Raw = Record<string, unknown>;
@@ -60,15 +60,27 @@ type Raw = Record<string, unknown>;
  * The embedded engine: better-sqlite3 in WAL mode with `synchronous=FULL`, so a committed unit of work is
  * on disk (fsync of the WAL) before `transaction()` resolves — the basis of "durable before 250".
  *
- * Two connections: one writer, used only inside units of work (serialised by an async lock, because a
- * unit of work may await between statements), and one reader for everything else, which sees only
- * committed data.
+ * Two connections: one writer, for units of work (serialised by an async lock, because a unit of work may
+ * await between statements), and one reader, which sees only committed data. Reads outside units of work go to
+ * the writer while no unit of work holds it: SQLite drops a connection's whole page cache when another
+ * connection has committed since its last read, so the reader, behind every write, would read each page again
+ * from the file; the writer keeps its cache across its own commits. While a unit of work is open, they go to
+ * the reader, which does not see it.
  */
 class SqliteReads implements StoreReads {
+  readonly #db: Db;
+
   constructor(
-    protected readonly db: Db,
+    db: Db,
     protected readonly files: BlobFiles,
-  ) {}
+  ) {
+    this.#db = db;
+  }
+
+  /** The connection this object's reads use now. */
+  protected get db(): Db {
+    return this.#db;
+  }
 
   protected one(sql: string, ...params: unknown[]): Raw | undefined {
     return this.db.prepare(sql).get(...params) as Raw | undefined;
@@ -76,6 +88,11 @@ class SqliteReads implements StoreReads {
 
   protected all(sql: string, ...params: unknown[]): Raw[] {
     return this.db.prepare(sql).all(...params) as Raw[];
+  }
+
+  /** Summary rows read as arrays: a 100,000-message folder without 100,000 intermediate objects. */
+  #summaries(sql: string, ...params: unknown[]): MessageSummary[] {
+    return (this.db.prepare(sql).raw(true).all(...params) as unknown[][]).map(toSummaryValues);
   }
 
   async getMailbox(address: string): Promise<MailboxRow | null> {
@@ -107,10 +124,7 @@ class SqliteReads implements StoreReads {
   }
 
   async listMessages(folderId: number): Promise<MessageSummary[]> {
-    return this.all(
-      'SELECT id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE folder_id = ? ORDER BY uid',
-      folderId,
-    ).map(toSummary);
+    return this.#summaries(FOLDER_LISTING, folderId);
   }
 
   async folderStats(folderId: number): Promise<FolderStats> {
@@ -125,11 +139,7 @@ class SqliteReads implements StoreReads {
   }
 
   async listMessagesSince(folderId: number, afterUid: number): Promise<MessageSummary[]> {
-    return this.all(
-      'SELECT id, uid, modseq, flags, internal_date, size, blob_id FROM messages WHERE folder_id = ? AND uid > ? ORDER BY uid',
-      folderId,
-      afterUid,
-    ).map(toSummary);
+    return this.#summaries(FOLDER_LISTING_SINCE, folderId, afterUid);
   }
 
   async getMessages(folderId: number, uids: number[]): Promise<MessageRow[]> {
@@ -166,9 +176,12 @@ class SqliteReads implements StoreReads {
     const size = readInt(row, 'size');
     const file = readTextOrNull(row, 'file');
     if (file !== null) return this.files.read(file, size);
-    const chunks = this.db.prepare('SELECT seq, data FROM blob_chunks WHERE blob_id = ? AND seq >= ? ORDER BY seq LIMIT ?');
+    // The connection is chosen again for each batch: a unit of work may have begun on the writer meanwhile.
     return readChunks(blobId, size, async (fromSeq, limit) =>
-      (chunks.all(blobId, fromSeq, limit) as Raw[]).map((r) => ({ seq: readInt(r, 'seq'), data: readBytes(r, 'data') })),
+      this.all('SELECT seq, data FROM blob_chunks WHERE blob_id = ? AND seq >= ? ORDER BY seq LIMIT ?', blobId, fromSeq, limit).map((r) => ({
+        seq: readInt(r, 'seq'),
+        data: readBytes(r, 'data'),
+      })),
     );
   }
 
@@ -573,6 +586,8 @@ export class SqliteStore extends SqliteReads implements Store {
   readonly #writer: Db;
   readonly #blobs: BlobOptions;
   readonly #lock = new Lock();
+  /** A unit of work (or another user of the writer) holds the lock: reads go to the reader. */
+  #writerHeld = false;
   #closed = false;
 
   private constructor(reader: Db, writer: Db, blobs: BlobOptions) {
@@ -594,8 +609,21 @@ export class SqliteStore extends SqliteReads implements Store {
     return new SqliteStore(cachingStatements(reader), cachingStatements(writer), options.blobs ?? DEFAULT_BLOB_OPTIONS);
   }
 
+  protected override get db(): Db {
+    return this.#writerHeld || this.#writer.inTransaction || this.#closed ? super.db : this.#writer;
+  }
+
   transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
     return this.#unit(work);
+  }
+
+  async #holdWriter(): Promise<() => void> {
+    const release = await this.#lock.acquire();
+    this.#writerHeld = true;
+    return () => {
+      this.#writerHeld = false;
+      release();
+    };
   }
 
   /**
@@ -604,9 +632,9 @@ export class SqliteStore extends SqliteReads implements Store {
    */
   directoryAccess(): { reader: Db; withWriter<T>(work: (writer: Db) => Promise<T>): Promise<T> } {
     return {
-      reader: this.db,
+      reader: super.db,
       withWriter: async <T>(work: (writer: Db) => Promise<T>): Promise<T> => {
-        const release = await this.#lock.acquire();
+        const release = await this.#holdWriter();
         try {
           if (this.#closed) throw new Error('store is closed');
           return await work(this.#writer);
@@ -618,7 +646,7 @@ export class SqliteStore extends SqliteReads implements Store {
   }
 
   async #unit<T>(work: (tx: SqliteTx) => Promise<T>): Promise<T> {
-    const release = await this.#lock.acquire();
+    const release = await this.#holdWriter();
     try {
       if (this.#closed) throw new Error('store is closed');
       const tx = new SqliteTx(this.#writer, this.files, this.#blobs.location);
@@ -683,7 +711,7 @@ export class SqliteStore extends SqliteReads implements Store {
   }
 
   async migrate(): Promise<number> {
-    const release = await this.#lock.acquire();
+    const release = await this.#holdWriter();
     try {
       this.#writer.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at INTEGER NOT NULL)');
       const applied = () => readInt(this.#writer.prepare('SELECT coalesce(max(version), 0) AS v FROM schema_version').get() as Raw, 'v');
@@ -709,10 +737,10 @@ export class SqliteStore extends SqliteReads implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     // Wait for the unit of work in flight, then refuse new ones.
-    const release = await this.#lock.acquire();
+    const release = await this.#holdWriter();
     this.#closed = true;
     try {
-      this.db.close();
+      super.db.close();
       this.#writer.close();
     } finally {
       release();

@@ -523,4 +523,15 @@ CREATE TABLE patient_documents (
 CREATE INDEX messages_blob_by_uid ON messages (folder_id, uid, blob_id);
 `,
   },
+  {
+    version: 16,
+    name: 'folder-listing',
+    // Listing a folder (its first SELECT, a resync) reads every message's summary: from this covering index, not
+    // from the message rows (wide with their sealed metadata), a 100,000-message folder is about 1,500 pages
+    // instead of 50,000. It starts with the columns of the search scan's index, which it replaces.
+    sql: `
+CREATE INDEX messages_summary ON messages (folder_id, uid, blob_id, id, modseq, internal_date, size, flags);
+DROP INDEX messages_blob_by_uid;
+`,
+  },
 ];
