@@ -1,8 +1,8 @@
 import { decodeWords } from './encoded-words.js';
 import { buildEnvelope } from './envelope.js';
-import { headerValue, readHeader } from './headers.js';
+import { headerValue, readHeader, type HeaderField } from './headers.js';
 import { parseMime } from './structure.js';
-import type { MessageMeta } from './types.js';
+import { SEARCH_HEADER_LIMIT, SEARCH_HEADER_NAMES, type MessageMeta, type SearchHeaderName } from './types.js';
 
 /** At most this many References ids are kept for threading (the newest ones). */
 export const MAX_REFERENCES = 100;
@@ -11,6 +11,15 @@ const MSG_ID = /<[^<>\s]+>/g;
 
 function messageIds(value: string | null): string[] {
   return value === null ? [] : [...value.matchAll(MSG_ID)].map((m) => m[0]);
+}
+
+function searchHeaders(fields: readonly HeaderField[]): Partial<Record<SearchHeaderName, string[]>> {
+  const out: Partial<Record<SearchHeaderName, string[]>> = {};
+  for (const name of SEARCH_HEADER_NAMES) {
+    const values = fields.filter((f) => f.name === name).map((f) => decodeWords(f.value));
+    if (values.reduce((n, v) => n + v.length, 0) <= SEARCH_HEADER_LIMIT) out[name] = values;
+  }
+  return out;
 }
 
 /** Everything derived from a message's bytes that the store keeps (sealed) beside it. Pure. */
@@ -28,5 +37,6 @@ export function buildMessageMeta(raw: Buffer): MessageMeta {
       references: messageIds(headerValue(fields, 'references')).slice(-MAX_REFERENCES),
       subject: subject === null ? null : decodeWords(subject),
     },
+    searchHeaders: searchHeaders(fields),
   };
 }

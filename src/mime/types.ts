@@ -62,4 +62,15 @@ export interface MessageMeta {
     references: string[];
     subject: string | null;
   };
+  /**
+   * The values (encoded words decoded) of the top-level header fields SEARCH's FROM, TO, CC, BCC and SUBJECT read,
+   * by lower-case field name, `[]` for a field the message lacks; a field whose values are longer than
+   * `SEARCH_HEADER_LIMIT` is left out (SEARCH then reads the message). Absent in metadata from before it was kept.
+   */
+  searchHeaders?: Partial<Record<SearchHeaderName, string[]>>;
 }
+
+export const SEARCH_HEADER_NAMES = ['from', 'to', 'cc', 'bcc', 'subject'] as const;
+export type SearchHeaderName = (typeof SEARCH_HEADER_NAMES)[number];
+/** Characters of one field's values kept for SEARCH in the metadata (a long recipient list is read from the message). */
+export const SEARCH_HEADER_LIMIT = 2048;

@@ -58,6 +58,19 @@ describe('buildMessageMeta', () => {
     expect(JSON.parse(JSON.stringify(meta))).toEqual(meta);
   });
 
+  it('keeps the decoded values of the fields SEARCH reads, leaving out a field too long to keep', () => {
+    const many = Array.from({ length: 120 }, (_, i) => `dr.correspondant${i}@hopital.test`).join(', ');
+    const raw = Buffer.from(
+      `From: =?UTF-8?Q?Ren=C3=A9e_Dupr=C3=A9?= <rd@labo.test>\r\nTo: ${many}\r\nCc: a@x.test\r\nCc: b@x.test\r\nSubject: Bilan\r\n sanguin\r\n\r\nbody\r\n`,
+    );
+    expect(buildMessageMeta(raw).searchHeaders).toEqual({
+      from: ['Renée Dupré <rd@labo.test>'],
+      cc: ['a@x.test', 'b@x.test'],
+      bcc: [],
+      subject: ['Bilan sanguin'],
+    });
+  });
+
   it('keeps 8-bit UTF-8 header values', () => {
     const meta = buildMessageMeta(readFileSync(new URL('../fixtures/email/ans-mdn-ko-902.eml', import.meta.url)));
     expect(meta.envelope.subject).toMatch(/^\[KO Intégration système !\]/);

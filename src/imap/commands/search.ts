@@ -3,7 +3,7 @@ import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } 
 import type { MessageMeta } from '../../mime/types.js';
 import { FolderMessages } from '../folder-messages.js';
 import { IndexBackfill, lookupCandidates } from '../search/candidates.js';
-import { needsContent, searchMessages, usesModseq, type SearchMessage } from '../search/evaluate.js';
+import { needsContent, searchMessages, usesModseq, type MetaView, type SearchMessage } from '../search/evaluate.js';
 import { parseSearch, SUPPORTED_CHARSETS, type SearchCommand, type SearchKey } from '../search/keys.js';
 import { Content } from '../search/text.js';
 import { atom, untagged, type Value } from '../serializer.js';
@@ -12,6 +12,7 @@ import { isRev2 } from '../modes.js';
 /**
  * SEARCH and UID SEARCH (RFC 9051 §6.4.4, §6.4.9) with ESEARCH result options (RFC 4731: MIN, MAX, ALL, COUNT)
  * and SEARCHRES (RFC 5182: SAVE, `$`). Criteria on clear metadata are decided from the folder's message list;
+ * criteria on From, To, Cc, Bcc, Subject and Date from the sealed metadata (as FETCH ENVELOPE reads it); other
  * criteria on headers or text open only the messages those and the blind index (src/imap/search/candidates.ts)
  * cannot decide. One audit record names how many messages were opened.
  */
@@ -48,7 +49,18 @@ export async function findMessages(session: SessionApi, charset: string | null, 
   const backfill = new IndexBackfill(store, view.folder, searchKey, (err) => session.log.warn({ err }, 'search index backfill failed'));
   let opened = 0;
   const ctx = { uids: view.uids, saved: view.savedUids, now: Date.now(), ...(index ? { mayMatch: index.mayMatch } : {}) };
-  const found = await searchMessages(key, messages, ctx, async (m) => {
+  const metaOf = async (m: SearchMessage): Promise<MessageMeta | null> => {
+    const known = FolderMessages.find(rows, m.uid)!;
+    const cached = mail.cachedMeta(user, { ...known, folderId: view.folder.id });
+    if (cached) return cached;
+    const [full] = await store.getMessages(view.folder.id, [m.uid]);
+    return full ? mail.openMeta(user, full) : null; // null: expunged by another session meanwhile
+  };
+  const metaView = async (m: SearchMessage): Promise<MetaView | null> => {
+    const meta = await metaOf(m);
+    return meta && { headers: meta.searchHeaders ?? {}, date: meta.envelope.date };
+  };
+  const open = async (m: SearchMessage) => {
     const known = FolderMessages.find(rows, m.uid)!;
     // Metadata opened before: the message is read from its blob alone, without its row. A blob that is gone
     // (the message expunged meanwhile, and its copies) sends the search to the row, which says so.
@@ -65,7 +77,8 @@ export async function findMessages(session: SessionApi, charset: string | null, 
     const content = new Content(message.body);
     if (index?.withoutEntry.has(m.uid)) await backfill.add({ uid: m.uid, blobId: message.blobId }, content, message.meta.mime);
     return { raw: content.raw, content, mime: message.meta.mime, date: message.meta.envelope.date };
-  });
+  };
+  const found = await searchMessages(key, messages, ctx, open, metaView);
   await backfill.flush();
   if (opened > 0) {
     await audit(store, {

@@ -6,8 +6,9 @@ import { Content, fold } from './text.js';
 
 /**
  * Applies a SEARCH tree to messages. Keys on what the store keeps in clear (flags, sizes, dates, UIDs,
- * MODSEQs) are decided without opening anything; keys on headers or text open the message (unless the blind
- * index rules it out, `SearchContext.mayMatch`), and match as RFC 9051 §6.4.4 says: a case-insensitive substring
+ * MODSEQs) are decided without opening anything; keys on the header fields the metadata keeps (From, To, Cc,
+ * Bcc, Subject, Date) from the metadata; other keys on headers or text open the message (unless the blind
+ * index rules it out, `SearchContext.mayMatch`). All match as RFC 9051 §6.4.4 says: a case-insensitive substring
  * of the field or text, after decoding encoded words, transfer encodings and charsets (src/imap/search/text.ts).
  */
 
@@ -175,6 +176,55 @@ export function sentDay(date: string | null): Day | null {
   return dayOf(Date.UTC(year, month, Number(m[1])));
 }
 
+/** What a message's metadata tells SEARCH beyond the clear columns: a few header fields, the Date header. */
+export interface MetaView {
+  /** Values of header fields by lower-case name (encoded words decoded); a field absent here is unknown. */
+  headers: Partial<Record<string, readonly string[]>>;
+  date: string | null;
+}
+
+/** Decides a key from the metadata (and the clear columns); undefined when it needs the message itself. */
+function decideView(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: SetCache, view: MetaView): boolean | undefined {
+  switch (key.k) {
+    case 'header': {
+      const values = view.headers[key.field];
+      if (values === undefined) return decideMeta(key, m, ctx, sets);
+      const needle = fold(key.value);
+      // As `decideContent` over the opened message: the same values, folded the same way.
+      return values.some((v) => fold(v).includes(needle));
+    }
+    case 'date':
+      if (key.of === 'internal') return decideMeta(key, m, ctx, sets);
+      return decideSent(key, sentDay(view.date));
+    case 'not': {
+      const v = decideView(key.key, m, ctx, sets, view);
+      return v === undefined ? undefined : !v;
+    }
+    case 'or': {
+      const a = decideView(key.a, m, ctx, sets, view);
+      if (a === true) return true;
+      const b = decideView(key.b, m, ctx, sets, view);
+      if (b === true) return true;
+      return a === false && b === false ? false : undefined;
+    }
+    case 'and': {
+      let unknown = false;
+      for (const k of key.keys) {
+        const v = decideView(k, m, ctx, sets, view);
+        if (v === false) return false;
+        if (v === undefined) unknown = true;
+      }
+      return unknown ? undefined : true;
+    }
+    default:
+      return decideMeta(key, m, ctx, sets);
+  }
+}
+
+function decideSent(key: Extract<SearchKey, { k: 'date' }>, sent: Day | null): boolean {
+  return sent !== null && compareDay(sent, key.op, key.day);
+}
+
 function decideContent(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: SetCache, c: Content, mime: MimeNode, sent: Day | null): boolean {
   switch (key.k) {
     case 'header': {
@@ -189,7 +239,7 @@ function decideContent(key: SearchKey, m: SearchMessage, ctx: SearchContext, set
     }
     case 'date':
       if (key.of === 'internal') return compareDay(dayOf(m.internalDate), key.op, key.day);
-      return sent !== null && compareDay(sent, key.op, key.day);
+      return decideSent(key, sent);
     case 'not':
       return !decideContent(key.key, m, ctx, sets, c, mime, sent);
     case 'or':
@@ -210,19 +260,26 @@ export interface Opened {
 }
 
 /**
- * The messages matching `key`, in the order given. `open` is called only for messages the clear metadata
- * cannot decide, one at a time; null (the message is gone) is no match.
+ * The messages matching `key`, in the order given. `view` is called only for messages the clear columns cannot
+ * decide, and `open` only for those their metadata cannot decide either, one at a time; null from either (the
+ * message is gone) is no match.
  */
 export async function searchMessages(
   key: SearchKey,
   messages: readonly SearchMessage[],
   ctx: SearchContext,
   open: (m: SearchMessage) => Promise<Opened | null>,
+  view?: (m: SearchMessage) => Promise<MetaView | null>,
 ): Promise<SearchMessage[]> {
   const sets = new SetCache(ctx);
   const out: SearchMessage[] = [];
   for (const m of messages) {
-    const decided = decideMeta(key, m, ctx, sets);
+    let decided = decideMeta(key, m, ctx, sets);
+    if (decided === undefined && view) {
+      const v = await view(m);
+      if (v === null) continue;
+      decided = decideView(key, m, ctx, sets, v);
+    }
     if (decided === true) out.push(m);
     if (decided !== undefined) continue;
     const opened = await open(m);
