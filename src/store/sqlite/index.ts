@@ -45,6 +45,7 @@ import {
   type BlobSweepOptions,
 } from '../blobs.js';
 import { migrations } from './migrations.js';
+import { WalSync } from './wal-sync.js';
 import * as queueAdmin from './queue-admin.js';
 import * as mdnTracking from './mdn-tracking.js';
 import * as relayKeys from './relay-keys.js';
@@ -57,8 +58,8 @@ type Db = Database.Database;
 type Raw = Record<string, unknown>;
 
 /**
- * The embedded engine: better-sqlite3 in WAL mode with `synchronous=FULL`, so a committed unit of work is
- * on disk (fsync of the WAL) before `transaction()` resolves — the basis of "durable before 250".
+ * The embedded engine: better-sqlite3 in WAL mode, a committed unit of work on disk (fdatasync of the WAL, off
+ * the event loop: `WalSync`) before `transaction()` resolves — the basis of "durable before 250".
  *
  * Two connections: one writer, for units of work (serialised by an async lock, because a unit of work may
  * await between statements), and one reader, which sees only committed data. Reads outside units of work go to
@@ -590,23 +591,28 @@ export class SqliteStore extends SqliteReads implements Store {
   #writerHeld = false;
   #closed = false;
 
-  private constructor(reader: Db, writer: Db, blobs: BlobOptions) {
+  readonly #walSync: WalSync;
+
+  private constructor(reader: Db, writer: Db, blobs: BlobOptions, walSync: WalSync) {
     super(reader, new BlobFiles(blobs.directory));
     this.#writer = writer;
     this.#blobs = blobs;
+    this.#walSync = walSync;
   }
 
   static open(file: string, options: SqliteOptions = {}): SqliteStore {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const writer = new Database(file);
     writer.pragma('journal_mode = WAL');
-    writer.pragma('synchronous = FULL');
+    // Commits are made durable by `WalSync`, after the writer is released (SQLite's FULL would fsync in COMMIT,
+    // with the event loop blocked).
+    writer.pragma('synchronous = NORMAL');
     writer.pragma('foreign_keys = ON');
     writer.pragma(`busy_timeout = ${WRITE_LOCK_TIMEOUT_MS}`);
     const reader = new Database(file);
     reader.pragma('busy_timeout = 5000');
     reader.pragma('foreign_keys = ON');
-    return new SqliteStore(cachingStatements(reader), cachingStatements(writer), options.blobs ?? DEFAULT_BLOB_OPTIONS);
+    return new SqliteStore(cachingStatements(reader), cachingStatements(writer), options.blobs ?? DEFAULT_BLOB_OPTIONS, new WalSync(file));
   }
 
   protected override get db(): Db {
@@ -635,28 +641,34 @@ export class SqliteStore extends SqliteReads implements Store {
       reader: super.db,
       withWriter: async <T>(work: (writer: Db) => Promise<T>): Promise<T> => {
         const release = await this.#holdWriter();
+        let result: T;
         try {
           if (this.#closed) throw new Error('store is closed');
-          return await work(this.#writer);
+          result = await work(this.#writer);
         } finally {
           release();
         }
+        // Whatever the work committed (on its own terms: one transaction or several) is on disk before it resolves.
+        await this.#walSync.durable(this.#walSync.committed());
+        return result;
       },
     };
   }
 
   async #unit<T>(work: (tx: SqliteTx) => Promise<T>): Promise<T> {
     const release = await this.#holdWriter();
+    let result: T;
+    let ticket: number;
     try {
       if (this.#closed) throw new Error('store is closed');
       const tx = new SqliteTx(this.#writer, this.files, this.#blobs.location);
       await this.#begin();
-      let result: T;
       let committing = false;
       try {
         result = await work(tx);
         committing = true;
         this.#writer.exec('COMMIT');
+        ticket = this.#walSync.committed();
       } catch (err) {
         if (this.#writer.inTransaction) this.#writer.exec('ROLLBACK');
         // After a failed COMMIT, files are left to the sweep (it removes only files no row names).
@@ -664,10 +676,12 @@ export class SqliteStore extends SqliteReads implements Store {
         throw err;
       }
       await tx.blobChanges.settle(this.files, true);
-      return result;
     } finally {
       release();
     }
+    // Outside the lock: the next units of work commit while this fdatasync runs, and share the next one.
+    await this.#walSync.durable(ticket);
+    return result;
   }
 
   /**
@@ -712,11 +726,12 @@ export class SqliteStore extends SqliteReads implements Store {
 
   async migrate(): Promise<number> {
     const release = await this.#holdWriter();
+    let version: number;
     try {
       this.#writer.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at INTEGER NOT NULL)');
       const applied = () => readInt(this.#writer.prepare('SELECT coalesce(max(version), 0) AS v FROM schema_version').get() as Raw, 'v');
       const current = applied();
-      let version = current;
+      version = current;
       for (const m of migrations) {
         if (m.version <= current) continue;
         // Under the write lock, the version read again: another process starting at the same time (the server
@@ -728,10 +743,11 @@ export class SqliteStore extends SqliteReads implements Store {
         }).immediate();
         version = m.version;
       }
-      return version;
     } finally {
       release();
     }
+    await this.#walSync.durable(this.#walSync.committed());
+    return version;
   }
 
   async close(): Promise<void> {
@@ -740,6 +756,7 @@ export class SqliteStore extends SqliteReads implements Store {
     const release = await this.#holdWriter();
     this.#closed = true;
     try {
+      await this.#walSync.close();
       super.db.close();
       this.#writer.close();
     } finally {
