@@ -21,8 +21,10 @@
  * Population (not part of any ratio, reported on its own line): ours through the store's delivery path
  * (createMailbox, SealedMail.append: sealed body and metadata, precomputed ENVELOPE/BODYSTRUCTURE, 1,000
  * messages per unit of work); Dovecot's Maildir files written directly, then `doveadm index` (what LMTP delivery
- * leaves). Both durable before a reply: APPEND is answered after our fsync'd SQLite commit (WAL,
- * synchronous=FULL) and after Dovecot's fsync of the new file (mail_fsync=optimized, its default).
+ * leaves). Both durable before a reply: APPEND is answered after our SQLite commit is on disk (fdatasync of the
+ * WAL, shared by the commits made before it began) and after Dovecot's fsync of the new file (mail_fsync=optimized,
+ * its default). Ours also makes every flag change and read record durable before its reply; Dovecot's `optimized`
+ * mode fsyncs only what it counts as important writes, such as saving a message.
  *
  * Sizes, from flags or else environment variables (defaults = the issue's sizes):
  *   --clients   MSS_BENCH_IMAP_CLIENTS   16      sessions of (a)

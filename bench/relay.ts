@@ -28,7 +28,7 @@
  * `cpu` = cores used by A and by B over the interval (ours: each `mss start` process; Postfix: every process of the
  * instance); `cpu_ms_per_msg` = (A + B) CPU time per message, the figure least disturbed by a busy machine;
  * `host_cpu` = busy cores of the whole machine. Durability: ours, every
- * hand-over is a WAL commit with synchronous=FULL on both sides (A's enqueue before its 250, B's delivery before
+ * hand-over is a WAL commit on disk (fdatasync) before the reply on both sides (A's enqueue before its 250, B's delivery before
  * its 250, A's removal after it); Postfix, cleanup(8) fsyncs the queue file before each 250 on both instances,
  * then virtual(8) writes the Maildir file on B.
  *
@@ -325,7 +325,7 @@ for (const sizeName of SIZES) {
         `measured=${mode === 'drain' ? 'queue-release-to-last-delivery' : 'first-submission-to-last-delivery'} ` +
         `sign_encrypt=${mode === 'drain' ? 'at-submission(not-in-interval)' : 'in-interval'} decrypt_verify=in-interval sender_check=enforce ` +
         `${cpu(ours)} host_cpu=${f2(median([...ours, ...peer].map((f) => f.host)))}/${ncpu} connections=${CONCURRENCY ?? DEFAULT_MAX_PER_DESTINATION} sessions=${K} ` +
-        `durable=fsync-per-commit(sqlite-wal-synchronous-full,both-sides) ${peerFields}`,
+        `durable=fdatasync-before-reply(sqlite-wal-shared-by-concurrent-commits,both-sides) ${peerFields}`,
     );
   }
 }

@@ -160,7 +160,7 @@ for (const c of cases) {
   results.push(
     `RESULT smtp-submit-${c.name} msgs_per_s=${mine.msgsPerS.toFixed(0)} p50_ms=${mine.p50.toFixed(1)} ` +
       `p99_ms=${mine.p99.toFixed(1)} messages=${c.count} sessions=${K} runs=${RUNS} ` +
-      `durable=fsync-per-commit(sqlite-wal-synchronous-full) tls=yes ${peerFields}`,
+      `durable=fdatasync-before-reply(sqlite-wal-shared-by-concurrent-commits) tls=yes ${peerFields}`,
   );
 }
 for (const line of results) console.log(line);

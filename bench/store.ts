@@ -405,7 +405,7 @@ for (const c of cases) {
       `cpu_ms_per_msg=mss:${f2(median(fs.map((f) => msPerMsg(f).mss)))},postgres:${f2(median(fs.map((f) => msPerMsg(f).postgres)))},` +
       `loadgen:${f2(median(fs.map((f) => msPerMsg(f).loadgen)))} ` +
       `host_cpu=${f2(median(fs.map((f) => f.hostCpu)))}/${os.availableParallelism()} sessions=${K} recipients=${R} messages=${N} warmup=${WARMUP} runs=${RUNS} ` +
-      `durable=${c.engine === 'sqlite' ? 'fsync-per-commit' : pgDurable}`,
+      `durable=${c.engine === 'sqlite' ? 'fdatasync-before-reply(wal,shared)' : pgDurable}`,
   );
 }
 if (perS.has(allCases.pg1!) && perS.has(allCases.pg2!)) lines.push(`RESULT scale ratio=${(perS.get(allCases.pg2!)! / perS.get(allCases.pg1!)!).toFixed(2)}`);
