@@ -34,6 +34,17 @@ export interface PrimaryEvents {
   onWorkerExit(pid: number, code: number | null, signal: string | null, replaced: boolean): void;
 }
 
+/**
+ * What a worker's environment adds. glibc's malloc raises its mmap threshold after freeing a large mapped block,
+ * so the 16 MB each login's scrypt takes on a libuv thread then comes from that thread's arena and stays resident
+ * after it is freed: measured with 1,000 IDLE logins on two workers, 168 KB of RSS per connection instead of 59 KB.
+ * A fixed threshold (`MALLOC_MMAP_THRESHOLD_`, read by glibc at start; an operator's own value is kept) gives
+ * such blocks back at once. Other C libraries ignore the variable.
+ */
+export function workerEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return { MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? '131072' };
+}
+
 export function runPrimary(count: number, events: PrimaryEvents): void {
   relayEvents(cluster);
   const started = new Map<Worker, number>();
@@ -42,7 +53,7 @@ export function runPrimary(count: number, events: PrimaryEvents): void {
   let stopping = false;
   let failed = false;
 
-  const fork = () => started.set(cluster.fork(), Date.now());
+  const fork = () => started.set(cluster.fork(workerEnvironment()), Date.now());
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;

@@ -135,6 +135,8 @@ describe('mss start with two server processes on SQLite (built CLI)', () => {
     const { stdout } = await execFileAsync('pgrep', ['-P', String(child.pid)]);
     const workers = stdout.trim().split('\n').map(Number);
     expect(workers).toHaveLength(2);
+    // Each worker gives large freed blocks (a login's scrypt) back to the system (src/cluster.ts).
+    for (const pid of workers) expect(readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0')).toContain('MALLOC_MMAP_THRESHOLD_=131072');
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(out).toMatch(/SIGTERM: stopping[^\n]*\nstopped\n$/);
