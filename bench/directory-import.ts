@@ -9,6 +9,8 @@
  * then measures lookups by address (DirectoryStore.getMailbox) of random existing mailboxes, in a child too.
  *
  *   npm run bench -- directory-import [--rows=1000000] [--lookups=100000] [--engines=sqlite,postgres] [--files=<dir>]
+ *   MSS_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=./prof"   flags for the child processes (profiling; the parsing
+ *                                                            thread gets a profile of its own)
  *
  * PostgreSQL runs get a fresh database `mss_bench_<random>` on 127.0.0.1:5432, dropped afterwards; the engine is
  * skipped (and says so) when the server cannot be reached.
@@ -109,7 +111,8 @@ async function childLookups(target: Target, rows: number, lookups: number): Prom
 }
 
 function runChild(args: string[]): unknown {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', ...args], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
+  const flags = (process.env.MSS_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const r = spawnSync(process.execPath, [...flags, '--import', 'tsx', self, '--child', ...args], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) throw new Error(`child failed (${r.status}): ${args.join(' ')}`);
   const last = r.stdout.trim().split('\n').pop() ?? '';
   return JSON.parse(last);

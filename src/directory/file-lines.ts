@@ -1,26 +1,42 @@
 import { createReadStream } from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
 import { DirectoryFileError } from './formats.js';
 
 /** Longest line accepted (extraction lines are a few hundred characters). */
 export const MAX_LINE_CHARS = 1 << 20;
 
-/** Lines of a file, in batches (one per chunk read), without their LF; each chunk is shown to `onChunk` first. */
+const LF = 0x0a;
+
+/**
+ * Lines of a file, in batches (one per chunk read), without their LF; each chunk is shown to `onChunk` first. Only
+ * whole lines are decoded: a LF byte is never part of a multi-byte UTF-8 sequence, so the text up to a chunk's
+ * last LF is whole characters, and the bytes after it wait for the next chunk (one decoding per chunk, no
+ * decoder state, no string joined across chunks but the line cut in two).
+ */
 export async function* lineBatches(file: string, onChunk: (chunk: Buffer) => void): AsyncGenerator<string[]> {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
+  let carry: Buffer | null = null;
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 18 })) {
     const buffer = chunk as Buffer;
     onChunk(buffer);
-    const text = rest + decoder.write(buffer);
-    const lines = text.split('\n');
-    rest = lines.pop() ?? '';
-    // Memory stays bounded even for a file without line breaks.
-    if (rest.length > MAX_LINE_CHARS) throw new DirectoryFileError(`a line is longer than ${MAX_LINE_CHARS} characters: not a directory extraction`);
+    const last = buffer.lastIndexOf(LF);
+    if (last < 0) {
+      carry = carry ? Buffer.concat([carry, buffer]) : buffer;
+      // Memory stays bounded even for a file without line breaks.
+      if (carry.length > MAX_LINE_CHARS) throw new DirectoryFileError(`a line is longer than ${MAX_LINE_CHARS} characters: not a directory extraction`);
+      continue;
+    }
+    let lines: string[];
+    if (carry) {
+      const first = buffer.indexOf(LF);
+      lines = [Buffer.concat([carry, buffer.subarray(0, first)]).toString('utf8')];
+      if (first < last) for (const line of buffer.toString('utf8', first + 1, last).split('\n')) lines.push(line);
+    } else {
+      lines = buffer.toString('utf8', 0, last).split('\n');
+    }
+    carry = last + 1 < buffer.length ? Buffer.from(buffer.subarray(last + 1)) : null;
+    if (carry && carry.length > MAX_LINE_CHARS) throw new DirectoryFileError(`a line is longer than ${MAX_LINE_CHARS} characters: not a directory extraction`);
     yield lines;
   }
-  const tail = rest + decoder.end();
-  if (tail !== '') yield [tail];
+  if (carry) yield [carry.toString('utf8')];
 }
 
 /** A line without the CR of a CRLF ending. */

@@ -1,0 +1,55 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { lineBatches, MAX_LINE_CHARS } from '../../src/directory/file-lines.js';
+import { DirectoryFileError } from '../../src/directory/formats.js';
+import { tempDir } from '../helpers/engines.js';
+
+const CHUNK = 1 << 18; // what lineBatches reads at a time
+
+async function linesOf(bytes: Buffer): Promise<{ lines: string[]; chunks: number }> {
+  const file = path.join(tmp.dir, 'extraction.txt');
+  writeFileSync(file, bytes);
+  const lines: string[] = [];
+  let chunks = 0;
+  for await (const batch of lineBatches(file, () => chunks++)) lines.push(...batch);
+  return { lines, chunks };
+}
+
+let tmp: ReturnType<typeof tempDir>;
+afterEach(() => tmp.dispose());
+
+describe('lineBatches', () => {
+  it('gives every line whole, accented characters cut by a chunk boundary included', async () => {
+    tmp = tempDir('mss-lines-');
+    const expected: string[] = [];
+    let size = 0;
+    // Lines of varied lengths and 2-, 3- and 4-byte characters, so that boundaries fall inside characters and lines.
+    for (let i = 0; size < 3 * CHUNK + 1000; i++) {
+      const line = `${i}|Hélène Œuvre-€|${'é'.repeat(i % 97)}|𝔸${'x'.repeat(i % 13)}|`;
+      expected.push(line);
+      size += Buffer.byteLength(line) + 1;
+    }
+    const { lines, chunks } = await linesOf(Buffer.from(expected.join('\n') + '\n'));
+    expect(chunks).toBe(4);
+    expect(lines).toEqual(expected);
+  });
+
+  it('keeps a last line without its LF, and a CR for the caller to strip', async () => {
+    tmp = tempDir('mss-lines-');
+    expect((await linesOf(Buffer.from('a|b\r\nc|d'))).lines).toEqual(['a|b\r', 'c|d']);
+    expect((await linesOf(Buffer.from(''))).lines).toEqual([]);
+  });
+
+  it('decodes bad UTF-8 as U+FFFD, a sequence cut by the end of the file too', async () => {
+    tmp = tempDir('mss-lines-');
+    expect((await linesOf(Buffer.from([0x61, 0xff, 0x0a, 0x62, 0xc3]))).lines).toEqual(['a\ufffd', 'b\ufffd']);
+  });
+
+  it('refuses a line that outgrows the limit before its end is read, with or without line breaks after it', async () => {
+    tmp = tempDir('mss-lines-');
+    const long = Buffer.alloc(2 * MAX_LINE_CHARS, 0x61);
+    await expect(linesOf(long)).rejects.toThrow(DirectoryFileError);
+    await expect(linesOf(Buffer.concat([Buffer.from('ok\n'), long, Buffer.from('\nnext\n')]))).rejects.toThrow(/longer than/);
+  });
+});
