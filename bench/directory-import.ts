@@ -1,7 +1,9 @@
 /**
  * Directory import and lookup (docs/decisions/0007-directory.md): generates N rows of each public extraction
  * format (test/helpers/directory-files.ts: accents, empty fields, valid identifiers), then, for each engine,
- * in a fresh database and in a child process of its own (so that its peak RSS is the import's alone):
+ * in a fresh database and in a child process of its own (so that its peak RSS is the import's alone), running the
+ * built code as `mss directory import` does (bench/_directory-import-child.mjs: plain Node, without the TypeScript
+ * loader, which added 25–40 MB to the peak when the import ran from the sources):
  *   - imports the file (first import), then imports the same file again (re-import, unchanged);
  *   - prints rows/s of both, the CPU seconds of the importing process (user + system: on a shared machine a
  *     steadier figure than rows/s; PostgreSQL's own work is not in it), the child's peak RSS
@@ -22,12 +24,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { importDirectoryFile, type ImportReport } from '../src/directory/import.js';
 import { openDirectoryStore } from '../src/store/directory.js';
 import { openPostgresStore } from '../src/store/postgres/index.js';
 import { openSqliteStore } from '../src/store/sqlite/index.js';
 import type { Store } from '../src/store/types.js';
 import { perAddress, writeMssFile, writePsFile } from '../test/helpers/directory-files.js';
+import { buildIfNeeded } from './_operator.js';
 
 const arg = (name: string, dflt: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
 const ROWS = Number(arg('rows', '1000000'));
@@ -36,6 +38,7 @@ const ENGINES = arg('engines', 'sqlite,postgres').split(',') as ('sqlite' | 'pos
 const FILES_DIR = arg('files', '');
 const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
 const self = fileURLToPath(import.meta.url);
+const importChild = path.join(path.dirname(self), '_directory-import-child.mjs');
 
 type Engine = 'sqlite' | 'postgres';
 interface Target {
@@ -50,32 +53,6 @@ async function open(target: Target): Promise<Store> {
 const rssMb = () => process.resourceUsage().maxRSS / 1024;
 
 // ---- child processes ----
-
-async function childImport(target: Target, file: string): Promise<void> {
-  const store = await open(target);
-  try {
-    const dir = openDirectoryStore(store);
-    const timed = async () => {
-      const cpu = process.cpuUsage();
-      const report = await importDirectoryFile(dir, file);
-      const used = process.cpuUsage(cpu);
-      return { report, cpuS: (used.user + used.system) / 1e6 };
-    };
-    const first = await timed();
-    const again = await timed();
-    const brief = ({ report: r, cpuS }: { report: ImportReport; cpuS: number }) => ({
-      rows: r.rows,
-      bad: r.badRowCount,
-      ms: r.elapsedMs,
-      rowsPerS: r.rowsPerSecond,
-      cpuS,
-      diff: r.diff,
-    });
-    console.log(JSON.stringify({ first: brief(first), again: brief(again), rssMb: rssMb(), load: os.loadavg()[0] }));
-  } finally {
-    await store.close();
-  }
-}
 
 async function childLookups(target: Target, rows: number, lookups: number): Promise<void> {
   const store = await open(target);
@@ -110,9 +87,12 @@ async function childLookups(target: Target, rows: number, lookups: number): Prom
   }
 }
 
+/** Runs a child: the import from the build (bench/_directory-import-child.mjs), the lookups from the sources. */
 function runChild(args: string[]): unknown {
   const flags = (process.env.MSS_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const r = spawnSync(process.execPath, [...flags, '--import', 'tsx', self, '--child', ...args], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
+  const [mode, ...rest] = args;
+  const command = mode === 'import' ? [importChild, ...rest] : ['--import', 'tsx', self, '--child', ...args];
+  const r = spawnSync(process.execPath, [...flags, ...command], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) throw new Error(`child failed (${r.status}): ${args.join(' ')}`);
   const last = r.stdout.trim().split('\n').pop() ?? '';
   return JSON.parse(last);
@@ -146,11 +126,11 @@ async function main(): Promise<void> {
   if (process.argv.includes('--child')) {
     const [mode, engine, location, ...rest] = process.argv.slice(process.argv.indexOf('--child') + 1);
     const target = { engine: engine as Engine, location: location! };
-    if (mode === 'import') await childImport(target, rest[0]!);
-    else await childLookups(target, Number(rest[0]), Number(rest[1]));
+    if (mode === 'lookups') await childLookups(target, Number(rest[0]), Number(rest[1]));
     return;
   }
 
+  buildIfNeeded();
   const work = mkdtempSync(path.join(os.tmpdir(), 'mss-bench-dir-'));
   const databases: string[] = [];
   const lines: string[] = [];
