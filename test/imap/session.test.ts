@@ -73,6 +73,27 @@ describe.each(ENGINES)('IMAP sessions (%s)', (engine) => {
     if (exists >= 0) expect(exists).toBeGreaterThan(lastFetch);
   });
 
+  it('SEARCH answers with the messages the session knows, numbered as it knows them', async () => {
+    server = await startImapServer(engine);
+    for (const name of ['one', 'two', 'three']) await server.deliver(sampleMessage(name));
+    const a = await connect();
+    const b = await connect();
+    await a.login();
+    await b.login();
+    await a.command('a1', 'SELECT INBOX');
+    await b.command('b1', 'SELECT INBOX');
+    expect(await a.command('a2', 'SEARCH ALL')).toEqual(['* SEARCH 1 2 3', 'a2 OK SEARCH completed']);
+    // Delivered since A's last command: announced before the search runs, and found by it.
+    await server.deliver(sampleMessage('four'));
+    expect(await a.command('a3', 'UID SEARCH ALL')).toEqual(['* 4 EXISTS', '* SEARCH 1 2 3 4', 'a3 OK UID SEARCH completed']);
+    // Expunged by B: gone from the answer, the others keep A's numbers until A is told (not during SEARCH).
+    await b.command('b2', 'STORE 2 +FLAGS.SILENT (\\Deleted)');
+    await b.command('b3', 'EXPUNGE');
+    expect(await a.command('a4', 'SEARCH ALL')).toEqual(['* 2 FETCH (FLAGS (\\Deleted) UID 2)', '* SEARCH 1 3 4', 'a4 OK SEARCH completed']);
+    expect(await a.command('a5', 'NOOP')).toEqual(['* 2 EXPUNGE', 'a5 OK NOOP completed']);
+    expect(await a.command('a6', 'SEARCH ALL')).toEqual(['* SEARCH 1 2 3', 'a6 OK SEARCH completed']);
+  });
+
   it("reports another session's EXPUNGE only when allowed (not during FETCH or STORE), numbered after each other", async () => {
     server = await startImapServer(engine);
     for (let i = 1; i <= 4; i++) await server.deliver(sampleMessage(`m${i}`));

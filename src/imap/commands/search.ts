@@ -1,9 +1,9 @@
 import { audit } from '../../audit/journal.js';
 import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } from '../command.js';
 import type { MessageMeta } from '../../mime/types.js';
-import { FolderMessages } from '../folder-messages.js';
+import type { MessageSummary } from '../../store/types.js';
 import { IndexBackfill, lookupCandidates } from '../search/candidates.js';
-import { needsContent, searchMessages, usesModseq, type MetaView, type SearchMessage } from '../search/evaluate.js';
+import { needsContent, searchMessages, usesModseq, type MetaView } from '../search/evaluate.js';
 import { parseSearch, SUPPORTED_CHARSETS, type SearchCommand, type SearchKey } from '../search/keys.js';
 import { Content } from '../search/text.js';
 import { atom, untagged, type Value } from '../serializer.js';
@@ -30,7 +30,10 @@ export function compressSet(numbers: readonly number[]): string {
 }
 
 /** The messages of the selected folder matching `key` (in sequence order), and how many had to be opened. */
-export async function findMessages(session: SessionApi, charset: string | null, key: SearchKey): Promise<{ found: SearchMessage[]; opened: number }> {
+/** A message SEARCH found, with its sequence number in the session. */
+export type FoundMessage = MessageSummary & { seq: number };
+
+export async function findMessages(session: SessionApi, charset: string | null, key: SearchKey): Promise<{ found: FoundMessage[]; opened: number }> {
   if (charset !== null && !SUPPORTED_CHARSETS.includes(charset)) {
     throw new ImapError('NO', 'Unsupported charset', `BADCHARSET (${SUPPORTED_CHARSETS.join(' ')})`);
   }
@@ -38,36 +41,32 @@ export async function findMessages(session: SessionApi, charset: string | null, 
   const user = session.user!;
   const { store, mail } = session.deps;
   const rows = await view.messages.list();
-  // Only the messages this session knows of: one delivered since its last EXISTS has no sequence number yet.
-  const messages: SearchMessage[] = [];
-  for (const row of rows) {
-    const seq = view.seqOf(row.uid);
-    if (seq > 0) messages.push({ seq, uid: row.uid, flags: row.flags, size: row.size, internalDate: row.internalDate, modseq: row.modseq });
-  }
+  // Only the messages this session knows of: one delivered since its last EXISTS has no sequence number yet. A
+  // session that still shares the state's UID list knows them all: the state's summaries are searched as they are
+  // (no object per message), and sequence numbers are looked up for the matches only.
+  const messages = view.uids === view.messages.overview(rows).uids ? rows : rows.filter((row) => view.seqOf(row.uid) > 0);
   const searchKey = mail.searchKey(user);
   const index = needsContent(key) ? await lookupCandidates(store, view.folder.id, searchKey, key) : null;
   const backfill = new IndexBackfill(store, view.folder, searchKey, (err) => session.log.warn({ err }, 'search index backfill failed'));
   let opened = 0;
   const ctx = { uids: view.uids, saved: view.savedUids, now: Date.now(), ...(index ? { mayMatch: index.mayMatch } : {}) };
-  const metaOf = async (m: SearchMessage): Promise<MessageMeta | null> => {
-    const known = FolderMessages.find(rows, m.uid)!;
-    const cached = mail.cachedMeta(user, { ...known, folderId: view.folder.id });
+  const metaOf = async (m: MessageSummary): Promise<MessageMeta | null> => {
+    const cached = mail.cachedMeta(user, { ...m, folderId: view.folder.id });
     if (cached) return cached;
     const [full] = await store.getMessages(view.folder.id, [m.uid]);
     return full ? mail.openMeta(user, full) : null; // null: expunged by another session meanwhile
   };
-  const metaView = async (m: SearchMessage): Promise<MetaView | null> => {
+  const metaView = async (m: MessageSummary): Promise<MetaView | null> => {
     const meta = await metaOf(m);
     return meta && { headers: meta.searchHeaders ?? {}, date: meta.envelope.date };
   };
-  const open = async (m: SearchMessage) => {
-    const known = FolderMessages.find(rows, m.uid)!;
+  const open = async (m: MessageSummary) => {
     // Metadata opened before: the message is read from its blob alone, without its row. A blob that is gone
     // (the message expunged meanwhile, and its copies) sends the search to the row, which says so.
-    const cached = mail.cachedMeta(user, { ...known, folderId: view.folder.id });
-    const body = cached ? await mail.openBody(user, known).catch(() => null) : null;
+    const cached = mail.cachedMeta(user, { ...m, folderId: view.folder.id });
+    const body = cached ? await mail.openBody(user, m).catch(() => null) : null;
     let message: { meta: MessageMeta; body: Buffer; blobId: number };
-    if (cached && body) message = { meta: cached, body, blobId: known.blobId };
+    if (cached && body) message = { meta: cached, body, blobId: m.blobId };
     else {
       const [full] = await store.getMessages(view.folder.id, [m.uid]);
       if (!full) return null; // expunged by another session meanwhile
@@ -78,7 +77,8 @@ export async function findMessages(session: SessionApi, charset: string | null, 
     if (index?.withoutEntry.has(m.uid)) await backfill.add({ uid: m.uid, blobId: message.blobId }, content, message.meta.mime);
     return { raw: content.raw, content, mime: message.meta.mime, date: message.meta.envelope.date };
   };
-  const found = await searchMessages(key, messages, ctx, open, metaView);
+  const matched = await searchMessages(key, messages, ctx, open, metaView);
+  const found = matched.map((m) => ({ ...m, seq: view.seqOf(m.uid) }));
   await backfill.flush();
   if (opened > 0) {
     await audit(store, {

@@ -12,8 +12,8 @@ import { Content, fold } from './text.js';
  * of the field or text, after decoding encoded words, transfer encodings and charsets (src/imap/search/text.ts).
  */
 
+/** What the evaluator reads of a message's clear state (a `MessageSummary` is one). */
 export interface SearchMessage {
-  seq: number;
   uid: number;
   flags: string[];
   size: number;
@@ -264,15 +264,15 @@ export interface Opened {
  * decide, and `open` only for those their metadata cannot decide either, one at a time; null from either (the
  * message is gone) is no match.
  */
-export async function searchMessages(
+export async function searchMessages<M extends SearchMessage>(
   key: SearchKey,
-  messages: readonly SearchMessage[],
+  messages: readonly M[],
   ctx: SearchContext,
-  open: (m: SearchMessage) => Promise<Opened | null>,
-  view?: (m: SearchMessage) => Promise<MetaView | null>,
-): Promise<SearchMessage[]> {
+  open: (m: M) => Promise<Opened | null>,
+  view?: (m: M) => Promise<MetaView | null>,
+): Promise<M[]> {
   const sets = new SetCache(ctx);
-  const out: SearchMessage[] = [];
+  const out: M[] = [];
   for (const m of messages) {
     let decided = decideMeta(key, m, ctx, sets);
     if (decided === undefined && view) {
