@@ -41,10 +41,12 @@ export async function findMessages(session: SessionApi, charset: string | null, 
   const user = session.user!;
   const { store, mail } = session.deps;
   const rows = await view.messages.list();
-  // Only the messages this session knows of: one delivered since its last EXISTS has no sequence number yet. A
-  // session that still shares the state's UID list knows them all: the state's summaries are searched as they are
-  // (no object per message), and sequence numbers are looked up for the matches only.
-  const messages = view.uids === view.messages.overview(rows).uids ? rows : rows.filter((row) => view.seqOf(row.uid) > 0);
+  // Only the messages this session knows of: one delivered since its last EXISTS has no sequence number yet. When
+  // the session knows them all (the usual case), the state's summaries are searched as they are (no object per
+  // message), and sequence numbers are looked up for the matches only.
+  const uids = view.uids;
+  const knowsAll = uids.length === rows.length && rows.every((row, i) => row.uid === uids[i]);
+  const messages = knowsAll ? rows : rows.filter((row) => view.seqOf(row.uid) > 0);
   const searchKey = mail.searchKey(user);
   const index = needsContent(key) ? await lookupCandidates(store, view.folder.id, searchKey, key) : null;
   const backfill = new IndexBackfill(store, view.folder, searchKey, (err) => session.log.warn({ err }, 'search index backfill failed'));
