@@ -1,4 +1,5 @@
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { scryptThreads } from './scrypt-thread.js';
 
 /** Password hashes: `scrypt$N$r$p$salt(b64)$hash(b64)`, from node:crypto. */
 const N = 16384;
@@ -7,10 +8,7 @@ const P = 1;
 const KEY_LEN = 32;
 
 function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
-  const options: ScryptOptions = { N: n, r, p, maxmem: 256 * n * r };
-  return new Promise((resolve, reject) =>
-    scrypt(password.normalize('NFC'), salt, KEY_LEN, options, (err, key) => (err ? reject(err) : resolve(key))),
-  );
+  return scryptThreads.derive(password.normalize('NFC'), salt, KEY_LEN, { N: n, r, p, maxmem: 256 * n * r });
 }
 
 export async function hashPassword(password: string): Promise<string> {
