@@ -367,6 +367,7 @@ async function runIdle(target: Target): Promise<IdleFigures> {
       points.push({ n: idlers.length, ...(await sampleMemory(target)) });
     }
     console.log(`  ${target.name}: ${IDLE_CONNS} sessions in IDLE after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`  ${target.name}: memory at ${points.map((p) => `${p.n}: ${mb(p.rss)} MB`).join(', ')}`);
     const before = points[0]!;
     const after = points[points.length - 1]!;
     return {
