@@ -36,8 +36,9 @@ export interface PrimaryEvents {
 
 /**
  * What a worker's environment adds. glibc's malloc raises its mmap threshold after freeing a large mapped block,
- * so the 16 MB each login's scrypt takes on a libuv thread then comes from that thread's arena and stays resident
- * after it is freed: measured with 1,000 IDLE logins on two workers, 168 KB of RSS per connection instead of 59 KB.
+ * so the 16 MB each login's scrypt takes then comes from the hashing thread's arena and stays resident after it
+ * is freed: measured with 1,000 IDLE logins on two workers (when scrypt still ran on libuv's four threads), 168 KB
+ * of RSS per connection instead of 59 KB.
  * A fixed threshold (`MALLOC_MMAP_THRESHOLD_`, read by glibc at start; an operator's own value is kept) gives
  * such blocks back at once. Other C libraries ignore the variable.
  */

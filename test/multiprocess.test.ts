@@ -3,12 +3,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ImapFlow } from 'imapflow';
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { initOperator } from '../src/init.js';
 import { openStore } from '../src/store/open.js';
-import { listenerPort, printedPasswords, until } from './helpers/cli-output.js';
+import { listenerPort, printedPasswords, submitReport, until } from './helpers/cli-output.js';
 import { createTestDatabase, tempDir } from './helpers/engines.js';
 
 /**
@@ -137,16 +136,7 @@ describe('two mss processes on one PostgreSQL database (built CLI)', () => {
     const idle = idling.idle();
     await new Promise((r) => setTimeout(r, 100)); // IDLE is on before the delivery
 
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: a.ports.submission,
-      requireTLS: true,
-      auth: { user: JEAN, pass: passwords.get(JEAN)! },
-      tls: { ca, servername: 'localhost' },
-    });
-    const info = await transport.sendMail({ from: JEAN, to: CLAIRE, subject: 'Compte rendu', text: 'Résultats normaux.\n' });
-    transport.close();
-    expect(info.accepted).toEqual([CLAIRE]);
+    expect(await submitReport(a.ports.submission, ca, JEAN, passwords.get(JEAN)!, CLAIRE)).toEqual([CLAIRE]);
 
     await Promise.all([
       until(() => pushed.length > 0, 'EXISTS pushed during IDLE on B', 1000),

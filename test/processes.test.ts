@@ -3,9 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ImapFlow } from 'imapflow';
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listenerPort, printedPasswords, until } from './helpers/cli-output.js';
+import { listenerPort, printedPasswords, submitReport, until } from './helpers/cli-output.js';
 import { tempDir } from './helpers/engines.js';
 
 /**
@@ -107,16 +106,7 @@ describe('mss start with two server processes on SQLite (built CLI)', () => {
     const idles = watching.map((c) => c.idle());
     await new Promise((r) => setTimeout(r, 100)); // IDLE is on before the delivery
 
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: ports.submission,
-      requireTLS: true,
-      auth: { user: JEAN, pass: passwords.get(JEAN)! },
-      tls: { ca, servername: 'localhost' },
-    });
-    const info = await transport.sendMail({ from: JEAN, to: CLAIRE, subject: 'Compte rendu', text: 'Résultats normaux.\n' });
-    transport.close();
-    expect(info.accepted).toEqual([CLAIRE]);
+    expect(await submitReport(ports.submission, ca, JEAN, passwords.get(JEAN)!, CLAIRE)).toEqual([CLAIRE]);
     await until(() => exists.every((e) => e.length > 0), 'EXISTS pushed to every session', 5000);
     expect(exists).toEqual([[1], [1], [1]]);
 

@@ -1,6 +1,8 @@
+import nodemailer from 'nodemailer';
+
 /**
  * Reading a real `mss` process from a test: waiting for a condition, and what `mss init` / `mss start` print
- * (demo passwords, listener ports).
+ * (demo passwords, listener ports); and submitting a message to it.
  */
 
 /** Waits until `check()` holds, polling with `poll` (every 50 ms) or every 10 ms; fails after `timeoutMs`. */
@@ -28,4 +30,15 @@ export function listenerPort(out: string, protocol: string): number {
   const m = new RegExp(`${protocol.replace(/[()]/g, '\\$&')}\\s+127\\.0\\.0\\.1:(\\d+)`).exec(out);
   if (!m) throw new Error(`no ${protocol} listener in ${out}`);
   return Number(m[1]);
+}
+
+/** Submits a short report from `from` to `to` through a running server's submission port (STARTTLS, login). */
+export async function submitReport(port: number, ca: string | Buffer, from: string, password: string, to: string): Promise<string[]> {
+  const transport = nodemailer.createTransport({ host: '127.0.0.1', port, requireTLS: true, auth: { user: from, pass: password }, tls: { ca, servername: 'localhost' } });
+  try {
+    const info = await transport.sendMail({ from, to, subject: 'Compte rendu', text: 'Résultats normaux.\n' });
+    return info.accepted.map(String);
+  } finally {
+    transport.close();
+  }
 }

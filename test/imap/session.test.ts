@@ -15,6 +15,18 @@ describe.each(ENGINES)('IMAP sessions (%s)', (engine) => {
     await c.line(); // greeting
     return c;
   };
+  /** A server holding these messages, and two sessions A and B logged in with INBOX selected. */
+  const twoSessionsOnInbox = async (messages: string[]) => {
+    server = await startImapServer(engine);
+    for (const name of messages) await server.deliver(sampleMessage(name));
+    const a = await connect();
+    const b = await connect();
+    await a.login();
+    await b.login();
+    await a.command('a1', 'SELECT INBOX');
+    await b.command('b1', 'SELECT INBOX');
+    return { srv: server, a, b };
+  };
   afterEach(async () => {
     for (const c of clients.splice(0)) c.close();
     await server?.dispose();
@@ -40,17 +52,10 @@ describe.each(ENGINES)('IMAP sessions (%s)', (engine) => {
   });
 
   it('tells a second session about new messages and flag changes between commands, never inside a FETCH', async () => {
-    server = await startImapServer(engine);
-    await server.deliver(sampleMessage('one'));
-    const a = await connect();
-    const b = await connect();
-    await a.login();
-    await b.login();
-    await a.command('a1', 'SELECT INBOX');
-    await b.command('b1', 'SELECT INBOX');
+    const { srv, a, b } = await twoSessionsOnInbox(['one']);
 
     expect(await a.command('a2', 'STORE 1 +FLAGS (\\Flagged)')).toEqual(['* 1 FETCH (FLAGS (\\Flagged))', 'a2 OK STORE completed']);
-    await server.deliver(sampleMessage('two'));
+    await srv.deliver(sampleMessage('two'));
     expect(await b.command('b2', 'FETCH 1:* (UID)')).toEqual(['* 2 EXISTS', '* 1 FETCH (FLAGS (\\Flagged) UID 1)', '* 1 FETCH (UID 1)', '* 2 FETCH (UID 2)', 'b2 OK FETCH completed']);
     expect(await b.command('b3', 'NOOP')).toEqual(['b3 OK NOOP completed']);
     // A's own change is not echoed back to A; A hears only of the new message.
@@ -60,12 +65,12 @@ describe.each(ENGINES)('IMAP sessions (%s)', (engine) => {
     expect(await a.until('a4')).toEqual(['* 3 EXISTS', expect.stringMatching(/^a4 OK \[APPENDUID \d+ 3\] APPEND completed$/)]);
     expect(await b.command('b4', 'UID FETCH 3 FLAGS')).toEqual(['* 3 EXISTS', '* 3 FETCH (UID 3 FLAGS ())', 'b4 OK UID FETCH completed']);
     // A change arriving while B's FETCH runs is reported after its FETCH responses, not between them.
-    for (let i = 0; i < 150; i++) await server.deliver(sampleMessage(`bulk ${i}`));
+    for (let i = 0; i < 150; i++) await srv.deliver(sampleMessage(`bulk ${i}`));
     await b.command('b5', 'NOOP');
     b.send('b6 FETCH 1:* (UID BODY.PEEK[HEADER])');
     const first = await b.line();
     expect(first).toMatch(/^\* 1 FETCH/);
-    await server.deliver(sampleMessage('during'));
+    await srv.deliver(sampleMessage('during'));
     const rest = (await b.until('b6')).filter((l) => l.startsWith('* '));
     const exists = rest.indexOf('* 154 EXISTS');
     const lastFetch = rest.findLastIndex((l) => /^\* \d+ FETCH/.test(l));
@@ -74,17 +79,10 @@ describe.each(ENGINES)('IMAP sessions (%s)', (engine) => {
   });
 
   it('SEARCH answers with the messages the session knows, numbered as it knows them', async () => {
-    server = await startImapServer(engine);
-    for (const name of ['one', 'two', 'three']) await server.deliver(sampleMessage(name));
-    const a = await connect();
-    const b = await connect();
-    await a.login();
-    await b.login();
-    await a.command('a1', 'SELECT INBOX');
-    await b.command('b1', 'SELECT INBOX');
+    const { srv, a, b } = await twoSessionsOnInbox(['one', 'two', 'three']);
     expect(await a.command('a2', 'SEARCH ALL')).toEqual(['* SEARCH 1 2 3', 'a2 OK SEARCH completed']);
     // Delivered since A's last command: announced before the search runs, and found by it.
-    await server.deliver(sampleMessage('four'));
+    await srv.deliver(sampleMessage('four'));
     expect(await a.command('a3', 'UID SEARCH ALL')).toEqual(['* 4 EXISTS', '* SEARCH 1 2 3 4', 'a3 OK UID SEARCH completed']);
     // Expunged by B: gone from the answer, the others keep A's numbers until A is told (not during SEARCH).
     await b.command('b2', 'STORE 2 +FLAGS.SILENT (\\Deleted)');
@@ -95,14 +93,7 @@ describe.each(ENGINES)('IMAP sessions (%s)', (engine) => {
   });
 
   it("reports another session's EXPUNGE only when allowed (not during FETCH or STORE), numbered after each other", async () => {
-    server = await startImapServer(engine);
-    for (let i = 1; i <= 4; i++) await server.deliver(sampleMessage(`m${i}`));
-    const a = await connect();
-    const b = await connect();
-    await a.login();
-    await b.login();
-    await a.command('a1', 'SELECT INBOX');
-    await b.command('b1', 'SELECT INBOX');
+    const { srv, a, b } = await twoSessionsOnInbox(['m1', 'm2', 'm3', 'm4']);
     await a.command('a2', 'STORE 2,3 +FLAGS.SILENT (\\Deleted)');
     expect(await a.command('a3', 'EXPUNGE')).toEqual(['* 2 EXPUNGE', '* 2 EXPUNGE', 'a3 OK EXPUNGE completed']);
     // B still counts four messages during FETCH and STORE: the expunged ones are simply absent.
@@ -114,7 +105,7 @@ describe.each(ENGINES)('IMAP sessions (%s)', (engine) => {
       'b2 OK FETCH completed',
     ]);
     expect(await b.command('b3', 'STORE 4 +FLAGS (\\Seen)')).toEqual(['* 4 FETCH (FLAGS (\\Seen))', 'b3 OK STORE completed']);
-    await server.deliver(sampleMessage('m5'));
+    await srv.deliver(sampleMessage('m5'));
     // A new message arriving meanwhile is counted from the numbers B still has (5, not 3).
     expect(await b.command('b4', 'FETCH 4 (UID)')).toEqual(['* 5 EXISTS', '* 4 FETCH (UID 4)', 'b4 OK FETCH completed']);
     expect(await b.command('b5', 'NOOP')).toEqual(['* 2 EXPUNGE', '* 2 EXPUNGE', 'b5 OK NOOP completed']);
@@ -132,24 +123,16 @@ describe.each(ENGINES)('IMAP sessions (%s)', (engine) => {
     ]);
     expect(await a.command('a5', 'NOOP')).toEqual(['* 1 EXPUNGE', 'a5 OK NOOP completed']);
     expect(await c.command('c2', 'NOOP')).toEqual(['* 1 EXISTS', 'c2 OK NOOP completed']);
-    const audit = await server.store.readAudit(0, 100);
+    const audit = await srv.store.readAudit(0, 100);
     expect(audit.filter((r) => r.action === 'delete')).toHaveLength(1);
     expect(audit.filter((r) => r.action === 'move')).toHaveLength(1);
   });
 
   it('pushes EXISTS, FETCH FLAGS and EXPUNGE to a session in IDLE as they happen; DONE ends it', async () => {
-    server = await startImapServer(engine);
-    await server.deliver(sampleMessage('one'));
-    await server.deliver(sampleMessage('two'));
-    const a = await connect();
-    const b = await connect();
-    await a.login();
-    await b.login();
-    await a.command('a1', 'SELECT INBOX');
-    await b.command('b1', 'SELECT INBOX');
+    const { srv, a, b } = await twoSessionsOnInbox(['one', 'two']);
     b.send('b2 IDLE');
     expect(await b.line()).toBe('+ idling');
-    await server.deliver(sampleMessage('three'));
+    await srv.deliver(sampleMessage('three'));
     expect(await b.line()).toBe('* 3 EXISTS');
     await a.command('a2', 'STORE 1 +FLAGS.SILENT (\\Deleted)');
     expect(await b.line()).toBe('* 1 FETCH (FLAGS (\\Deleted) UID 1)');
@@ -162,7 +145,7 @@ describe.each(ENGINES)('IMAP sessions (%s)', (engine) => {
     await b.command('b4', 'UNSELECT');
     b.send('b5 IDLE');
     expect(await b.line()).toBe('+ idling');
-    await server.deliver(sampleMessage('four'));
+    await srv.deliver(sampleMessage('four'));
     b.send('DONE');
     expect(await b.until('b5')).toEqual(['b5 OK IDLE terminated']);
   });

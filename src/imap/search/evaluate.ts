@@ -112,8 +112,18 @@ function compareDay(day: Day, op: 'before' | 'on' | 'since', target: Day): boole
   return op === 'before' ? day < target : op === 'on' ? day === target : day >= target;
 }
 
-/** Decides a key from clear metadata alone; undefined when it needs the content. */
-function decideMeta(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: SetCache): boolean | undefined {
+/** What a message's metadata tells SEARCH beyond the clear columns: a few header fields, the Date header. */
+export interface MetaView {
+  /** Values of header fields by lower-case name (encoded words decoded); a field absent here is unknown. */
+  headers: Partial<Record<string, readonly string[]>>;
+  date: string | null;
+}
+
+/**
+ * Decides a key from the clear columns, and from the message's metadata when given; undefined when it needs the
+ * message itself.
+ */
+function decideMeta(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: SetCache, view: MetaView | null = null): boolean | undefined {
   switch (key.k) {
     case 'all':
       return true;
@@ -122,7 +132,8 @@ function decideMeta(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: 
     case 'recent':
       return !key.set;
     case 'date':
-      return key.of === 'internal' ? compareDay(dayOf(m.internalDate), key.op, key.day) : undefined;
+      if (key.of === 'internal') return compareDay(dayOf(m.internalDate), key.op, key.day);
+      return view ? decideSent(key, sentDay(view.date)) : undefined;
     case 'age': {
       const age = (ctx.now - m.internalDate) / 1000;
       return key.op === 'older' ? age >= key.seconds : age <= key.seconds;
@@ -140,23 +151,28 @@ function decideMeta(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: 
     case 'body':
     case 'text': {
       const may = ctx.mayMatch?.get(key);
-      return may !== undefined && !may.has(m.uid) ? false : undefined;
+      if (may !== undefined && !may.has(m.uid)) return false;
+      const values = key.k === 'header' ? view?.headers[key.field] : undefined;
+      if (values === undefined) return undefined;
+      // As `decideContent` over the opened message: the same values, folded the same way.
+      const needle = fold(key.value);
+      return values.some((v) => fold(v).includes(needle));
     }
     case 'not': {
-      const v = decideMeta(key.key, m, ctx, sets);
+      const v = decideMeta(key.key, m, ctx, sets, view);
       return v === undefined ? undefined : !v;
     }
     case 'or': {
-      const a = decideMeta(key.a, m, ctx, sets);
+      const a = decideMeta(key.a, m, ctx, sets, view);
       if (a === true) return true;
-      const b = decideMeta(key.b, m, ctx, sets);
+      const b = decideMeta(key.b, m, ctx, sets, view);
       if (b === true) return true;
       return a === false && b === false ? false : undefined;
     }
     case 'and': {
       let unknown = false;
       for (const k of key.keys) {
-        const v = decideMeta(k, m, ctx, sets);
+        const v = decideMeta(k, m, ctx, sets, view);
         if (v === false) return false;
         if (v === undefined) unknown = true;
       }
@@ -174,51 +190,6 @@ export function sentDay(date: string | null): Day | null {
   let year = Number(m[3]);
   if (m[3]!.length === 2) year += year < 50 ? 2000 : 1900;
   return dayOf(Date.UTC(year, month, Number(m[1])));
-}
-
-/** What a message's metadata tells SEARCH beyond the clear columns: a few header fields, the Date header. */
-export interface MetaView {
-  /** Values of header fields by lower-case name (encoded words decoded); a field absent here is unknown. */
-  headers: Partial<Record<string, readonly string[]>>;
-  date: string | null;
-}
-
-/** Decides a key from the metadata (and the clear columns); undefined when it needs the message itself. */
-function decideView(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: SetCache, view: MetaView): boolean | undefined {
-  switch (key.k) {
-    case 'header': {
-      const values = view.headers[key.field];
-      if (values === undefined) return decideMeta(key, m, ctx, sets);
-      const needle = fold(key.value);
-      // As `decideContent` over the opened message: the same values, folded the same way.
-      return values.some((v) => fold(v).includes(needle));
-    }
-    case 'date':
-      if (key.of === 'internal') return decideMeta(key, m, ctx, sets);
-      return decideSent(key, sentDay(view.date));
-    case 'not': {
-      const v = decideView(key.key, m, ctx, sets, view);
-      return v === undefined ? undefined : !v;
-    }
-    case 'or': {
-      const a = decideView(key.a, m, ctx, sets, view);
-      if (a === true) return true;
-      const b = decideView(key.b, m, ctx, sets, view);
-      if (b === true) return true;
-      return a === false && b === false ? false : undefined;
-    }
-    case 'and': {
-      let unknown = false;
-      for (const k of key.keys) {
-        const v = decideView(k, m, ctx, sets, view);
-        if (v === false) return false;
-        if (v === undefined) unknown = true;
-      }
-      return unknown ? undefined : true;
-    }
-    default:
-      return decideMeta(key, m, ctx, sets);
-  }
 }
 
 function decideSent(key: Extract<SearchKey, { k: 'date' }>, sent: Day | null): boolean {
@@ -278,7 +249,7 @@ export async function searchMessages<M extends SearchMessage>(
     if (decided === undefined && view) {
       const v = await view(m);
       if (v === null) continue;
-      decided = decideView(key, m, ctx, sets, v);
+      decided = decideMeta(key, m, ctx, sets, v);
     }
     if (decided === true) out.push(m);
     if (decided !== undefined) continue;
