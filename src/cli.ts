@@ -18,7 +18,7 @@ import type { Config } from './config/schema.js';
 import { initOperator, isInitialised, openKeyring } from './init.js';
 import { createLogger } from './log.js';
 import { ProgressBar } from './progress.js';
-import { startServer, type RunningServer } from './server.js';
+import { IMAP_PROTOCOLS, startServer, type RunningServer } from './server.js';
 import { reportReady, runPrimary, type Announced } from './cluster.js';
 import type { Logger } from 'pino';
 import { TargetNotEmptyError } from './store/dump.js';
@@ -123,7 +123,14 @@ async function runProcesses(config: Config): Promise<void> {
   // Pending migrations run here, once, rather than in every server process at the same moment.
   await (await openStore(config)).close();
   console.log(`starting   ${config.processes} server processes`);
-  runPrimary(config.processes, {
+  const imap = {
+    listeners: {
+      plain: { ...config.imap.plain, protocol: IMAP_PROTOCOLS.plain },
+      tls: { ...config.imap.tls, protocol: IMAP_PROTOCOLS.tls },
+    },
+    limits: { maxConnections: config.imap.maxConnections, maxConnectionsPerIp: config.imap.maxConnectionsPerIp },
+  };
+  runPrimary(config.processes, imap, {
     onReady: (listeners) => announce(config, listeners),
     onStopping: (signal) => console.log(`${signal}: stopping (finishing transactions in flight)`),
     onStopped: (ok) => {

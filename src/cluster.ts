@@ -1,11 +1,14 @@
 import cluster, { type Worker } from 'node:cluster';
 import { z } from 'zod';
+import { ImapDispatcher, type DispatchLimits } from './connection-dispatch.js';
+import type { ImapListenerKind } from './imap/server.js';
 import { relayEvents } from './store/cluster-notifier.js';
 
 /**
  * `mss start` with `processes` > 1 (docs/decisions/0015-server-processes.md): the primary process forks that many
  * workers, each a whole server on the same database (the same `mss start` run again by node:cluster), which share
- * the listening sockets; it relays the workers' mailbox events to one another, announces the listeners once all
+ * the listening sockets (IMAP's are the primary's own, which deals their connections: src/connection-dispatch.ts,
+ * ADR 0017); it relays the workers' mailbox events to one another, announces the listeners once all
  * workers are up, replaces a worker that dies, and stops them all on SIGTERM or SIGINT.
  */
 
@@ -26,7 +29,7 @@ const MIN_UPTIME_MS = 10_000;
 const RESPAWN_DELAY_MS = 1000;
 
 export interface PrimaryEvents {
-  /** All workers are serving: the listeners of the first one (they all share them). */
+  /** All workers are serving: the listeners of the first one (they all share them), and the IMAP ones. */
   onReady(listeners: Announced[]): void;
   onStopping(signal: string): void;
   /** Every worker has exited; `ok` false when one failed to stop cleanly or could not start. */
@@ -46,10 +49,24 @@ export function workerEnvironment(env: NodeJS.ProcessEnv = process.env): Record<
   return { MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? '131072' };
 }
 
-export function runPrimary(count: number, events: PrimaryEvents): void {
+/** The IMAP listeners the primary holds, by kind, and the limits it counts across workers. */
+export interface PrimaryImap {
+  listeners: Record<ImapListenerKind, { host: string; port: number; protocol: string }>;
+  limits: DispatchLimits;
+}
+
+/** Where the IMAP listeners go among a worker's: before the first HTTPS one (as one process prints them). */
+function withImap(listeners: readonly Announced[], imap: readonly Announced[]): Announced[] {
+  const at = listeners.findIndex((l) => l.protocol.startsWith('https'));
+  const cut = at < 0 ? listeners.length : at;
+  return [...listeners.slice(0, cut), ...imap, ...listeners.slice(cut)];
+}
+
+export function runPrimary(count: number, imap: PrimaryImap, events: PrimaryEvents): void {
   relayEvents(cluster);
   const started = new Map<Worker, number>();
   const readyWorkers = new Set<Worker>();
+  const dispatcher = new ImapDispatcher(imap.limits, () => [...readyWorkers].filter((w) => w.isConnected()));
   let announced = false;
   let stopping = false;
   let failed = false;
@@ -59,25 +76,44 @@ export function runPrimary(count: number, events: PrimaryEvents): void {
     if (stopping) return;
     stopping = true;
     events.onStopping(signal);
+    void dispatcher.close();
     for (const worker of started.keys()) if (!worker.isDead()) worker.process.kill('SIGTERM');
     if (started.size === 0) events.onStopped(!failed);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
+  const listenImap = async (): Promise<Announced[]> => {
+    const out: Announced[] = [];
+    for (const kind of ['plain', 'tls'] as const) {
+      const { host, port, protocol } = imap.listeners[kind];
+      const address = await dispatcher.listen(kind, host, port);
+      out.push({ protocol, host: address.address, port: address.port });
+    }
+    return out;
+  };
   cluster.on('message', (worker, message: unknown) => {
+    dispatcher.onMessage(message);
     const parsed = ready.safeParse(message);
     if (!parsed.success) return;
     readyWorkers.add(worker);
     if (!announced && readyWorkers.size === count) {
       announced = true;
-      events.onReady(parsed.data.listeners);
+      listenImap().then(
+        (imapListeners) => !stopping && events.onReady(withImap(parsed.data.listeners, imapListeners)),
+        (err: unknown) => {
+          console.error(`IMAP listener: ${err instanceof Error ? err.message : String(err)}`);
+          failed = true;
+          stop('IMAP listener failure');
+        },
+      );
     }
   });
   cluster.on('exit', (worker, code, signal) => {
     const since = started.get(worker) ?? Date.now();
     started.delete(worker);
     readyWorkers.delete(worker);
+    dispatcher.onWorkerExit(worker);
     const clean = code === 0;
     const replace = !stopping && Date.now() - since >= MIN_UPTIME_MS;
     if (!clean && (stopping || !replace)) failed = true;

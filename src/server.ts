@@ -28,6 +28,7 @@ import { RelayPipeline } from './pipeline/relay.js';
 import { TrustSpace } from './policy/trust-store.js';
 import { CrlProvider } from './crypto/smime/crl.js';
 import cluster from 'node:cluster';
+import { adoptImapConnections } from './connection-dispatch.js';
 import { ClusterNotifier, primaryChannel } from './store/cluster-notifier.js';
 import { LocalNotifier } from './store/notifier.js';
 import { PgNotifier } from './store/postgres/notifier.js';
@@ -40,6 +41,9 @@ export interface Listener {
   host: string;
   port: number;
 }
+
+/** How the listeners of IMAP are named where they are printed. */
+export const IMAP_PROTOCOLS = { plain: 'imap (STARTTLS)', tls: 'imap (TLS)' } as const;
 
 export interface RunningServer {
   listeners: Listener[];
@@ -173,6 +177,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     requestTimeoutMs: config.http.requestTimeoutMs,
   });
   const listeners: Listener[] = [];
+  let stopAdopting = () => {};
   try {
     const s1 = await smtp.listen('starttls', config.smtp.submission.host, config.smtp.submission.port);
     listeners.push({ protocol: 'smtp-submission (STARTTLS)', host: s1.address, port: s1.port });
@@ -182,10 +187,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       const r = await relay.listen(config.relay.listener.host, config.relay.listener.port);
       listeners.push({ protocol: 'smtp-relay (STARTTLS)', host: r.address, port: r.port });
     }
-    const i1 = await imap.listen('plain', config.imap.plain.host, config.imap.plain.port);
-    listeners.push({ protocol: 'imap (STARTTLS)', host: i1.address, port: i1.port });
-    const i2 = await imap.listen('tls', config.imap.tls.host, config.imap.tls.port);
-    listeners.push({ protocol: 'imap (TLS)', host: i2.address, port: i2.port });
+    // A worker of `processes` > 1 is handed its IMAP connections by the primary, which listens for it (ADR 0017).
+    if (cluster.isWorker) {
+      stopAdopting = adoptImapConnections(imap);
+    } else {
+      const i1 = await imap.listen('plain', config.imap.plain.host, config.imap.plain.port);
+      listeners.push({ protocol: IMAP_PROTOCOLS.plain, host: i1.address, port: i1.port });
+      const i2 = await imap.listen('tls', config.imap.tls.host, config.imap.tls.port);
+      listeners.push({ protocol: IMAP_PROTOCOLS.tls, host: i2.address, port: i2.port });
+    }
     const h = await http.listen(config.http.listener.host, config.http.listener.port);
     listeners.push({ protocol: 'https (webmail, API)', host: h.address, port: h.port });
   } catch (err) {
@@ -255,6 +265,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     listeners,
     close: () =>
       (closing ??= (async () => {
+        stopAdopting();
         clearInterval(sweeper);
         clearInterval(purger);
         await Promise.allSettled([smtp.close(), relay?.close(), imap.close(), http.close(), trustRefresher?.stop()]);

@@ -1,5 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ImapFlow } from 'imapflow';
@@ -9,7 +11,8 @@ import { tempDir } from './helpers/engines.js';
 
 /**
  * `mss start` with `processes: 2` on SQLite (the built CLI): a primary process and two server processes sharing
- * the listeners and one database. Connections are dealt to both; what one process commits reaches the sessions
+ * the listeners and one database. IMAP connections are dealt by the primary to the process holding the fewest
+ * (ADR 0017), with the per-address limit counted across both; what one process commits reaches the sessions
  * the other serves (events relayed by the primary); everything stops on SIGTERM.
  */
 
@@ -19,10 +22,32 @@ const cli = path.join(repo, 'dist/src/cli.js');
 const CLAIRE = 'claire.martin@hopital-demo.mssante.test';
 const JEAN = 'jean.dupont@hopital-demo.mssante.test';
 
-/** The processes holding the established server side of connections to `port` (ss -tnp). */
-async function socketOwners(port: number): Promise<Set<number>> {
+/** How many established server sides of connections to `port` each process holds (ss -tnp), by pid. */
+async function connectionsByPid(port: number): Promise<Map<number, number>> {
   const { stdout } = await execFileAsync('ss', ['-tnpH', 'state', 'established', `( sport = :${port} )`]);
-  return new Set([...stdout.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])));
+  const byPid = new Map<number, number>();
+  for (const m of stdout.matchAll(/pid=(\d+)/g)) byPid.set(Number(m[1]), (byPid.get(Number(m[1])) ?? 0) + 1);
+  return byPid;
+}
+
+/** Waits until `count` connections to `port` are established, then a little more for the primary to hear of it. */
+async function settle(port: number, count: number): Promise<void> {
+  let held = -1;
+  await until(() => held === count, `${count} connections`, 5000, async () => {
+    held = [...(await connectionsByPid(port)).values()].reduce((a, b) => a + b, 0);
+  });
+  await new Promise((r) => setTimeout(r, 300)); // the worker's word that a connection closed reaches the primary
+}
+
+/** What an IMAP server says to a new connection (implicit TLS with a `ca`) before it closes it or within a second. */
+async function rawLines(port: number, ca?: string): Promise<string[]> {
+  const socket = ca ? tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }) : net.connect({ host: '127.0.0.1', port });
+  let text = '';
+  socket.setEncoding('utf8').on('data', (d: string) => (text += d));
+  socket.on('error', () => {});
+  await Promise.race([new Promise((resolve) => socket.once('close', resolve)), new Promise((resolve) => setTimeout(resolve, 1000))]);
+  socket.destroy();
+  return text.split('\r\n').filter((l) => l !== '');
 }
 
 describe('mss start with two server processes on SQLite (built CLI)', () => {
@@ -31,7 +56,7 @@ describe('mss start with two server processes on SQLite (built CLI)', () => {
   let out = '';
   let exited: Promise<number | null>;
   let passwords = new Map<string, string>();
-  const ports = { submission: 0, imaps: 0 };
+  const ports = { submission: 0, imap: 0, imaps: 0 };
   let ca: string;
   const clients: ImapFlow[] = [];
 
@@ -60,7 +85,7 @@ describe('mss start with two server processes on SQLite (built CLI)', () => {
       processes: 2,
       smtp: { submission: any, submissionTls: any },
       relay: { listener: any },
-      imap: { plain: any, tls: any },
+      imap: { plain: any, tls: any, maxConnectionsPerIp: 5 },
       http: { listener: any },
       log: { level: 'warn' },
     };
@@ -75,6 +100,7 @@ describe('mss start with two server processes on SQLite (built CLI)', () => {
     passwords = printedPasswords(out);
     ports.submission = listenerPort(out, 'smtp-submission (STARTTLS)');
     ports.imaps = listenerPort(out, 'imap (TLS)');
+    ports.imap = listenerPort(out, 'imap (STARTTLS)');
     ca = readFileSync(path.join(tmp.dir, 'certs/ca/root.pem'), 'utf8');
   }, 120_000);
 
@@ -85,13 +111,39 @@ describe('mss start with two server processes on SQLite (built CLI)', () => {
     tmp.dispose();
   });
 
-  it('says how many processes it starts, and serves from two of them', async () => {
+  it('keeps the sessions of a quiet server in one process: a client that reconnects finds its folder state there', async () => {
     expect(out).toContain('starting   2 server processes');
+    const owners: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await imap();
+      owners.push(...(await connectionsByPid(ports.imaps)).keys());
+      await c.logout();
+      clients.splice(clients.indexOf(c), 1);
+      await settle(ports.imaps, 0);
+    }
+    expect(owners).toHaveLength(3);
+    expect(new Set(owners).size).toBe(1);
+    expect(owners[0]).not.toBe(child.pid);
+  });
+
+  it('deals connections to the process holding the fewest: four sessions, two in each', async () => {
     const sessions = await Promise.all([imap(), imap(), imap(), imap()]);
-    const owners = await socketOwners(ports.imaps);
-    expect(owners.size).toBe(2);
-    expect(owners.has(child.pid!)).toBe(false);
+    const perPid = await connectionsByPid(ports.imaps);
+    expect([...perPid.values()]).toEqual([2, 2]);
+    expect(perPid.has(child.pid!)).toBe(false);
     expect(sessions.every((s) => s.mailbox && s.mailbox.exists === 0)).toBe(true);
+  });
+
+  it('counts the connections of one address across both processes (imap.maxConnectionsPerIp 5)', async () => {
+    await imap(); // the fifth: three in one process, two in the other, under each one's own count of 5
+    const lines = await rawLines(ports.imaps, ca);
+    expect(lines[0]).toBe('* BYE Too many connections from your address, try again later');
+    expect(await rawLines(ports.imap)).toEqual(['* BYE Too many connections from your address, try again later']); // both listeners
+    clients.pop()!.close();
+    await settle(ports.imaps, 4);
+    expect((await rawLines(ports.imaps, ca))[0]).toMatch(/^\* OK /);
+    await settle(ports.imaps, 4);
+    expect((await rawLines(ports.imap))[0]).toMatch(/^\* OK \[CAPABILITY [^\]]*STARTTLS/);
   });
 
   it('a delivery and a flag change made in one process reach the sessions of the other, pushed during IDLE', async () => {

@@ -40,7 +40,7 @@ export const configSchema = z
       .min(1)
       .max(64)
       .default(1)
-      .describe('server processes "mss start" runs, sharing its listeners (more use more cores); each keeps its own caches and per-address connection limits'),
+      .describe('server processes "mss start" runs, sharing its listeners (more use more cores); IMAP connections go to the process holding the fewest, and IMAP connection limits count across processes; each keeps its own caches and SMTP/HTTPS per-address limits'),
     store: z
       .object({
         engine: z.enum(['sqlite', 'postgres']).default('sqlite').describe('database engine: sqlite (the processes of one "mss start" on one machine) or postgres (processes on several machines)'),

@@ -7,6 +7,17 @@ import { Session } from './session.js';
 
 export type { ImapServerDeps } from './command.js';
 
+export type ImapListenerKind = 'plain' | 'tls';
+
+/** Why a connection is turned away: the server is stopping, a listener is full, or the client's address is. */
+export type ConnectionRefusal = 'closing' | 'busy' | 'address';
+
+const REFUSALS: Record<ConnectionRefusal, string> = {
+  closing: 'Server shutting down',
+  busy: 'Too many connections, try again later',
+  address: 'Too many connections from your address, try again later',
+};
+
 /** How long `close()` waits for running commands before cutting the remaining connections. */
 const CLOSE_GRACE_MS = 10_000;
 
@@ -20,6 +31,8 @@ export class ImapServer {
   readonly #deps: ImapServerDeps;
   readonly #context: tls.SecureContext;
   readonly #servers: net.Server[] = [];
+  /** The non-listening servers `adopt` hands connections to, by kind and refusal. */
+  readonly #adopting = new Map<string, net.Server>();
   readonly #sessions = new Set<Session>();
   readonly #perIp = new Map<string, number>();
   readonly #folders: SharedFolders;
@@ -38,21 +51,20 @@ export class ImapServer {
     return { key, cert, minVersion: 'TLSv1.2', ...(ca ? { ca } : {}) };
   }
 
-  listen(kind: 'plain' | 'tls', host: string, port: number): Promise<net.AddressInfo> {
+  /** A server of this kind that hands each connection (after the TLS handshake for `tls`) to `onSocket`. */
+  #server(kind: ImapListenerKind, onSocket: (socket: net.Socket) => void): net.Server {
+    if (kind === 'plain') return net.createServer(onSocket);
+    // A client certificate is asked for, never required: without one, or with one that does not verify,
+    // the client logs in with a password (the certificate only matters to AUTHENTICATE EXTERNAL).
+    const server = tls.createServer({ ...this.#tlsOptions(), requestCert: this.#deps.clientAuth !== undefined, rejectUnauthorized: false }, onSocket);
+    server.on('tlsClientError', (err: Error) => this.#deps.log.debug({ code: (err as NodeJS.ErrnoException).code }, 'IMAP TLS handshake failed'));
+    return server;
+  }
+
+  listen(kind: ImapListenerKind, host: string, port: number): Promise<net.AddressInfo> {
     if (this.#closing) return Promise.reject(new Error('IMAP server is closed'));
     const active = { count: 0 };
-    const server =
-      kind === 'tls'
-        ? tls.createServer(
-            // A client certificate is asked for, never required: without one, or with one that does not verify,
-            // the client logs in with a password (the certificate only matters to AUTHENTICATE EXTERNAL).
-            { ...this.#tlsOptions(), requestCert: this.#deps.clientAuth !== undefined, rejectUnauthorized: false },
-            (socket) => this.#accept(socket, kind, active),
-          )
-        : net.createServer((socket) => this.#accept(socket, kind, active));
-    if (kind === 'tls') {
-      server.on('tlsClientError', (err: Error) => this.#deps.log.debug({ code: (err as NodeJS.ErrnoException).code }, 'IMAP TLS handshake failed'));
-    }
+    const server = this.#server(kind, (socket) => this.#accept(socket, kind, active));
     this.#servers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -64,23 +76,40 @@ export class ImapServer {
     });
   }
 
-  #accept(socket: net.Socket, kind: 'plain' | 'tls', active: { count: number }): void {
+  /**
+   * Serves a connection another process accepted (`processes` > 1: the primary listens and deals connections,
+   * src/connection-dispatch.ts), as if one of this server's listeners of `kind` had. With a `refusal` (a limit the
+   * primary counts across processes), the client gets the BYE and nothing else.
+   */
+  adopt(kind: ImapListenerKind, socket: net.Socket, refusal: ConnectionRefusal | null): void {
+    const key = `${kind}:${refusal ?? ''}` as const;
+    let server = this.#adopting.get(key);
+    if (!server) {
+      const active = { count: 0 };
+      server = this.#server(kind, (s) => (refusal ? this.#refuse(s, refusal) : this.#accept(s, kind, active)));
+      this.#adopting.set(key, server);
+    }
+    server.emit('connection', socket);
+  }
+
+  #refuse(socket: net.Socket, refusal: ConnectionRefusal): void {
+    if (refusal === 'address') this.#deps.log.warn({ remote: socket.remoteAddress }, 'too many IMAP connections from one address');
+    socket.on('error', () => {});
+    socket.end(status(null, 'BYE', REFUSALS[refusal]));
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  #accept(socket: net.Socket, kind: ImapListenerKind, active: { count: number }): void {
     const ip = socket.remoteAddress ?? 'unknown';
     const fromIp = this.#perIp.get(ip) ?? 0;
-    const refusal = this.#closing
-      ? 'Server shutting down'
+    const refusal: ConnectionRefusal | null = this.#closing
+      ? 'closing'
       : active.count >= this.#deps.limits.maxConnections
-        ? 'Too many connections, try again later'
+        ? 'busy'
         : fromIp >= this.#deps.limits.maxConnectionsPerIp
-          ? 'Too many connections from your address, try again later'
+          ? 'address'
           : null;
-    if (refusal) {
-      if (fromIp >= this.#deps.limits.maxConnectionsPerIp) this.#deps.log.warn({ remote: ip }, 'too many IMAP connections from one address');
-      socket.on('error', () => {});
-      socket.end(status(null, 'BYE', refusal));
-      setTimeout(() => socket.destroy(), 1000).unref();
-      return;
-    }
+    if (refusal) return this.#refuse(socket, refusal);
     active.count++;
     this.#perIp.set(ip, fromIp + 1);
     const session = new Session(socket, kind, this.#deps, this.#context, this.#folders);
