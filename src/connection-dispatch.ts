@@ -111,7 +111,7 @@ export class ImapDispatcher {
     this.#perKind[open.kind]--;
   }
 
-  /** A worker's message: a connection it was handed has closed. Other messages are not this dispatcher's. */
+  /** A worker's message: the session of a connection it was handed is over. Other messages are not this dispatcher's. */
   onMessage(message: unknown): void {
     const parsed = closed.safeParse(message);
     if (parsed.success) this.#closed(parsed.data.id);
@@ -134,7 +134,7 @@ export class ImapDispatcher {
 }
 
 export interface ConnectionAdopter {
-  adopt(kind: ImapListenerKind, socket: net.Socket, refusal: ConnectionRefusal | null): void;
+  adopt(kind: ImapListenerKind, socket: net.Socket, refusal: ConnectionRefusal | null, onEnding: () => void): void;
 }
 
 /** In a worker: serves the IMAP connections the primary hands over, and tells it when each closes. */
@@ -143,10 +143,16 @@ export function adoptImapConnections(imap: ConnectionAdopter): () => void {
     const parsed = handed.safeParse(message);
     if (!parsed.success || !(handle instanceof net.Socket)) return;
     const { id, kind, refusal } = parsed.data;
-    handle.once('close', () => {
+    // Said when the session ends (LOGOUT: before its reply, so that a client reconnecting at once is counted
+    // right), or else when the connection closes; said once.
+    let said = false;
+    const over = () => {
+      if (said) return;
+      said = true;
       if (process.connected) process.send?.({ mss: 'imap-closed', id } satisfies z.infer<typeof closed>);
-    });
-    imap.adopt(kind, handle, refusal);
+    };
+    handle.once('close', over);
+    imap.adopt(kind, handle, refusal, over);
   };
   process.on('message', onMessage);
   return () => process.off('message', onMessage);

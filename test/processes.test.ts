@@ -117,10 +117,10 @@ describe('mss start with two server processes on SQLite (built CLI)', () => {
     for (let i = 0; i < 3; i++) {
       const c = await imap();
       owners.push(...(await connectionsByPid(ports.imaps)).keys());
-      await c.logout();
+      await c.logout(); // and at once a new connection: the worker told the primary at LOGOUT, before its reply
       clients.splice(clients.indexOf(c), 1);
-      await settle(ports.imaps, 0);
     }
+    await settle(ports.imaps, 0);
     expect(owners).toHaveLength(3);
     expect(new Set(owners).size).toBe(1);
     expect(owners[0]).not.toBe(child.pid);

@@ -18,6 +18,8 @@ const REFUSALS: Record<ConnectionRefusal, string> = {
   address: 'Too many connections from your address, try again later',
 };
 
+const peerKey = (kind: ImapListenerKind, socket: net.Socket) => `${kind} ${socket.remoteAddress} ${socket.remotePort}`;
+
 /** How long `close()` waits for running commands before cutting the remaining connections. */
 const CLOSE_GRACE_MS = 10_000;
 
@@ -33,6 +35,8 @@ export class ImapServer {
   readonly #servers: net.Server[] = [];
   /** The non-listening servers `adopt` hands connections to, by kind and refusal. */
   readonly #adopting = new Map<string, net.Server>();
+  /** What `adopt` was asked to call when the session of a connection ends, by listener kind and peer. */
+  readonly #endingHooks = new Map<string, () => void>();
   readonly #sessions = new Set<Session>();
   readonly #perIp = new Map<string, number>();
   readonly #folders: SharedFolders;
@@ -79,9 +83,16 @@ export class ImapServer {
   /**
    * Serves a connection another process accepted (`processes` > 1: the primary listens and deals connections,
    * src/connection-dispatch.ts), as if one of this server's listeners of `kind` had. With a `refusal` (a limit the
-   * primary counts across processes), the client gets the BYE and nothing else.
+   * primary counts across processes), the client gets the BYE and nothing else. `onEnding` is called when the
+   * session is over (`Session.ending`), else when the connection closes.
    */
-  adopt(kind: ImapListenerKind, socket: net.Socket, refusal: ConnectionRefusal | null): void {
+  adopt(kind: ImapListenerKind, socket: net.Socket, refusal: ConnectionRefusal | null, onEnding?: () => void): void {
+    if (onEnding && !refusal) {
+      // The session (created after the TLS handshake, on another socket object) finds its hook by its peer.
+      const peer = peerKey(kind, socket);
+      this.#endingHooks.set(peer, onEnding);
+      socket.once('close', () => this.#endingHooks.delete(peer));
+    }
     const key = `${kind}:${refusal ?? ''}` as const;
     let server = this.#adopting.get(key);
     if (!server) {
@@ -114,6 +125,8 @@ export class ImapServer {
     this.#perIp.set(ip, fromIp + 1);
     const session = new Session(socket, kind, this.#deps, this.#context, this.#folders);
     this.#sessions.add(session);
+    const onEnding = this.#endingHooks.get(peerKey(kind, socket));
+    if (onEnding) void session.ending.then(onEnding);
     void session.closed.then(() => {
       active.count--;
       const left = (this.#perIp.get(ip) ?? 1) - 1;

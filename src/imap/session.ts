@@ -37,6 +37,12 @@ export class Session implements SessionApi {
   selected: SelectedFolder | null = null;
   readonly enabled = new Set<string>();
   readonly closed: Promise<void>;
+  /**
+   * Resolves as soon as the session is over from the server's side: at LOGOUT (before its replies go out), or when
+   * the connection is being closed. A client may connect again as soon as it reads the LOGOUT reply.
+   */
+  readonly ending: Promise<void>;
+  #resolveEnding!: () => void;
 
   #socket: net.Socket;
   #secure: boolean;
@@ -78,6 +84,7 @@ export class Session implements SessionApi {
     this.#baseLog = this.log;
     this.#reader = new CommandReader(deps.limits.maxLineLength, (request) => this.#literalPolicy(request));
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.ending = new Promise((resolve) => (this.#resolveEnding = resolve));
   }
 
   get secure(): boolean {
@@ -281,6 +288,7 @@ export class Session implements SessionApi {
 
   logout(): void {
     this.state = 'logout';
+    this.#resolveEnding();
   }
 
   async startTls(): Promise<void> {
@@ -339,6 +347,7 @@ export class Session implements SessionApi {
   close(bye: string | null): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#resolveEnding();
     this.#clearTimers();
     this.#unsubscribe?.();
     this.#unsubscribe = null;
@@ -385,6 +394,7 @@ export class Session implements SessionApi {
     this.#wake = null;
     wake?.();
     this.log.info('IMAP connection closed');
+    this.#resolveEnding();
     this.#resolveClosed();
   };
 

@@ -7,8 +7,8 @@ export default defineCommand({
   states: ANY_STATE,
   parse: () => null,
   async run(session) {
-    await session.send(status(null, 'BYE', 'Logging out'));
     session.logout();
+    await session.send(status(null, 'BYE', 'Logging out'));
     return { text: 'LOGOUT completed' };
   },
 });
