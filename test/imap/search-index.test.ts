@@ -283,6 +283,31 @@ describe.each(ENGINES)('SEARCH through the blind index (%s)', (engine) => {
     expect((await search('BODY "ab"')).opened).toBe(CORPUS.length);
   });
 
+  it('decides header searches on metadata in memory without scanning the index, with the same answers', async () => {
+    await command('SELECT INBOX');
+    await command('FETCH 1:* (ENVELOPE)'); // every message's metadata opened, and kept
+    const store = server.store;
+    const scan = store.searchIndex.bind(store);
+    let scans = 0;
+    store.searchIndex = (...args) => {
+      scans++;
+      return scan(...args);
+    };
+    try {
+      const onMeta = ['SUBJECT "bilan"', 'FROM "DUPRÉ"', 'NOT (OR FROM "martin" TO "bob")', 'BCC "secret-copy"', 'SUBJECT "zzzzzz"'];
+      for (const criteria of onMeta) {
+        const reference = await fullScan('INBOX', criteria);
+        expect(await search(criteria), criteria).toEqual({ uids: reference.uids, opened: 0 });
+      }
+      expect(scans).toBe(0);
+      // A key metadata cannot decide goes through the index as before.
+      expect((await search('OR SUBJECT "bilan" BODY "hémoglobine"')).uids).toEqual((await fullScan('INBOX', 'OR SUBJECT "bilan" BODY "hémoglobine"')).uids);
+      expect(scans).toBe(1);
+    } finally {
+      store.searchIndex = scan;
+    }
+  });
+
   it('finds copies and moved messages through the entry they share with the original', async () => {
     await command('CREATE Archive');
     await command('CREATE Moved');

@@ -3,7 +3,7 @@ import { defineCommand, ImapError, SELECTED, type Completion, type SessionApi } 
 import type { MessageMeta } from '../../mime/types.js';
 import type { MessageSummary } from '../../store/types.js';
 import { IndexBackfill, lookupCandidates } from '../search/candidates.js';
-import { needsContent, searchMessages, usesModseq, type MetaView } from '../search/evaluate.js';
+import { metaDecides, needsContent, searchMessages, usesModseq, type MetaView } from '../search/evaluate.js';
 import { parseSearch, SUPPORTED_CHARSETS, type SearchCommand, type SearchKey } from '../search/keys.js';
 import { Content } from '../search/text.js';
 import { atom, untagged, type Value } from '../serializer.js';
@@ -48,12 +48,17 @@ export async function findMessages(session: SessionApi, charset: string | null, 
   const knowsAll = uids.length === rows.length && rows.every((row, i) => row.uid === uids[i]);
   const messages = knowsAll ? rows : rows.filter((row) => view.seqOf(row.uid) > 0);
   const searchKey = mail.searchKey(user);
-  const index = needsContent(key) ? await lookupCandidates(store, view.folder.id, searchKey, key) : null;
+  const cachedMeta = (m: MessageSummary) => mail.cachedMeta(user, { ...m, folderId: view.folder.id });
+  // The blind index narrows what must be opened; when metadata decides the whole tree and every message's is in
+  // memory (a header search in a folder a client lists), deciding on it alone is cheaper than the index scan.
+  const content = needsContent(key);
+  const onMetaAlone = content && metaDecides(key) && messages.every((m) => cachedMeta(m)?.searchHeaders !== undefined);
+  const index = content && !onMetaAlone ? await lookupCandidates(store, view.folder.id, searchKey, key) : null;
   const backfill = new IndexBackfill(store, view.folder, searchKey, (err) => session.log.warn({ err }, 'search index backfill failed'));
   let opened = 0;
   const ctx = { uids: view.uids, saved: view.savedUids, now: Date.now(), ...(index ? { mayMatch: index.mayMatch } : {}) };
   const metaOf = async (m: MessageSummary): Promise<MessageMeta | null> => {
-    const cached = mail.cachedMeta(user, { ...m, folderId: view.folder.id });
+    const cached = cachedMeta(m);
     if (cached) return cached;
     const [full] = await store.getMessages(view.folder.id, [m.uid]);
     return full ? mail.openMeta(user, full) : null; // null: expunged by another session meanwhile
@@ -65,7 +70,7 @@ export async function findMessages(session: SessionApi, charset: string | null, 
   const open = async (m: MessageSummary) => {
     // Metadata opened before: the message is read from its blob alone, without its row. A blob that is gone
     // (the message expunged meanwhile, and its copies) sends the search to the row, which says so.
-    const cached = mail.cachedMeta(user, { ...m, folderId: view.folder.id });
+    const cached = cachedMeta(m);
     const body = cached ? await mail.openBody(user, m).catch(() => null) : null;
     let message: { meta: MessageMeta; body: Buffer; blobId: number };
     if (cached && body) message = { meta: cached, body, blobId: m.blobId };

@@ -1,6 +1,7 @@
 import type { MimeNode } from '../../mime/types.js';
 import { hasFlag } from '../flags.js';
 import { resolveSequenceNumbers, resolveUids } from '../sequence.js';
+import { SEARCH_HEADER_NAMES } from '../../mime/types.js';
 import { MONTHS, type Day, type SearchKey } from './keys.js';
 import { Content, fold } from './text.js';
 
@@ -60,6 +61,29 @@ export function needsContent(key: SearchKey): boolean {
   }
 }
 
+/**
+ * Whether metadata alone can decide every content key of the tree: header keys on the fields the metadata keeps
+ * (`SEARCH_HEADER_NAMES`) and the sent date, besides the clear columns. A message whose metadata lacks a field (a
+ * value longer than the limit) is still opened.
+ */
+export function metaDecides(key: SearchKey): boolean {
+  switch (key.k) {
+    case 'header':
+      return (SEARCH_HEADER_NAMES as readonly string[]).includes(key.field);
+    case 'body':
+    case 'text':
+      return false;
+    case 'not':
+      return metaDecides(key.key);
+    case 'or':
+      return metaDecides(key.a) && metaDecides(key.b);
+    case 'and':
+      return key.keys.every(metaDecides);
+    default:
+      return true;
+  }
+}
+
 /** Whether the tree has a MODSEQ criterion (the response then carries `(MODSEQ n)`, RFC 7162 §3.1.5). */
 export function usesModseq(key: SearchKey): boolean {
   switch (key.k) {
@@ -76,10 +100,17 @@ export function usesModseq(key: SearchKey): boolean {
   }
 }
 
-/** Sets of sequence numbers or UIDs resolved once per search, not once per message. */
+/** Sets of sequence numbers or UIDs, and folded search strings, worked out once per search, not once per message. */
 class SetCache {
   readonly #sets = new Map<SearchKey, Set<number>>();
+  readonly #needles = new Map<SearchKey, string>();
   constructor(private readonly ctx: SearchContext) {}
+
+  needle(key: Extract<SearchKey, { k: 'header' | 'body' | 'text' }>): string {
+    let needle = this.#needles.get(key);
+    if (needle === undefined) this.#needles.set(key, (needle = fold(key.value)));
+    return needle;
+  }
 
   has(key: Extract<SearchKey, { k: 'seq' | 'uid' }>, m: SearchMessage): boolean {
     let set = this.#sets.get(key);
@@ -155,7 +186,7 @@ function decideMeta(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: 
       const values = key.k === 'header' ? view?.headers[key.field] : undefined;
       if (values === undefined) return undefined;
       // As `decideContent` over the opened message: the same values, folded the same way.
-      const needle = fold(key.value);
+      const needle = sets.needle(key);
       return values.some((v) => fold(v).includes(needle));
     }
     case 'not': {
