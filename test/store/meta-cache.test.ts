@@ -9,23 +9,28 @@ const ref = (id: number) => ({ id, folderId: 1, uid: id, internalDate: 1_700_000
 const COST = 328;
 
 describe('MetaCache', () => {
-  it('keeps what was used since the last rotation, drops the rest, and stays within its budget', () => {
-    const cache = new MetaCache(6 * COST); // generations of three entries
-    for (const id of [10, 11, 12]) cache.set(1, ref(id), meta(`m${id}`), 100);
-    expect(cache.size).toBe(3);
-    cache.set(1, ref(13), meta('m13'), 100); // the young generation is full: it becomes the old one
-    expect(cache.size).toBe(4);
-    expect(cache.get(1, ref(10))).toEqual(meta('m10')); // used: back to the young generation
-    cache.set(1, ref(14), meta('m14'), 100);
-    cache.set(1, ref(15), meta('m15'), 100); // rotation: 11 and 12, not used since, are dropped
-    expect(cache.get(1, ref(11))).toBeUndefined();
+  it('drops nothing while the budget holds, then the entries unused for longest, and stays within its budget', () => {
+    const cache = new MetaCache(6 * COST);
+    for (const id of [10, 11, 12, 13, 14, 15]) cache.set(1, ref(id), meta(`m${id}`), 100);
+    expect(cache.size).toBe(6); // the whole budget, nothing dropped
+    expect(cache.bytes).toBe(6 * COST);
+    cache.set(1, ref(16), meta('m16'), 100); // one over: the oldest goes
+    expect(cache.size).toBe(6);
+    expect(cache.get(1, ref(10))).toBeUndefined();
+    expect(cache.get(1, ref(11))).toEqual(meta('m11')); // used: it is now among the newest
+    cache.set(1, ref(17), meta('m17'), 100); // 12 is now the entry unused for longest
     expect(cache.get(1, ref(12))).toBeUndefined();
-    expect([10, 13, 14, 15].map((id) => cache.get(1, ref(id)))).toEqual([meta('m10'), meta('m13'), meta('m14'), meta('m15')]);
+    expect([11, 13, 14, 15, 16, 17].map((id) => cache.get(1, ref(id)))).toEqual(['m11', 'm13', 'm14', 'm15', 'm16', 'm17'].map(meta));
+
+    // A working set the size of the budget, used in any order, stays whole.
+    for (let round = 0; round < 50; round++) {
+      for (const id of [17, 11, 15, 13, 16, 14]) expect(cache.get(1, ref(id))).toEqual(meta(`m${id}`));
+    }
     expect(cache.bytes).toBeLessThanOrEqual(cache.maxBytes);
 
     for (let id = 100; id < 1000; id++) {
       cache.set(1, ref(id), meta(`m${id}`), 100);
-      cache.get(1, ref(id - 7));
+      cache.get(1, ref(id - 3));
       expect(cache.bytes).toBeLessThanOrEqual(cache.maxBytes);
     }
     expect(cache.get(1, ref(999))).toEqual(meta('m999'));
