@@ -593,11 +593,15 @@ export class SqliteStore extends SqliteReads implements Store {
 
   readonly #walSync: WalSync;
 
+  /** `#begin`'s switches of the writer's busy timeout, prepared once (a `pragma()` call compiles its text each time). */
+  readonly #busyWait: { off: Database.Statement; on: Database.Statement };
+
   private constructor(reader: Db, writer: Db, blobs: BlobOptions, walSync: WalSync) {
     super(reader, new BlobFiles(blobs.directory));
     this.#writer = writer;
     this.#blobs = blobs;
     this.#walSync = walSync;
+    this.#busyWait = { off: writer.prepare('PRAGMA busy_timeout = 0'), on: writer.prepare(`PRAGMA busy_timeout = ${WRITE_LOCK_TIMEOUT_MS}`) };
   }
 
   static open(file: string, options: SqliteOptions = {}): SqliteStore {
@@ -691,7 +695,7 @@ export class SqliteStore extends SqliteReads implements Store {
   async #begin(): Promise<void> {
     const deadline = Date.now() + WRITE_LOCK_TIMEOUT_MS;
     for (let attempt = 0; ; attempt++) {
-      this.#writer.pragma('busy_timeout = 0');
+      this.#busyWait.off.get();
       try {
         this.#writer.exec('BEGIN IMMEDIATE');
         return;
@@ -699,7 +703,7 @@ export class SqliteStore extends SqliteReads implements Store {
         if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
       } finally {
         // The other users of the writer (directory, key store, dump) keep SQLite's own wait.
-        this.#writer.pragma(`busy_timeout = ${WRITE_LOCK_TIMEOUT_MS}`);
+        this.#busyWait.on.get();
       }
       await new Promise((resolve) => (attempt === 0 ? setImmediate(resolve) : setTimeout(resolve, Math.min(attempt, 5))));
     }
