@@ -593,15 +593,23 @@ export class SqliteStore extends SqliteReads implements Store {
 
   readonly #walSync: WalSync;
 
-  /** `#begin`'s switches of the writer's busy timeout, prepared once (a `pragma()` call compiles its text each time). */
-  readonly #busyWait: { off: Database.Statement; on: Database.Statement };
+  /**
+   * What every unit of work runs on the writer, prepared once (`pragma()` and `exec()` compile their text on each
+   * call): the switches of the busy timeout around BEGIN IMMEDIATE, BEGIN IMMEDIATE and COMMIT.
+   */
+  readonly #control: { busyOff: Database.Statement; busyOn: Database.Statement; begin: Database.Statement; commit: Database.Statement };
 
   private constructor(reader: Db, writer: Db, blobs: BlobOptions, walSync: WalSync) {
     super(reader, new BlobFiles(blobs.directory));
     this.#writer = writer;
     this.#blobs = blobs;
     this.#walSync = walSync;
-    this.#busyWait = { off: writer.prepare('PRAGMA busy_timeout = 0'), on: writer.prepare(`PRAGMA busy_timeout = ${WRITE_LOCK_TIMEOUT_MS}`) };
+    this.#control = {
+      busyOff: writer.prepare('PRAGMA busy_timeout = 0'),
+      busyOn: writer.prepare(`PRAGMA busy_timeout = ${WRITE_LOCK_TIMEOUT_MS}`),
+      begin: writer.prepare('BEGIN IMMEDIATE'),
+      commit: writer.prepare('COMMIT'),
+    };
   }
 
   static open(file: string, options: SqliteOptions = {}): SqliteStore {
@@ -671,7 +679,7 @@ export class SqliteStore extends SqliteReads implements Store {
       try {
         result = await work(tx);
         committing = true;
-        this.#writer.exec('COMMIT');
+        this.#control.commit.run();
         ticket = this.#walSync.committed();
       } catch (err) {
         if (this.#writer.inTransaction) this.#writer.exec('ROLLBACK');
@@ -695,15 +703,15 @@ export class SqliteStore extends SqliteReads implements Store {
   async #begin(): Promise<void> {
     const deadline = Date.now() + WRITE_LOCK_TIMEOUT_MS;
     for (let attempt = 0; ; attempt++) {
-      this.#busyWait.off.get();
+      this.#control.busyOff.get();
       try {
-        this.#writer.exec('BEGIN IMMEDIATE');
+        this.#control.begin.run();
         return;
       } catch (err) {
         if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
       } finally {
         // The other users of the writer (directory, key store, dump) keep SQLite's own wait.
-        this.#busyWait.on.get();
+        this.#control.busyOn.get();
       }
       await new Promise((resolve) => (attempt === 0 ? setImmediate(resolve) : setTimeout(resolve, Math.min(attempt, 5))));
     }
