@@ -1,4 +1,4 @@
-import type { MessageMeta } from '../mime/types.js';
+import type { Envelope, MessageMeta } from '../mime/types.js';
 import type { MessageSummary } from '../store/types.js';
 import { bodyStructureValue, envelopeValue } from './bodystructure.js';
 import { formatDateTime } from './datetime.js';
@@ -6,7 +6,25 @@ import type { FetchItem } from './fetch-items.js';
 import { decodeTransfer, isKnownEncoding } from '../mime/transfer.js';
 import { previewText } from './preview.js';
 import { applyPartial, extractSection, findPart } from './sections.js';
-import { atom, literal, StreamedLiteral, utf8Text, type Value } from './serializer.js';
+import { atom, Encoded, encodedText, literal, StreamedLiteral, utf8Text, type Value } from './serializer.js';
+
+/**
+ * ENVELOPE encoded once per opened metadata: clients fetch the same envelopes over and over, and their encoding
+ * (quoting, escapes, literals for 8-bit text) was most of a FETCH ENVELOPE's time. It does not depend on the
+ * session (envelope strings are never sent as UTF-8 quoted strings). Kept as long as the metadata is.
+ */
+const ENVELOPES = new WeakMap<Envelope, Encoded>();
+
+function encodedEnvelope(envelope: Envelope): Value {
+  let encoded = ENVELOPES.get(envelope);
+  if (!encoded) {
+    const value = envelopeValue(envelope);
+    const text = encodedText(value);
+    if (text === null) return value;
+    ENVELOPES.set(envelope, (encoded = new Encoded(text)));
+  }
+  return encoded;
+}
 
 /**
  * The data of one `* n FETCH (...)` response, in the order the items were asked. Pure: the caller supplies
@@ -43,7 +61,7 @@ export function fetchValues(
         out.push(atom('RFC822.SIZE'), msg.size);
         break;
       case 'ENVELOPE':
-        out.push(atom('ENVELOPE'), envelopeValue(meta!.envelope));
+        out.push(atom('ENVELOPE'), encodedEnvelope(meta!.envelope));
         break;
       case 'BODYSTRUCTURE':
         out.push(atom('BODYSTRUCTURE'), bodyStructureValue(meta!.mime, true));

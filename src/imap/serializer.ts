@@ -26,6 +26,11 @@ export class Adjacent {
   constructor(readonly items: readonly Value[]) {}
 }
 
+/** A value already encoded (`encodedText`): its bytes, one character per byte, written as they are. */
+export class Encoded {
+  constructor(readonly bytes: string) {}
+}
+
 /** A literal whose bytes are read while they are sent (a message body opened from its sealed blob). */
 export class StreamedLiteral {
   constructor(
@@ -34,7 +39,7 @@ export class StreamedLiteral {
   ) {}
 }
 
-export type Value = null | number | string | Buffer | Atom | Literal | StreamedLiteral | Utf8Text | Adjacent | readonly Value[];
+export type Value = null | number | string | Buffer | Atom | Literal | StreamedLiteral | Utf8Text | Adjacent | Encoded | readonly Value[];
 /** What a response is written as: bytes, and the streamed literals between them. */
 export type Piece = Buffer | StreamedLiteral;
 
@@ -106,6 +111,7 @@ function encode(value: Value, e: Encoder): void {
   else if (Buffer.isBuffer(value)) writeString(e, value, false);
   else if (value instanceof Utf8Text) writeString(e, utf8Bytes(value.value), true);
   else if (value instanceof Atom) e.text(utf8Bytes(value.value));
+  else if (value instanceof Encoded) e.text(value.bytes);
   else if (value instanceof Literal) writeLiteral(e, value.binary ? '~' : '', value.value);
   else if (value instanceof StreamedLiteral) {
     e.text(`{${value.size}}\r\n`);
@@ -122,6 +128,18 @@ function encode(value: Value, e: Encoder): void {
     }
     e.text(')');
   }
+}
+
+/**
+ * A value's encoding as a byte string, to be kept and sent again as `Encoded`; null when it holds a literal long
+ * enough to go out as a buffer of its own (or a streamed one).
+ */
+export function encodedText(value: Value): string | null {
+  const e = new Encoder();
+  encode(value, e);
+  const pieces = e.finish();
+  if (pieces.length > 1 || pieces.some((p) => !Buffer.isBuffer(p))) return null;
+  return pieces.length === 0 ? '' : pieces[0]!.toString('latin1');
 }
 
 function bytesOnly(pieces: readonly Piece[]): Buffer[] {

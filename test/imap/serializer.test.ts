@@ -4,7 +4,7 @@ import { bodyStructureValue, envelopeValue } from '../../src/imap/bodystructure.
 import { formatDateTime, parseDateTime } from '../../src/imap/datetime.js';
 import { parseFetchItems } from '../../src/imap/fetch-items.js';
 import { fetchValues } from '../../src/imap/fetch-response.js';
-import { adjacent, atom, continuation, encodeValues, literal, status, untagged, utf8Text } from '../../src/imap/serializer.js';
+import { adjacent, atom, continuation, Encoded, encodedText, encodeValues, literal, status, untagged, utf8Text } from '../../src/imap/serializer.js';
 import { tokenize } from '../../src/imap/tokenizer.js';
 import { buildMessageMeta } from '../../src/mime/meta.js';
 
@@ -28,6 +28,12 @@ describe('value encoding', () => {
     expect(text(encodeValues([utf8Text('Réunions/"été"')]))).toBe('"Réunions/\\"été\\""');
     expect(text(encodeValues([utf8Text('a\r\nb')]))).toBe('{4}\r\na\r\nb');
     expect(text(encodeValues([utf8Text('é'.repeat(600))]))).toMatch(/^\{1200\}\r\n/);
+  });
+
+  it('sends a value encoded beforehand as its own encoding would be, except one holding a long literal', () => {
+    const values = [null, 42, 'a "b"', 'été', [atom('X'), adjacent([['a'], ['b']])], 'x'.repeat(2000), utf8Text('Réunion')];
+    for (const v of values) expect(text(untagged([atom('A'), new Encoded(encodedText(v)!), 1]))).toBe(text(untagged([atom('A'), v, 1])));
+    expect(encodedText(literal(Buffer.alloc(20_000, 0x41)))).toBeNull();
   });
 
   it('writes adjacent lists without separators', () => {
@@ -55,9 +61,14 @@ describe('date-time', () => {
 describe('ENVELOPE and BODYSTRUCTURE', () => {
   it('encodes an envelope with touching address lists and NIL defaults', () => {
     const meta = buildMessageMeta(crlf('From: "Dr A" <a@x.fr>\nTo: b@y.fr, c@y.fr\nSubject: Hi\nMessage-ID: <1@x>\n\nbody\n'));
-    expect(text(encodeValues([envelopeValue(meta.envelope)]))).toBe(
-      '(NIL "Hi" (("Dr A" NIL "a" "x.fr")) (("Dr A" NIL "a" "x.fr")) (("Dr A" NIL "a" "x.fr")) ((NIL NIL "b" "y.fr")(NIL NIL "c" "y.fr")) NIL NIL NIL "<1@x>")',
-    );
+    const expected =
+      '(NIL "Hi" (("Dr A" NIL "a" "x.fr")) (("Dr A" NIL "a" "x.fr")) (("Dr A" NIL "a" "x.fr")) ((NIL NIL "b" "y.fr")(NIL NIL "c" "y.fr")) NIL NIL NIL "<1@x>")';
+    expect(text(encodeValues([envelopeValue(meta.envelope)]))).toBe(expected);
+    // FETCH encodes it once per opened metadata, and sends the same bytes every time.
+    const summary = { id: 1, uid: 7, modseq: 1, flags: [], internalDate: 0, size: 1, blobId: 1 };
+    const fetched = () => text(encodeValues(fetchValues(parseFetchItems(tokenize([Buffer.from('(ENVELOPE)')], 0)[0]!), summary, meta, null)));
+    expect(fetched()).toBe(`ENVELOPE ${expected}`);
+    expect(fetched()).toBe(`ENVELOPE ${expected}`);
   });
 
   it('encodes a single text part with and without extension data', () => {

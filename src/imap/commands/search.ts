@@ -29,6 +29,31 @@ export function compressSet(numbers: readonly number[]): string {
   return parts.join(',');
 }
 
+/** Messages whose metadata may be read from their rows, one by one, rather than scan the blind index. */
+const uncachedAllowed = (messages: number) => Math.max(8, messages >> 7);
+
+/**
+ * Whether `key` is better decided on metadata alone than through the blind index: metadata decides the whole
+ * tree, and that of nearly every message is in memory (a header search in a folder a client lists); the few
+ * others are read from their rows. The index narrows what must be opened, but its scan reads every message's
+ * filter.
+ */
+function metaInMemory(session: SessionApi, messages: readonly MessageSummary[], key: SearchKey): boolean {
+  if (!metaDecides(key)) return false;
+  const { mail } = session.deps;
+  const user = session.user!;
+  const ref = { id: 0, folderId: session.selected!.folder.id, uid: 0, internalDate: 0 }; // one object for the loop
+  let missing = 0;
+  const allowed = uncachedAllowed(messages.length);
+  for (const m of messages) {
+    ref.id = m.id;
+    ref.uid = m.uid;
+    ref.internalDate = m.internalDate;
+    if (mail.cachedMeta(user, ref)?.searchHeaders === undefined && ++missing > allowed) return false;
+  }
+  return true;
+}
+
 /** The messages of the selected folder matching `key` (in sequence order), and how many had to be opened. */
 /** A message SEARCH found, with its sequence number in the session. */
 export type FoundMessage = MessageSummary & { seq: number };
@@ -49,11 +74,8 @@ export async function findMessages(session: SessionApi, charset: string | null, 
   const messages = knowsAll ? rows : rows.filter((row) => view.seqOf(row.uid) > 0);
   const searchKey = mail.searchKey(user);
   const cachedMeta = (m: MessageSummary) => mail.cachedMeta(user, { ...m, folderId: view.folder.id });
-  // The blind index narrows what must be opened; when metadata decides the whole tree and every message's is in
-  // memory (a header search in a folder a client lists), deciding on it alone is cheaper than the index scan.
   const content = needsContent(key);
-  const onMetaAlone = content && metaDecides(key) && messages.every((m) => cachedMeta(m)?.searchHeaders !== undefined);
-  const index = content && !onMetaAlone ? await lookupCandidates(store, view.folder.id, searchKey, key) : null;
+  const index = content && !metaInMemory(session, messages, key) ? await lookupCandidates(store, view.folder.id, searchKey, key) : null;
   const backfill = new IndexBackfill(store, view.folder, searchKey, (err) => session.log.warn({ err }, 'search index backfill failed'));
   let opened = 0;
   const ctx = { uids: view.uids, saved: view.savedUids, now: Date.now(), ...(index ? { mayMatch: index.mayMatch } : {}) };
