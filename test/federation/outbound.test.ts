@@ -200,6 +200,9 @@ describe('outbound mail to other operators', () => {
   });
 
   const queueCli = (...args: string[]) => mss(op, 'queue', ...args);
+  /** Each `mss queue show` opens the operator's store beside the running server, in this process: polled gently
+   *  (every 50 ms, one full run on a loaded machine saw no attempt's error within 30 s). */
+  const CLI_POLL = { timeout: 30_000, interval: 250 };
 
   async function itemFor(destination: string): Promise<string> {
     const items = (await store.listQueue(100)).filter((i) => i.destination === destination);
@@ -216,7 +219,7 @@ describe('outbound mail to other operators', () => {
       expect(info.response).toMatch(/^250 /);
       const id = await itemFor(PEER_DOMAIN);
       await expect
-        .poll(async () => (await queueCli('show', id)).out.find((l) => l.startsWith('last error:')) ?? '', { timeout: 30_000, interval: 50 })
+        .poll(async () => (await queueCli('show', id)).out.find((l) => l.startsWith('last error:')) ?? '', CLI_POLL)
         .toMatch(/the peer certificate ".*" is revoked \(since .*\): nothing sent/);
       expect(peer.connections).toBeGreaterThan(0);
       expect(peer.arrivals).toHaveLength(0);
@@ -286,7 +289,7 @@ describe('outbound mail to other operators', () => {
     expect(info.response).toMatch(/^250 /);
     const id = await itemFor(WRONG_DOMAIN);
     await expect
-      .poll(async () => (await queueCli('show', id)).out.find((l) => l.startsWith('last error:')) ?? '', { timeout: 30_000, interval: 50 })
+      .poll(async () => (await queueCli('show', id)).out.find((l) => l.startsWith('last error:')) ?? '', CLI_POLL)
       .toContain(`is not the DNCertificatOperateur of ${WRONG_DOMAIN} in the trust space`);
     const shown = (await queueCli('show', id)).out.join('\n');
     expect(shown).toContain(`subject "${certificateSubjectText(peerServer.pem)}"`);
