@@ -16,7 +16,9 @@
  *   (c) idle: IDLE_CONNS sessions logged in, INBOX selected, in IDLE, opened in four steps: memory per connection
  *       = slope of memory against open connections (least squares over the five samples; the plain difference
  *       (after − before) / IDLE_CONNS is printed too). Ours: VmRSS of the server process, restarted for the case;
- *       Dovecot: sum of VmRSS (and of Pss, which counts shared pages once) of all its processes.
+ *       Dovecot: sum of VmRSS (and of Pss, which counts shared pages once) of all its processes. The slope from
+ *       the first step on (`marginal_kb_per_conn`) is printed too: memory given back before the baseline comes
+ *       back with the first sessions, and with several processes the baseline may even fall.
  *
  * Population (not part of any ratio, reported on its own line): ours through the store's delivery path
  * (createMailbox, SealedMail.append: sealed body and metadata, precomputed ENVELOPE/BODYSTRUCTURE, 1,000
@@ -306,6 +308,12 @@ async function runBig(target: Target): Promise<BigFigures> {
 interface IdleFigures {
   /** kB per connection: least-squares slope of memory against open connections (5 points, 0 to IDLE_CONNS). */
   kbPerConn: number;
+  /**
+   * The slope from the first step on (IDLE_CONNS / 4 sessions and more): what each further connection adds once
+   * memory the server gave back before the baseline (V8's memory reducer after start) has come back. With several
+   * processes the baseline can even fall while the first sessions open, and only this figure means something.
+   */
+  marginalKbPerConn: number;
   /** Same, from Pss (shared pages counted once: what Dovecot's many processes really add). */
   pssKbPerConn: number;
   /** (memory with all connections − memory before) / IDLE_CONNS. */
@@ -372,6 +380,7 @@ async function runIdle(target: Target): Promise<IdleFigures> {
     const after = points[points.length - 1]!;
     return {
       kbPerConn: slope(points.map((p) => ({ x: p.n, y: p.rss }))),
+      marginalKbPerConn: slope(points.slice(1).map((p) => ({ x: p.n, y: p.rss }))),
       pssKbPerConn: slope(points.map((p) => ({ x: p.n, y: p.pss }))),
       deltaKbPerConn: (after.rss - before.rss) / IDLE_CONNS,
       beforeKb: before.rss,
@@ -580,11 +589,11 @@ if (CASES.has('c')) {
   console.log(`(c) ${IDLE_CONNS} IDLE connections`);
   const target = await ours.restart();
   const mine = await runIdle(target);
-  console.log(`  ours: RSS ${mb(mine.beforeKb)} MB -> ${mb(mine.afterKb)} MB: ${mine.kbPerConn.toFixed(1)} KB per connection (slope; difference ${mine.deltaKbPerConn.toFixed(1)} KB)`);
+  console.log(`  ours: RSS ${mb(mine.beforeKb)} MB -> ${mb(mine.afterKb)} MB: ${mine.kbPerConn.toFixed(1)} KB per connection (slope; difference ${mine.deltaKbPerConn.toFixed(1)} KB; from ${IDLE_CONNS / 4} sessions on ${mine.marginalKbPerConn.toFixed(1)} KB)`);
   const floor = await tlsFloorKbPerConnection(IDLE_CONNS);
   console.log(`  a bare Node.js TLS server: ${floor.toFixed(1)} KB per idle connection (the floor under ours)`);
   let line =
-    `RESULT imap-idle kb_per_conn=${mine.kbPerConn.toFixed(1)} delta_kb_per_conn=${mine.deltaKbPerConn.toFixed(1)} connections=${IDLE_CONNS} ` +
+    `RESULT imap-idle kb_per_conn=${mine.kbPerConn.toFixed(1)} delta_kb_per_conn=${mine.deltaKbPerConn.toFixed(1)} marginal_kb_per_conn=${mine.marginalKbPerConn.toFixed(1)} connections=${IDLE_CONNS} ` +
     `rss_before_mb=${mb(mine.beforeKb)} rss_after_mb=${mb(mine.afterKb)} node_tls_floor_kb=${floor.toFixed(1)} target_kb=50 tls=yes ${peerFields()}`;
   if (peerTarget) {
     const theirs = await runIdle(peerTarget);
@@ -593,7 +602,7 @@ if (CASES.has('c')) {
         `${theirs.kbPerConn.toFixed(1)} KB per connection (slope; difference ${theirs.deltaKbPerConn.toFixed(1)} KB; Pss slope ${theirs.pssKbPerConn.toFixed(1)} KB)`,
     );
     line +=
-      ` peer_kb_per_conn=${theirs.kbPerConn.toFixed(1)} peer_delta_kb_per_conn=${theirs.deltaKbPerConn.toFixed(1)} peer_pss_kb_per_conn=${theirs.pssKbPerConn.toFixed(1)} peer_processes=${theirs.processes}` +
+      ` peer_kb_per_conn=${theirs.kbPerConn.toFixed(1)} peer_delta_kb_per_conn=${theirs.deltaKbPerConn.toFixed(1)} peer_marginal_kb_per_conn=${theirs.marginalKbPerConn.toFixed(1)} peer_pss_kb_per_conn=${theirs.pssKbPerConn.toFixed(1)} peer_processes=${theirs.processes}` +
       ` peer_rss_before_mb=${mb(theirs.beforeKb)} peer_rss_after_mb=${mb(theirs.afterKb)} ratio=${(mine.kbPerConn / theirs.kbPerConn).toFixed(3)}`;
   }
   results.push(line);
