@@ -5,7 +5,7 @@ import type { MessageSummary } from '../../store/types.js';
 import { IndexBackfill, lookupCandidates } from '../search/candidates.js';
 import { metaDecides, needsContent, searchMessages, usesModseq, type MetaView } from '../search/evaluate.js';
 import { parseSearch, SUPPORTED_CHARSETS, type SearchCommand, type SearchKey } from '../search/keys.js';
-import { Content } from '../search/text.js';
+import { Content, fold } from '../search/text.js';
 import { atom, untagged, type Value } from '../serializer.js';
 import { isRev2 } from '../modes.js';
 
@@ -38,20 +38,25 @@ const uncachedAllowed = (messages: number) => Math.max(8, messages >> 7);
  * others are read from their rows. The index narrows what must be opened, but its scan reads every message's
  * filter.
  */
-function metaInMemory(session: SessionApi, messages: readonly MessageSummary[], key: SearchKey): boolean {
+function metaInMemory(messages: readonly MessageSummary[], key: SearchKey, cachedMeta: (m: MessageSummary) => MessageMeta | undefined): boolean {
   if (!metaDecides(key)) return false;
-  const { mail } = session.deps;
-  const user = session.user!;
-  const ref = { id: 0, folderId: session.selected!.folder.id, uid: 0, internalDate: 0 }; // one object for the loop
   let missing = 0;
   const allowed = uncachedAllowed(messages.length);
-  for (const m of messages) {
-    ref.id = m.id;
-    ref.uid = m.uid;
-    ref.internalDate = m.internalDate;
-    if (mail.cachedMeta(user, ref)?.searchHeaders === undefined && ++missing > allowed) return false;
-  }
+  for (const m of messages) if (cachedMeta(m)?.searchHeaders === undefined && ++missing > allowed) return false;
   return true;
+}
+
+/** What SEARCH reads of opened metadata, its header values folded once, kept as long as the metadata is. */
+const META_VIEWS = new WeakMap<MessageMeta, MetaView>();
+
+function metaViewOf(meta: MessageMeta): MetaView {
+  let view = META_VIEWS.get(meta);
+  if (!view) {
+    const headers: Record<string, string[]> = {};
+    for (const [name, values] of Object.entries(meta.searchHeaders ?? {})) if (values) headers[name] = values.map(fold);
+    META_VIEWS.set(meta, (view = { headers, date: meta.envelope.date, folded: true }));
+  }
+  return view;
 }
 
 /** The messages of the selected folder matching `key` (in sequence order), and how many had to be opened. */
@@ -73,9 +78,15 @@ export async function findMessages(session: SessionApi, charset: string | null, 
   const knowsAll = uids.length === rows.length && rows.every((row, i) => row.uid === uids[i]);
   const messages = knowsAll ? rows : rows.filter((row) => view.seqOf(row.uid) > 0);
   const searchKey = mail.searchKey(user);
-  const cachedMeta = (m: MessageSummary) => mail.cachedMeta(user, { ...m, folderId: view.folder.id });
+  const ref = { id: 0, folderId: view.folder.id, uid: 0, internalDate: 0 }; // one object for every lookup
+  const cachedMeta = (m: MessageSummary) => {
+    ref.id = m.id;
+    ref.uid = m.uid;
+    ref.internalDate = m.internalDate;
+    return mail.cachedMeta(user, ref);
+  };
   const content = needsContent(key);
-  const index = content && !metaInMemory(session, messages, key) ? await lookupCandidates(store, view.folder.id, searchKey, key) : null;
+  const index = content && !metaInMemory(messages, key, cachedMeta) ? await lookupCandidates(store, view.folder.id, searchKey, key) : null;
   const backfill = new IndexBackfill(store, view.folder, searchKey, (err) => session.log.warn({ err }, 'search index backfill failed'));
   let opened = 0;
   const ctx = { uids: view.uids, saved: view.savedUids, now: Date.now(), ...(index ? { mayMatch: index.mayMatch } : {}) };
@@ -87,7 +98,7 @@ export async function findMessages(session: SessionApi, charset: string | null, 
   };
   const metaView = async (m: MessageSummary): Promise<MetaView | null> => {
     const meta = await metaOf(m);
-    return meta && { headers: meta.searchHeaders ?? {}, date: meta.envelope.date };
+    return meta && metaViewOf(meta);
   };
   const open = async (m: MessageSummary) => {
     // Metadata opened before: the message is read from its blob alone, without its row. A blob that is gone

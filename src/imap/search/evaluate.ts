@@ -148,6 +148,8 @@ export interface MetaView {
   /** Values of header fields by lower-case name (encoded words decoded); a field absent here is unknown. */
   headers: Partial<Record<string, readonly string[]>>;
   date: string | null;
+  /** The header values are folded already (`fold`), as kept with opened metadata. */
+  folded?: boolean;
 }
 
 /**
@@ -187,7 +189,7 @@ function decideMeta(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: 
       if (values === undefined) return undefined;
       // As `decideContent` over the opened message: the same values, folded the same way.
       const needle = sets.needle(key);
-      return values.some((v) => fold(v).includes(needle));
+      return view!.folded ? values.some((v) => v.includes(needle)) : values.some((v) => fold(v).includes(needle));
     }
     case 'not': {
       const v = decideMeta(key.key, m, ctx, sets, view);
