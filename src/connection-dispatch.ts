@@ -122,11 +122,6 @@ export class ImapDispatcher {
     for (const [id, open] of this.#open) if (open.worker === worker) this.#closed(id);
   }
 
-  /** Connections held, per worker id (for tests and logs). */
-  get load(): Map<number, number> {
-    return new Map([...this.#perWorker].map(([w, n]) => [w.id, n]));
-  }
-
   /** Stops listening; connections already handed over stay with their workers. */
   close(): Promise<void> {
     return Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {});

@@ -6,6 +6,11 @@ export const MAX_LINE_CHARS = 1 << 20;
 
 const LF = 0x0a;
 
+/** Memory stays bounded even for a file without line breaks. */
+function checkLength(carry: Buffer | null): void {
+  if (carry && carry.length > MAX_LINE_CHARS) throw new DirectoryFileError(`a line is longer than ${MAX_LINE_CHARS} characters: not a directory extraction`);
+}
+
 /**
  * Lines of a file, in batches (one per chunk read), without their LF; each chunk is shown to `onChunk` first. Only
  * whole lines are decoded: a LF byte is never part of a multi-byte UTF-8 sequence, so the text up to a chunk's
@@ -20,8 +25,7 @@ export async function* lineBatches(file: string, onChunk: (chunk: Buffer) => voi
     const last = buffer.lastIndexOf(LF);
     if (last < 0) {
       carry = carry ? Buffer.concat([carry, buffer]) : buffer;
-      // Memory stays bounded even for a file without line breaks.
-      if (carry.length > MAX_LINE_CHARS) throw new DirectoryFileError(`a line is longer than ${MAX_LINE_CHARS} characters: not a directory extraction`);
+      checkLength(carry);
       continue;
     }
     let lines: string[];
@@ -33,7 +37,7 @@ export async function* lineBatches(file: string, onChunk: (chunk: Buffer) => voi
       lines = buffer.toString('utf8', 0, last).split('\n');
     }
     carry = last + 1 < buffer.length ? Buffer.from(buffer.subarray(last + 1)) : null;
-    if (carry && carry.length > MAX_LINE_CHARS) throw new DirectoryFileError(`a line is longer than ${MAX_LINE_CHARS} characters: not a directory extraction`);
+    checkLength(carry);
     yield lines;
   }
   if (carry) yield [carry.toString('utf8')];

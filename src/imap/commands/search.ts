@@ -54,15 +54,15 @@ function metaViewOf(meta: MessageMeta): MetaView {
   if (!view) {
     const headers: Record<string, string[]> = {};
     for (const [name, values] of Object.entries(meta.searchHeaders ?? {})) if (values) headers[name] = values.map(fold);
-    META_VIEWS.set(meta, (view = { headers, date: meta.envelope.date, folded: true }));
+    META_VIEWS.set(meta, (view = { headers, date: meta.envelope.date }));
   }
   return view;
 }
 
-/** The messages of the selected folder matching `key` (in sequence order), and how many had to be opened. */
 /** A message SEARCH found, with its sequence number in the session. */
 export type FoundMessage = MessageSummary & { seq: number };
 
+/** The messages of the selected folder matching `key` (in sequence order), and how many had to be opened. */
 export async function findMessages(session: SessionApi, charset: string | null, key: SearchKey): Promise<{ found: FoundMessage[]; opened: number }> {
   if (charset !== null && !SUPPORTED_CHARSETS.includes(charset)) {
     throw new ImapError('NO', 'Unsupported charset', `BADCHARSET (${SUPPORTED_CHARSETS.join(' ')})`);

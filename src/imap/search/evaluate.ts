@@ -145,11 +145,9 @@ function compareDay(day: Day, op: 'before' | 'on' | 'since', target: Day): boole
 
 /** What a message's metadata tells SEARCH beyond the clear columns: a few header fields, the Date header. */
 export interface MetaView {
-  /** Values of header fields by lower-case name (encoded words decoded); a field absent here is unknown. */
+  /** Values of header fields by lower-case name (encoded words decoded), folded (`fold`); a field absent here is unknown. */
   headers: Partial<Record<string, readonly string[]>>;
   date: string | null;
-  /** The header values are folded already (`fold`), as kept with opened metadata. */
-  folded?: boolean;
 }
 
 /**
@@ -189,7 +187,7 @@ function decideMeta(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: 
       if (values === undefined) return undefined;
       // As `decideContent` over the opened message: the same values, folded the same way.
       const needle = sets.needle(key);
-      return view!.folded ? values.some((v) => v.includes(needle)) : values.some((v) => fold(v).includes(needle));
+      return values.some((v) => v.includes(needle));
     }
     case 'not': {
       const v = decideMeta(key.key, m, ctx, sets, view);
@@ -232,13 +230,13 @@ function decideSent(key: Extract<SearchKey, { k: 'date' }>, sent: Day | null): b
 function decideContent(key: SearchKey, m: SearchMessage, ctx: SearchContext, sets: SetCache, c: Content, mime: MimeNode, sent: Day | null): boolean {
   switch (key.k) {
     case 'header': {
-      const needle = fold(key.value);
+      const needle = sets.needle(key);
       return c.headers().some((f) => f.name === key.field && f.value.includes(needle));
     }
     case 'body':
-      return c.bodyText(mime).includes(fold(key.value));
+      return c.bodyText(mime).includes(sets.needle(key));
     case 'text': {
-      const needle = fold(key.value);
+      const needle = sets.needle(key);
       return c.headerText().includes(needle) || c.bodyText(mime).includes(needle);
     }
     case 'date':
