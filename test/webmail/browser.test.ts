@@ -114,7 +114,7 @@ describe('webmail in Chromium: the patient scenario, accessible and isolated', (
     const secret = secretBytes((await page.locator('#totp-secret').textContent())!.trim());
     await page.getByLabel('Nouveau mot de passe').fill('un mot de passe solide');
     await page.getByLabel('Confirmer le mot de passe').fill('un mot de passe solide');
-    await page.getByLabel('Code à 6 chiffres').fill(totpAt(secret, -1));
+    await page.getByLabel('Code à 6 chiffres').fill(totpAt(secret, 0));
     await page.getByRole('button', { name: 'Activer ma messagerie' }).click();
     await page.waitForURL('**/folder/*');
 
@@ -127,7 +127,7 @@ describe('webmail in Chromium: the patient scenario, accessible and isolated', (
     await page.getByRole('button', { name: 'Se connecter' }).click();
     await page.waitForURL('**/login/totp');
     await screen(page, 'totp');
-    await page.getByLabel('Code à 6 chiffres').fill(totpAt(secret, 0));
+    await page.getByLabel('Code à 6 chiffres').fill(totpAt(secret, 1));
     await page.getByRole('button', { name: 'Vérifier' }).click();
     await page.waitForURL('**/folder/*');
     await screen(page, 'inbox');
@@ -212,7 +212,7 @@ describe('webmail in Chromium: the patient scenario, accessible and isolated', (
     await pageB.getByLabel('Mot de passe').fill('mot de passe de B');
     await pageB.getByRole('button', { name: 'Se connecter' }).click();
     await pageB.waitForURL('**/login/totp');
-    await pageB.getByLabel('Code à 6 chiffres').fill(totpAt(secretB, 0));
+    await pageB.getByLabel('Code à 6 chiffres').fill(totpAt(secretB, 1));
     await pageB.getByRole('button', { name: 'Vérifier' }).click();
     await pageB.waitForURL('**/folder/*');
     const response = await pageB.goto(messageUrl);

@@ -114,8 +114,10 @@ export function secretBytes(base32: string): Buffer {
 }
 
 /**
- * A TOTP code for `offsetSteps` steps from now: activation and each login use a step of their own, since a used
- * step is refused (no replay) and the server accepts one step either side.
+ * A TOTP code for `offsetSteps` steps from now. The server accepts one step either side and refuses a step at or
+ * before the last one used (no replay), so activation uses the current step (0) and a later login the next (1):
+ * each stays valid however slowly the machine reaches the check, whereas a code one step behind is refused as
+ * soon as a step boundary passes before the server checks it.
  */
 export function totpAt(secret: Buffer, offsetSteps: number): string {
   return totpCode(secret, Date.now() + offsetSteps * 30_000);
@@ -135,7 +137,7 @@ export async function activateByWeb(web: WebClient, code: string, insOrAddress: 
     secret,
     password,
     password2: password,
-    totp: totpAt(bytes, -1),
+    totp: totpAt(bytes, 0),
   });
   if (done.status !== 303) throw new Error(`activation step 2: ${done.status} ${done.body.slice(0, 500)}`);
   return bytes;

@@ -86,7 +86,7 @@ describe('webmail routes (HTTPS, cookies, CSRF, isolation)', () => {
     // The password alone opens nothing.
     expect((await web.get(`/folder/${inboxA}`)).status).toBe(303);
     expect((await web.get('/api/folders')).status).toBe(401);
-    const second = await web.submit('/login/totp', '/login/totp', { totp: totpAt(secretA, 0) });
+    const second = await web.submit('/login/totp', '/login/totp', { totp: totpAt(secretA, 1) });
     expect(second.status).toBe(303);
     expect(web.cookies.get('__Host-mss-session')).not.toBe(passwordOnly);
     expect((await web.get(`/folder/${inboxA}`)).status).toBe(200);
