@@ -7,6 +7,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { serverEnvironment } from '../src/malloc-env.js';
 
 export const repo = path.resolve(import.meta.dirname, '..');
 const cli = path.join(repo, 'dist/src/cli.js');
@@ -85,7 +86,9 @@ const liveServers = new Set<ChildProcess>();
 
 /** Starts `mss start` in the operator directory and waits (bounded) for "ready". */
 export async function startServer(dir: string): Promise<Server> {
-  const child = spawn(process.execPath, [...(process.env.MSS_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), cli, 'start'], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
+  // With the environment `npm start` gives it (src/malloc-env.ts).
+  const env = { ...process.env, ...serverEnvironment(process.env) };
+  const child = spawn(process.execPath, [...(process.env.MSS_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), cli, 'start'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'] });
   liveServers.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {

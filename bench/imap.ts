@@ -43,11 +43,11 @@
  *   MSS_BENCH_IMAP_DOVECOT_LOGIN=performance          Dovecot's imap-login in high-performance mode (shared
  *                                                      login processes) instead of the stock high-security one
  *   MSS_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=./prof"  flags for our server process (profiling)
+ *   MSS_BENCH_IMAP_PEER=none                          our figures alone, without Dovecot (no ratio)
  *
- * (c) on few connections is noisy for our server: every login's scrypt takes 16 MB on a libuv thread, which glibc's
- * malloc keeps or gives back in 16 MB steps (about 50 MB stays resident after the first logins). With 1,000
- * connections that is ±16 KB per connection; `MALLOC_MMAP_THRESHOLD_=131072` in the environment (glibc; the
- * servers inherit it) makes those blocks go back at once, which isolates what a connection itself costs.
+ * Our server starts with the environment `npm start` gives it (src/malloc-env.ts: glibc's mmap threshold fixed, so
+ * that the 16 MB each login's scrypt takes goes back at once; without it glibc keeps such blocks, and (c) counted
+ * them per connection). Dovecot starts with the bench's own environment.
  *
  *   npm run bench -- imap
  *   MSS_BENCH_IMAP_BIG=10000 MSS_BENCH_IMAP_IDLE=200 MSS_BENCH_IMAP_SECONDS=5 npm run bench -- imap
@@ -347,9 +347,10 @@ function slope(points: { x: number; y: number }[]): number {
 }
 
 async function runIdle(target: Target): Promise<IdleFigures> {
-  // A few full sessions first, so that what is needed once (code paths, caches, the memory of the password-hash
-  // threads: scrypt takes 16 MB on each of libuv's 4 threads) is not counted per connection.
-  await Promise.all(Array.from({ length: 8 }, async (_, i) => (await session(target, users[i % users.length]!)).logout()));
+  // A full session for each user first, so that what is needed once per server or per mailbox (code paths, caches,
+  // a mailbox's folder state, the memory of the password-hash threads: scrypt takes 16 MB on each of libuv's 4
+  // threads) is not counted per connection.
+  await openSessions(users.length, async (i) => (await session(target, users[i]!)).logout(), 8);
   // Let the server settle (V8's memory reducer and malloc trimming act a few seconds after activity stops).
   await sleep(10_000);
   const idlers: ImapClient[] = [];
@@ -415,6 +416,7 @@ const ours = new Ours(ourOperator);
 let peer: DovecotPeer | null = null;
 let peerWhyNot = '';
 try {
+  if (process.env.MSS_BENCH_IMAP_PEER === 'none') throw new Error('MSS_BENCH_IMAP_PEER=none');
   peer = await startDovecotPeer([...users, bigUser], { maxConnections, loginMode: DOVECOT_LOGIN });
 } catch (err) {
   peerWhyNot = (err as Error).message;
@@ -590,11 +592,15 @@ if (CASES.has('c')) {
   const target = await ours.restart();
   const mine = await runIdle(target);
   console.log(`  ours: RSS ${mb(mine.beforeKb)} MB -> ${mb(mine.afterKb)} MB: ${mine.kbPerConn.toFixed(1)} KB per connection (slope; difference ${mine.deltaKbPerConn.toFixed(1)} KB; from ${IDLE_CONNS / 4} sessions on ${mine.marginalKbPerConn.toFixed(1)} KB)`);
-  const floor = await tlsFloorKbPerConnection(IDLE_CONNS);
-  console.log(`  a bare Node.js TLS server: ${floor.toFixed(1)} KB per idle connection (the floor under ours)`);
+  const floor = await tlsFloorKbPerConnection(IDLE_CONNS, 'lean');
+  const nativeFloor = await tlsFloorKbPerConnection(IDLE_CONNS, 'native');
+  console.log(
+    `  a bare Node.js TLS server: ${floor.toFixed(1)} KB per idle connection with our TLS transport (the floor under ours), ` +
+      `${nativeFloor.toFixed(1)} KB with Node's TLS on the socket's handle (ADR 0018)`,
+  );
   let line =
     `RESULT imap-idle kb_per_conn=${mine.kbPerConn.toFixed(1)} delta_kb_per_conn=${mine.deltaKbPerConn.toFixed(1)} marginal_kb_per_conn=${mine.marginalKbPerConn.toFixed(1)} connections=${IDLE_CONNS} ` +
-    `rss_before_mb=${mb(mine.beforeKb)} rss_after_mb=${mb(mine.afterKb)} node_tls_floor_kb=${floor.toFixed(1)} target_kb=50 tls=yes ${peerFields()}`;
+    `rss_before_mb=${mb(mine.beforeKb)} rss_after_mb=${mb(mine.afterKb)} node_tls_floor_kb=${floor.toFixed(1)} node_native_tls_floor_kb=${nativeFloor.toFixed(1)} target_kb=50 tls=yes ${peerFields()}`;
   if (peerTarget) {
     const theirs = await runIdle(peerTarget);
     console.log(

@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { z } from 'zod';
 import { ImapDispatcher, type DispatchLimits } from './connection-dispatch.js';
 import type { ImapListenerKind } from './imap/server.js';
+import { serverEnvironment } from './malloc-env.js';
 import { relayEvents } from './store/cluster-notifier.js';
 
 /**
@@ -37,18 +38,6 @@ export interface PrimaryEvents {
   onWorkerExit(pid: number, code: number | null, signal: string | null, replaced: boolean): void;
 }
 
-/**
- * What a worker's environment adds. glibc's malloc raises its mmap threshold after freeing a large mapped block,
- * so the 16 MB each login's scrypt takes then comes from the hashing thread's arena and stays resident after it
- * is freed: measured with 1,000 IDLE logins on two workers (when scrypt still ran on libuv's four threads), 168 KB
- * of RSS per connection instead of 59 KB.
- * A fixed threshold (`MALLOC_MMAP_THRESHOLD_`, read by glibc at start; an operator's own value is kept) gives
- * such blocks back at once. Other C libraries ignore the variable.
- */
-export function workerEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  return { MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? '131072' };
-}
-
 /** The IMAP listeners the primary holds, by kind, and the limits it counts across workers. */
 export interface PrimaryImap {
   listeners: Record<ImapListenerKind, { host: string; port: number; protocol: string }>;
@@ -71,7 +60,7 @@ export function runPrimary(count: number, imap: PrimaryImap, events: PrimaryEven
   let stopping = false;
   let failed = false;
 
-  const fork = () => started.set(cluster.fork(workerEnvironment()), Date.now());
+  const fork = () => started.set(cluster.fork(serverEnvironment()), Date.now());
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;

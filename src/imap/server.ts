@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import type { ImapServerDeps } from './command.js';
 import { SharedFolders } from './folder-messages.js';
 import { status } from './serializer.js';
+import { acceptTls } from './lean-tls.js';
 import { Session } from './session.js';
 
 export type { ImapServerDeps } from './command.js';
@@ -18,8 +19,6 @@ const REFUSALS: Record<ConnectionRefusal, string> = {
   address: 'Too many connections from your address, try again later',
 };
 
-const peerKey = (kind: ImapListenerKind, socket: net.Socket) => `${kind} ${socket.remoteAddress} ${socket.remotePort}`;
-
 /** How long `close()` waits for running commands before cutting the remaining connections. */
 const CLOSE_GRACE_MS = 10_000;
 
@@ -33,10 +32,8 @@ export class ImapServer {
   readonly #deps: ImapServerDeps;
   readonly #context: tls.SecureContext;
   readonly #servers: net.Server[] = [];
-  /** The non-listening servers `adopt` hands connections to, by kind and refusal. */
-  readonly #adopting = new Map<string, net.Server>();
-  /** What `adopt` was asked to call when the session of a connection ends, by listener kind and peer. */
-  readonly #endingHooks = new Map<string, () => void>();
+  /** How many sessions `adopt` holds, by listener kind (the primary counts the limits across processes). */
+  readonly #adopted = { plain: { count: 0 }, tls: { count: 0 } };
   readonly #sessions = new Set<Session>();
   readonly #perIp = new Map<string, number>();
   readonly #folders: SharedFolders;
@@ -55,20 +52,19 @@ export class ImapServer {
     return { key, cert, minVersion: 'TLSv1.2', ...(ca ? { ca } : {}) };
   }
 
-  /** A server of this kind that hands each connection (after the TLS handshake for `tls`) to `onSocket`. */
-  #server(kind: ImapListenerKind, onSocket: (socket: net.Socket) => void): net.Server {
-    if (kind === 'plain') return net.createServer(onSocket);
-    // A client certificate is asked for, never required: without one, or with one that does not verify,
-    // the client logs in with a password (the certificate only matters to AUTHENTICATE EXTERNAL).
-    const server = tls.createServer({ ...this.#tlsOptions(), requestCert: this.#deps.clientAuth !== undefined, rejectUnauthorized: false }, onSocket);
-    server.on('tlsClientError', (err: Error) => this.#deps.log.debug({ code: (err as NodeJS.ErrnoException).code }, 'IMAP TLS handshake failed'));
-    return server;
+  /**
+   * TLS for a connection to the implicit-TLS listener or after STARTTLS. A client certificate is asked for, never
+   * required: without one, or with one that does not verify, the client logs in with a password (the certificate
+   * only matters to AUTHENTICATE EXTERNAL).
+   */
+  #secure(socket: net.Socket): tls.TLSSocket {
+    return acceptTls(socket, { secureContext: this.#context, requestCert: this.#deps.clientAuth !== undefined, rejectUnauthorized: false });
   }
 
   listen(kind: ImapListenerKind, host: string, port: number): Promise<net.AddressInfo> {
     if (this.#closing) return Promise.reject(new Error('IMAP server is closed'));
     const active = { count: 0 };
-    const server = this.#server(kind, (socket) => this.#accept(socket, kind, active));
+    const server = net.createServer((socket) => this.#accept(socket, kind, active));
     this.#servers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -87,31 +83,21 @@ export class ImapServer {
    * session is over (`Session.ending`), else when the connection closes.
    */
   adopt(kind: ImapListenerKind, socket: net.Socket, refusal: ConnectionRefusal | null, onEnding?: () => void): void {
-    if (onEnding && !refusal) {
-      // The session (created after the TLS handshake, on another socket object) finds its hook by its peer.
-      const peer = peerKey(kind, socket);
-      this.#endingHooks.set(peer, onEnding);
-      socket.once('close', () => this.#endingHooks.delete(peer));
-    }
-    const key = `${kind}:${refusal ?? ''}` as const;
-    let server = this.#adopting.get(key);
-    if (!server) {
-      const active = { count: 0 };
-      server = this.#server(kind, (s) => (refusal ? this.#refuse(s, refusal) : this.#accept(s, kind, active)));
-      this.#adopting.set(key, server);
-    }
-    server.emit('connection', socket);
+    if (refusal) this.#refuse(socket, kind, refusal);
+    else this.#accept(socket, kind, this.#adopted[kind], onEnding);
   }
 
-  #refuse(socket: net.Socket, refusal: ConnectionRefusal): void {
-    if (refusal === 'address') this.#deps.log.warn({ remote: socket.remoteAddress }, 'too many IMAP connections from one address');
+  #refuse(raw: net.Socket, kind: ImapListenerKind, refusal: ConnectionRefusal): void {
+    if (refusal === 'address') this.#deps.log.warn({ remote: raw.remoteAddress }, 'too many IMAP connections from one address');
+    raw.on('error', () => {});
+    const socket = kind === 'tls' ? this.#secure(raw) : raw;
     socket.on('error', () => {});
     socket.end(status(null, 'BYE', REFUSALS[refusal]));
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
-  #accept(socket: net.Socket, kind: ImapListenerKind, active: { count: number }): void {
-    const ip = socket.remoteAddress ?? 'unknown';
+  #accept(raw: net.Socket, kind: ImapListenerKind, active: { count: number }, onEnding?: () => void): void {
+    const ip = raw.remoteAddress ?? 'unknown';
     const fromIp = this.#perIp.get(ip) ?? 0;
     const refusal: ConnectionRefusal | null = this.#closing
       ? 'closing'
@@ -120,12 +106,12 @@ export class ImapServer {
         : fromIp >= this.#deps.limits.maxConnectionsPerIp
           ? 'address'
           : null;
-    if (refusal) return this.#refuse(socket, refusal);
+    if (refusal) return this.#refuse(raw, kind, refusal);
     active.count++;
     this.#perIp.set(ip, fromIp + 1);
-    const session = new Session(socket, kind, this.#deps, this.#context, this.#folders);
+    const remote = `${ip}:${raw.remotePort ?? 0}`;
+    const session = new Session(kind === 'tls' ? this.#secure(raw) : raw, kind, remote, this.#deps, (plain) => this.#secure(plain), this.#folders);
     this.#sessions.add(session);
-    const onEnding = this.#endingHooks.get(peerKey(kind, socket));
     if (onEnding) void session.ending.then(onEnding);
     void session.closed.then(() => {
       active.count--;

@@ -30,7 +30,6 @@ const LINGER_MS = 2000;
  */
 export class Session implements SessionApi {
   readonly id = randomBytes(6).toString('hex');
-  readonly remote: string;
   log: Logger;
   state: SessionState = 'not-authenticated';
   user: MailboxRow | null = null;
@@ -73,13 +72,15 @@ export class Session implements SessionApi {
   constructor(
     socket: net.Socket,
     readonly listener: 'plain' | 'tls',
+    /** The client's address and port (a TLS socket does not know them: src/imap/lean-tls.ts). */
+    readonly remote: string,
     readonly deps: ImapServerDeps,
-    private readonly secureContext: tls.SecureContext,
+    /** Starts TLS on the plain connection (STARTTLS). */
+    private readonly secureSocket: (plain: net.Socket) => tls.TLSSocket,
     readonly folders: SharedFolders,
   ) {
     this.#socket = socket;
     this.#secure = listener === 'tls';
-    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     this.log = deps.log.child({ session: this.id, remote: this.remote, listener });
     this.#baseLog = this.log;
     this.#reader = new CommandReader(deps.limits.maxLineLength, (request) => this.#literalPolicy(request));
@@ -123,6 +124,13 @@ export class Session implements SessionApi {
     this.#socket.setNoDelay(true);
     this.#armPreauth();
     this.log.info('IMAP connection');
+    // On the implicit-TLS listener the greeting waits for the handshake: the capabilities it lists depend on
+    // the client certificate (AUTH=EXTERNAL).
+    if (this.listener === 'tls') this.#socket.once('secure', () => this.#greet());
+    else this.#greet();
+  }
+
+  #greet(): void {
     void this.send(status(null, 'OK', `${this.deps.hostname} IMAP ready`, `CAPABILITY ${this.capabilities().join(' ')}`)).catch(() => {});
   }
 
@@ -296,12 +304,7 @@ export class Session implements SessionApi {
     this.#detach(plain);
     plain.on('error', () => {});
     this.#reader.reset(); // nothing sent before the handshake may be acted on
-    const secure = new tls.TLSSocket(plain, {
-      isServer: true,
-      secureContext: this.secureContext,
-      requestCert: this.deps.clientAuth !== undefined,
-      rejectUnauthorized: false,
-    });
+    const secure = this.secureSocket(plain);
     this.#socket = secure;
     this.#secure = true;
     this.#attach(secure);
