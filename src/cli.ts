@@ -18,7 +18,8 @@ import type { Config } from './config/schema.js';
 import { initOperator, isInitialised, openKeyring } from './init.js';
 import { createLogger } from './log.js';
 import { ProgressBar } from './progress.js';
-import { IMAP_PROTOCOLS, startServer, type RunningServer } from './server.js';
+import type { RunningServer } from './server.js';
+import { IMAP_PROTOCOLS } from './connection-dispatch.js';
 import { reportReady, runPrimary, type Announced } from './cluster.js';
 import type { Logger } from 'pino';
 import { TargetNotEmptyError } from './store/dump.js';
@@ -163,6 +164,8 @@ async function serve(config: Config, worker: boolean): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   if (worker) process.on('disconnect', () => stop('disconnect'));
+  // Imported here: the other commands (and the primary of several processes) never load the server's modules.
+  const { startServer } = await import('./server.js');
   server = await startServer(config, log);
   if (worker) reportReady(server.listeners);
   else announce(config, server.listeners);

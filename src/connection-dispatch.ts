@@ -3,6 +3,9 @@ import net from 'node:net';
 import { z } from 'zod';
 import type { ConnectionRefusal, ImapListenerKind } from './imap/server.js';
 
+/** How the listeners of IMAP are named where they are printed. */
+export const IMAP_PROTOCOLS = { plain: 'imap (STARTTLS)', tls: 'imap (TLS)' } as const;
+
 /**
  * IMAP connections with `processes` > 1 (docs/decisions/0017-imap-connection-dispatch.md). The primary listens on
  * the IMAP ports itself and hands each new connection, before reading a byte of it, to the worker that holds the

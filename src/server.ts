@@ -28,7 +28,7 @@ import { RelayPipeline } from './pipeline/relay.js';
 import { TrustSpace } from './policy/trust-store.js';
 import { CrlProvider } from './crypto/smime/crl.js';
 import cluster from 'node:cluster';
-import { adoptImapConnections } from './connection-dispatch.js';
+import { adoptImapConnections, IMAP_PROTOCOLS } from './connection-dispatch.js';
 import { ClusterNotifier, primaryChannel } from './store/cluster-notifier.js';
 import { LocalNotifier } from './store/notifier.js';
 import { PgNotifier } from './store/postgres/notifier.js';
@@ -41,9 +41,6 @@ export interface Listener {
   host: string;
   port: number;
 }
-
-/** How the listeners of IMAP are named where they are printed. */
-export const IMAP_PROTOCOLS = { plain: 'imap (STARTTLS)', tls: 'imap (TLS)' } as const;
 
 export interface RunningServer {
   listeners: Listener[];

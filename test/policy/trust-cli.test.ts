@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -129,13 +129,16 @@ describe.each(ENGINES)('mss trust commands (%s)', (engine) => {
   });
 });
 
-describe('mss trust through the CLI entry point (tsx), between two operators', () => {
-  const tsx = path.join(repo, 'node_modules/.bin/tsx');
-  const cli = path.join(repo, 'src/cli.ts');
+describe('mss trust through the built CLI, between two operators', () => {
+  const cli = path.join(repo, 'dist/src/cli.js');
+
+  beforeAll(() => {
+    execFileSync(process.execPath, [path.join(repo, 'scripts/build-if-needed.mjs')], { stdio: 'inherit' });
+  }, 300_000);
 
   function mss(cwd: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
     return new Promise((resolve) => {
-      execFile(tsx, [cli, ...args], { cwd, encoding: 'utf8' }, (error, out, err) => {
+      execFile(process.execPath, [cli, ...args], { cwd, encoding: 'utf8' }, (error, out, err) => {
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, out, err });
       });
     });
@@ -161,5 +164,5 @@ describe('mss trust through the CLI entry point (tsx), between two operators', (
     const listed = await mss(b, ['trust', 'list', 'operateur-a.mssante.test']);
     expect(listed.code).toBe(0);
     expect(listed.out).toMatch(/\n {2}operateur-a\.mssante\.test {2}CN=mss\.operateur-a\.mssante\.test,.* {2}\(Opérateur mss\.operateur-a\.mssante\.test\)/);
-  }, 300_000); // each run of the CLI from source starts tsx
+  }, 120_000);
 });
