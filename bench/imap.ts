@@ -33,6 +33,7 @@
  *   --messages  MSS_BENCH_IMAP_MESSAGES  1000    messages per mailbox of (a) (and of the IDLE sessions' INBOX)
  *   --seconds   MSS_BENCH_IMAP_SECONDS   20      duration of one run of (a)
  *   --runs      MSS_BENCH_IMAP_RUNS      3       runs of (a) and (b), medians reported
+ *   --warmup    MSS_BENCH_IMAP_WARMUP    20      seconds of (a)'s load run on each server before the counted runs
  *   --big       MSS_BENCH_IMAP_BIG       100000  messages of (b)
  *   --idle      MSS_BENCH_IMAP_IDLE      1000    IDLE connections of (c)
  *   --cases     MSS_BENCH_IMAP_CASES     a,b,c
@@ -72,6 +73,7 @@ const CLIENTS = Math.max(1, size('clients', 'MSS_BENCH_IMAP_CLIENTS', 16));
 const MESSAGES = Math.max(100, size('messages', 'MSS_BENCH_IMAP_MESSAGES', 1000));
 const SECONDS = Math.max(1, size('seconds', 'MSS_BENCH_IMAP_SECONDS', 20));
 const RUNS = Math.max(1, size('runs', 'MSS_BENCH_IMAP_RUNS', 3));
+const WARMUP = Math.max(0, size('warmup', 'MSS_BENCH_IMAP_WARMUP', 20));
 const BIG = Math.max(SUBJECT_EVERY, size('big', 'MSS_BENCH_IMAP_BIG', 100_000));
 const IDLE_CONNS = Math.max(1, size('idle', 'MSS_BENCH_IMAP_IDLE', 1000));
 /**
@@ -164,7 +166,7 @@ async function session(target: Target, u: { user: string; password: string }): P
   }
 }
 
-async function runMixed(target: Target, run: number): Promise<MixedFigures> {
+async function runMixed(target: Target, run: number, duration = SECONDS): Promise<MixedFigures> {
   const clients = await openSessions(CLIENTS, (i) => session(target, users[i]!));
   const weights = KINDS.map((k) => MIX[k]);
   const total = weights.reduce((a, b) => a + b, 0);
@@ -175,7 +177,7 @@ async function runMixed(target: Target, run: number): Promise<MixedFigures> {
     await Promise.all(clients.map((c) => c.ok(`UID FETCH 1:50 (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)`)));
     const cpu0 = sum(target.stats(), 'cpuMs');
     const start = process.hrtime.bigint();
-    const deadline = Date.now() + SECONDS * 1000;
+    const deadline = Date.now() + duration * 1000;
     await Promise.all(
       clients.map(async (c, ci) => {
         const r = rng(run * 1_000_003 + ci * 7919 + 1);
@@ -481,6 +483,16 @@ if (CASES.has('a')) {
   const mine: MixedFigures[] = [];
   const theirs: MixedFigures[] = [];
   const target = await ours.restart();
+  if (WARMUP > 0) {
+    // One run not counted for each server, so that the runs compare servers in their working state (caches filled,
+    // code optimised), as a server is after minutes of use: ours started just now, Dovecot's indexes were just
+    // written. Its seed is none of the counted runs'.
+    for (const t of [target, peerTarget]) {
+      if (!t) continue;
+      const f = await runMixed(t, RUNS, WARMUP);
+      console.log(`  warm-up ${t.name}: ${f.cmdsPerS.toFixed(0)} cmds/s over ${WARMUP} s (not counted)`);
+    }
+  }
   for (let run = 0; run < RUNS; run++) {
     const order = run % 2 === 0 ? ['ours', 'peer'] : ['peer', 'ours'];
     for (const who of order) {
@@ -527,7 +539,7 @@ if (CASES.has('a')) {
   }
   results.push(
     `RESULT imap-mixed cmds_per_s=${a.cmdsPerS.toFixed(0)} p50_ms=${f1(a.p50)} p99_ms=${f1(a.p99)} cpu_ms_per_cmd=${a.cpuMsPerCmd.toFixed(2)} cores=${a.cores.toFixed(2)} ` +
-      `clients=${CLIENTS} messages=${MESSAGES} seconds=${SECONDS} runs=${RUNS} tls=yes ${peerFields()}` +
+      `clients=${CLIENTS} messages=${MESSAGES} seconds=${SECONDS} runs=${RUNS} warmup_s=${WARMUP} tls=yes ${peerFields()}` +
       (b
         ? ` peer_cmds_per_s=${b.cmdsPerS.toFixed(0)} peer_p50_ms=${f1(b.p50)} peer_p99_ms=${f1(b.p99)} peer_cpu_ms_per_cmd=${b.cpuMsPerCmd.toFixed(2)} ` +
           `peer_cores=${b.cores.toFixed(2)} ratio=${(a.cmdsPerS / b.cmdsPerS).toFixed(2)}`
