@@ -78,8 +78,13 @@ async function sendWithoutBodies(session: SessionApi, items: readonly FetchItem[
   for (let i = 0; i < indexes.length; i += LINES_PER_SEND) {
     const batch = indexes.slice(i, i + LINES_PER_SEND);
     // Expunged by another session since this one last reported: nothing to say about it now.
-    const summaries = batch.map((index) => FolderMessages.find(messages, view.uids[index]!));
-    const cached = summaries.map((m) => (m !== null && withMeta ? mail.cachedMeta(user, { ...m, folderId: view.folder.id }) : undefined));
+    const summaries = batch.map((index) => {
+      const uid = view.uids[index]!;
+      // The folder's list and the session's view agree but for changes not yet reported to this session.
+      const same = messages[index];
+      return same?.uid === uid ? same : FolderMessages.find(messages, uid);
+    });
+    const cached = withMeta ? summaries.map((m) => (m !== null ? mail.cachedMeta(user, { ...m, folderId: view.folder.id }) : undefined)) : [];
     const unopened = withMeta ? summaries.filter((m, j) => m !== null && !cached[j]).map((m) => m!.uid) : [];
     const rows = new Map((unopened.length > 0 ? await store.getMessages(view.folder.id, unopened) : []).map((r) => [r.uid, r]));
     // Lines in order: the summary-only ones written as text, the others encoded from values.
