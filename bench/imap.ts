@@ -350,8 +350,7 @@ function slope(points: { x: number; y: number }[]): number {
 
 async function runIdle(target: Target): Promise<IdleFigures> {
   // A full session for each user first, so that what is needed once per server or per mailbox (code paths, caches,
-  // a mailbox's folder state, the memory of the password-hash threads: scrypt takes 16 MB on each of libuv's 4
-  // threads) is not counted per connection.
+  // a mailbox's folder state, the password-hashing thread) is not counted per connection.
   await openSessions(users.length, async (i) => (await session(target, users[i]!)).logout(), 8);
   // Let the server settle (V8's memory reducer and malloc trimming act a few seconds after activity stops).
   await sleep(10_000);

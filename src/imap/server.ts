@@ -93,7 +93,12 @@ export class ImapServer {
     const socket = kind === 'tls' ? this.#secure(raw) : raw;
     socket.on('error', () => {});
     socket.end(status(null, 'BYE', REFUSALS[refusal]));
-    setTimeout(() => socket.destroy(), 1000).unref();
+    // A second for the BYE to leave once it can (after the handshake on the TLS port), and no longer in any case
+    // than a session has to log in.
+    const linger = () => setTimeout(() => socket.destroy(), 1000).unref();
+    if (kind === 'tls') socket.once('secure', linger);
+    else linger();
+    setTimeout(() => socket.destroy(), this.#deps.limits.preauthTimeoutMs).unref();
   }
 
   #accept(raw: net.Socket, kind: ImapListenerKind, active: { count: number }, onEnding?: () => void): void {

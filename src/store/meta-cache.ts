@@ -34,8 +34,9 @@ const same = (entry: Entry, mailboxId: number, ref: MessageRef) =>
  * one. A working set within the budget is thus never evicted; beyond it, what was not used for longest goes first.
  * (Turning the generations over at half the budget, as before, dropped entries of a working set between half
  * the budget and the whole of it: on the IMAP bench's mixed load, 42 MB of metadata in the 64 MB budget, a
- * 256 MB budget had given 15–23 % more commands/s.) Every operation is O(1) amortised; a strict LRU over a Map (delete and insert on each hit, evict from
- * the front) made V8 walk the holes the deletions leave at the front of the table, and cost more than the hits saved.
+ * 256 MB budget had given 15–23 % more commands/s.) Every operation is O(1) amortised; a strict LRU over a Map
+ * (delete and insert on each hit, evict from the front) made V8 walk the holes the deletions leave at the front of
+ * the table, and cost more than the hits saved.
  */
 export class MetaCache {
   #young = new Map<number, Entry>();
