@@ -39,6 +39,7 @@ const FILES_DIR = arg('files', '');
 const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
 const self = fileURLToPath(import.meta.url);
 const importChild = path.join(path.dirname(self), '_directory-import-child.mjs');
+const floorChild = path.join(path.dirname(self), '_directory-floor-child.mjs');
 
 type Engine = 'sqlite' | 'postgres';
 interface Target {
@@ -91,7 +92,7 @@ async function childLookups(target: Target, rows: number, lookups: number): Prom
 function runChild(args: string[]): unknown {
   const flags = (process.env.MSS_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const [mode, ...rest] = args;
-  const command = mode === 'import' ? [importChild, ...rest] : ['--import', 'tsx', self, '--child', ...args];
+  const command = mode === 'import' ? [importChild, ...rest] : mode === 'floor' ? [floorChild, ...rest] : ['--import', 'tsx', self, '--child', ...args];
   const r = spawnSync(process.execPath, [...flags, ...command], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) throw new Error(`child failed (${r.status}): ${args.join(' ')}`);
   const last = r.stdout.trim().split('\n').pop() ?? '';
@@ -172,12 +173,21 @@ async function main(): Promise<void> {
           rssMb: number;
           load: number;
         };
+        // SQLite's own share, measured apart in a fresh database (bench/_directory-floor-child.mjs).
+        let floor = '';
+        if (engine === 'sqlite') {
+          const floorDb = path.join(work, `floor-${format}.sqlite`);
+          await (await open({ engine, location: floorDb })).close();
+          const f = runChild(['floor', floorDb, files[format]]) as { ms: number; rowsPerS: number };
+          floor = ` floor_rows_per_s=${f.rowsPerS} floor_seconds=${(f.ms / 1000).toFixed(1)}`;
+          rmSync(floorDb, { force: true });
+        }
         const unchanged = Object.values(r.again.diff).every((d) => d.added === 0 && d.removed === 0 && d.changed === 0);
         const line =
           `RESULT directory-import-${format} engine=${engine} rows=${r.first.rows} bad=${r.first.bad} rows_per_s=${r.first.rowsPerS} ` +
           `seconds=${(r.first.ms / 1000).toFixed(1)} reimport_rows_per_s=${r.again.rowsPerS} reimport_seconds=${(r.again.ms / 1000).toFixed(1)} ` +
           `reimport_speedup=${(r.first.ms / r.again.ms).toFixed(2)} reimport_unchanged=${unchanged} rss_mb=${r.rssMb.toFixed(0)} ` +
-          `cpu_s=${r.first.cpuS.toFixed(1)} reimport_cpu_s=${r.again.cpuS.toFixed(1)} load1=${r.load.toFixed(1)}`;
+          `cpu_s=${r.first.cpuS.toFixed(1)} reimport_cpu_s=${r.again.cpuS.toFixed(1)}${floor} load1=${r.load.toFixed(1)}`;
         console.log(line);
         lines.push(line);
       }

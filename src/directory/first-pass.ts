@@ -111,6 +111,7 @@ export async function firstPass(job: FirstPassJob, post: (message: ParserMessage
   let reported = 0;
   let unacknowledged = 0;
   const flush = async () => {
+    // The builders' arrays are filled again after this: posting copies them.
     const staged: StagedBatch[] = [];
     for (const b of Object.values(builders!)) {
       const { keys, records } = b.take();
@@ -142,10 +143,10 @@ export async function firstPass(job: FirstPassJob, post: (message: ParserMessage
         stagesAll = new Set(begin.stagesAll);
         copyFormat = begin.format === 'copy';
         builders = {
-          mailbox: new StagedRowsBuilder('mailbox', begin.format),
-          practitioner: new StagedRowsBuilder('practitioner', begin.format),
-          activity: new StagedRowsBuilder('activity', begin.format),
-          organisation: new StagedRowsBuilder('organisation', begin.format),
+          mailbox: new StagedRowsBuilder('mailbox', begin.format, true),
+          practitioner: new StagedRowsBuilder('practitioner', begin.format, true),
+          activity: new StagedRowsBuilder('activity', begin.format, true),
+          organisation: new StagedRowsBuilder('organisation', begin.format, true),
         };
         for (const entity of ['mailbox', 'practitioner', 'organisation'] as const) {
           wanted.searchKeys[entity] = ENTITIES_OF_KIND[layout.format].includes(entity) && stagesAll.has(entity);
