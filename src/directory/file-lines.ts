@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { DirectoryFileError } from './formats.js';
 
 /** Longest line accepted (extraction lines are a few hundred characters). */
@@ -11,16 +12,32 @@ function checkLength(carry: Buffer | null): void {
   if (carry && carry.length > MAX_LINE_CHARS) throw new DirectoryFileError(`a line is longer than ${MAX_LINE_CHARS} characters: not a directory extraction`);
 }
 
+/** A byte range of a file: from `start` (a line's first byte) to `end` (excluded; null: the end of the file). */
+export interface ByteRange {
+  start: number;
+  end: number | null;
+}
+
+/** Where `lineBatches` starts reading (a line's first byte), and how far it has read (whole chunks, as shown to `onChunk`). */
+export interface ReadWindow {
+  start: number;
+  read: number;
+}
+
+const READ_CHUNK = 1 << 18;
+
 /**
- * Lines of a file, in batches (one per chunk read), without their LF; each chunk is shown to `onChunk` first. Only
- * whole lines are decoded: a LF byte is never part of a multi-byte UTF-8 sequence, so the text up to a chunk's
- * last LF is whole characters, and the bytes after it wait for the next chunk (one decoding per chunk, no
- * decoder state, no string joined across chunks but the line cut in two).
+ * Lines of a file (from `window.start` on), in batches (one per chunk read), without their LF; each chunk is shown
+ * to `onChunk` first. Only whole lines are decoded: a LF byte is never part of a multi-byte UTF-8 sequence, so the
+ * text up to a chunk's last LF is whole characters, and the bytes after it wait for the next chunk (one decoding
+ * per chunk, no decoder state, no string joined across chunks but the line cut in two).
  */
-export async function* lineBatches(file: string, onChunk: (chunk: Buffer) => void): AsyncGenerator<string[]> {
+export async function* lineBatches(file: string, onChunk: (chunk: Buffer) => void, window: ReadWindow = { start: 0, read: 0 }): AsyncGenerator<string[]> {
   let carry: Buffer | null = null;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 18 })) {
+  window.read = window.start;
+  for await (const chunk of createReadStream(file, { highWaterMark: READ_CHUNK, start: window.start })) {
     const buffer = chunk as Buffer;
+    window.read += buffer.length;
     onChunk(buffer);
     const last = buffer.lastIndexOf(LF);
     if (last < 0) {
@@ -41,6 +58,45 @@ export async function* lineBatches(file: string, onChunk: (chunk: Buffer) => voi
     yield lines;
   }
   if (carry) yield [carry.toString('utf8')];
+}
+
+/** How many LF bytes the file holds before `offset`: the number of lines before a part that starts there. */
+export async function linesBefore(file: string, offset: number): Promise<number> {
+  let count = 0;
+  if (offset <= 0) return 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20, start: 0, end: offset - 1 })) {
+    const buffer = chunk as Buffer;
+    for (let at = buffer.indexOf(LF); at !== -1; at = buffer.indexOf(LF, at + 1)) count++;
+  }
+  return count;
+}
+
+/**
+ * Cuts a file of `size` bytes into at most `count` parts of about the same size, each starting at a line's first
+ * byte (after a LF); fewer when the file has too few lines.
+ */
+export async function splitLines(file: string, size: number, count: number): Promise<ByteRange[]> {
+  const starts = [0];
+  const handle = await open(file, 'r');
+  try {
+    const window = Buffer.alloc(1 << 16);
+    for (let i = 1; i < count; i++) {
+      let from = Math.max(Math.floor((size * i) / count), starts[starts.length - 1]! + 1);
+      let found = -1;
+      while (found < 0 && from < size) {
+        const { bytesRead } = await handle.read(window, 0, window.length, from);
+        if (bytesRead === 0) break;
+        const at = window.subarray(0, bytesRead).indexOf(LF);
+        if (at >= 0) found = from + at + 1;
+        else from += bytesRead;
+      }
+      if (found < 0 || found >= size) break;
+      starts.push(found);
+    }
+  } finally {
+    await handle.close();
+  }
+  return starts.map((start, i) => ({ start, end: starts[i + 1] ?? null }));
 }
 
 /** A line without the CR of a CRLF ending. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { ENTITIES_OF_KIND, type DirectoryEntity, type EntityRecords, type StagedRows, type StagingFormat } from '../store/directory-types.js';
-import { blank, lineBatches, withoutCr } from './file-lines.js';
+import { blank, lineBatches, withoutCr, type ReadWindow } from './file-lines.js';
 import { detectLayout, DirectoryFileError, LineFields, type Layout } from './formats.js';
 import { detach } from './normalize.js';
 import { parseLine, type Wanted } from './row-records.js';
@@ -16,6 +17,11 @@ import { needsEscapes, StagedRowsBuilder } from './staged-rows.js';
  * The conversation: the parser reads the header and sends `layout`; the main thread begins the import session
  * and answers `begin` (which entities it stages in full); then `batch` after `batch` (the last one when the
  * file ends, possibly empty), and `end` with the file's SHA-256. A failure is sent as `failed`.
+ *
+ * The second half of a large file may be parsed by a thread of its own (`import.ts` says when): `begin` then
+ * tells the first thread the last line of its part, and the other thread's job names its part (its first byte and
+ * the number of lines before it) and the import's `begin`; that thread sends neither `layout` nor a digest. The
+ * first thread, done with its part, reads the rest of the file to hash it.
  */
 
 export interface FirstPassJob {
@@ -24,6 +30,11 @@ export interface FirstPassJob {
   batchSize: number;
   /** Bad rows reported with their line and reason (all of them are counted). */
   maxReportedBadRows: number;
+  /**
+   * A later part of the file, from byte `start` (a line's first) to the end, after `lines` lines, and what the
+   * first thread learnt from `layout` and `begin`.
+   */
+  part?: { start: number; lines: number; layout: Layout; begin: Begin };
 }
 
 export interface BadRow {
@@ -40,10 +51,13 @@ export interface StagedBatch {
 export type ParserMessage =
   | { type: 'layout'; layout: Layout }
   | { type: 'batch'; bytesRead: number; rows: number; badRowCount: number; badRows: BadRow[]; staged: StagedBatch[] }
-  | { type: 'end'; sha256: string }
+  /** `sha256`: of the whole file, from the first thread; null from a later part's. */
+  | { type: 'end'; sha256: string | null }
   | { type: 'failed'; message: string; fileError: boolean };
 
-export type ParserCommand = { type: 'begin'; stagesAll: DirectoryEntity[]; format: StagingFormat } | { type: 'ack' };
+/** `lastLine`: of the first thread's part, when a later part has a thread of its own. */
+type Begin = { type: 'begin'; stagesAll: DirectoryEntity[]; format: StagingFormat; lastLine?: number };
+export type ParserCommand = Begin | { type: 'ack' };
 
 /** Batches sent and not yet acknowledged by the main thread, at most. */
 export const MAX_UNACKNOWLEDGED = 4;
@@ -127,30 +141,44 @@ export async function firstPass(job: FirstPassJob, post: (message: ParserMessage
     }
   };
 
+  const window: ReadWindow = { start: job.part?.start ?? 0, read: 0 };
+  let lastLine = Infinity;
+  const begin = (command: ParserCommand, fileLayout: Layout) => {
+    if (command.type !== 'begin') throw new Error(`parsing thread: ${command.type} before begin`);
+    layout = fileLayout;
+    lastLine = command.lastLine ?? Infinity;
+    stagesAll = new Set(command.stagesAll);
+    copyFormat = command.format === 'copy';
+    builders = {
+      mailbox: new StagedRowsBuilder('mailbox', command.format, true),
+      practitioner: new StagedRowsBuilder('practitioner', command.format, true),
+      activity: new StagedRowsBuilder('activity', command.format, true),
+      organisation: new StagedRowsBuilder('organisation', command.format, true),
+    };
+    for (const entity of ['mailbox', 'practitioner', 'organisation'] as const) {
+      wanted.searchKeys[entity] = ENTITIES_OF_KIND[fileLayout.format].includes(entity) && stagesAll.has(entity);
+    }
+  };
+  if (job.part) {
+    lineNo = job.part.lines;
+    begin(job.part.begin, job.part.layout);
+  }
+  const hashing = !job.part;
+
   const fields = new LineFields();
-  for await (const lines of lineBatches(job.file, (chunk) => {
+  const onChunk = (chunk: Buffer) => {
     bytesRead += chunk.length;
-    sha256.update(chunk);
-  })) {
+    if (hashing) sha256.update(chunk);
+  };
+  read: for await (const lines of lineBatches(job.file, onChunk, window)) {
     for (const raw of lines) {
+      if (lineNo === lastLine) break read;
       lineNo++;
       const line = withoutCr(raw);
       if (layout === null) {
-        layout = detectLayout(line);
-        post({ type: 'layout', layout });
-        const begin = await next();
-        if (begin.type !== 'begin') throw new Error(`parsing thread: ${begin.type} before begin`);
-        stagesAll = new Set(begin.stagesAll);
-        copyFormat = begin.format === 'copy';
-        builders = {
-          mailbox: new StagedRowsBuilder('mailbox', begin.format, true),
-          practitioner: new StagedRowsBuilder('practitioner', begin.format, true),
-          activity: new StagedRowsBuilder('activity', begin.format, true),
-          organisation: new StagedRowsBuilder('organisation', begin.format, true),
-        };
-        for (const entity of ['mailbox', 'practitioner', 'organisation'] as const) {
-          wanted.searchKeys[entity] = ENTITIES_OF_KIND[layout.format].includes(entity) && stagesAll.has(entity);
-        }
+        const detected = detectLayout(line);
+        post({ type: 'layout', layout: detected });
+        begin(await next(), detected);
         continue;
       }
       if (blank(line)) continue;
@@ -179,6 +207,12 @@ export async function firstPass(job: FirstPassJob, post: (message: ParserMessage
     }
   }
   if (layout !== null) await flush();
+  if (!hashing) {
+    post({ type: 'end', sha256: null });
+    return;
+  }
+  // The rest of the file, parsed by another thread: only hashed here.
+  if (lastLine !== Infinity) for await (const chunk of createReadStream(job.file, { start: window.read, highWaterMark: 1 << 20 })) sha256.update(chunk as Buffer);
   post({ type: 'end', sha256: sha256.digest('hex') });
 }
 

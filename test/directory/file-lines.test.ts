@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { lineBatches, MAX_LINE_CHARS } from '../../src/directory/file-lines.js';
+import { lineBatches, linesBefore, MAX_LINE_CHARS, splitLines } from '../../src/directory/file-lines.js';
 import { DirectoryFileError } from '../../src/directory/formats.js';
 import { tempDir } from '../helpers/engines.js';
 
@@ -51,5 +51,46 @@ describe('lineBatches', () => {
     const long = Buffer.alloc(2 * MAX_LINE_CHARS, 0x61);
     await expect(linesOf(long)).rejects.toThrow(DirectoryFileError);
     await expect(linesOf(Buffer.concat([Buffer.from('ok\n'), long, Buffer.from('\nnext\n')]))).rejects.toThrow(/longer than/);
+  });
+});
+
+describe('splitLines and linesBefore', () => {
+  it('cut a file into parts at line starts, and count the lines before each', async () => {
+    tmp = tempDir('mss-parts-');
+    const file = path.join(tmp.dir, 'extraction.txt');
+    const all: string[] = [];
+    for (let i = 0; i < 5000; i++) all.push(`${i}|Hélène ${'é'.repeat(i % 41)}|${'x'.repeat(i % 300)}`);
+    // No LF after the last line.
+    const bytes = Buffer.from(all.join('\n'), 'utf8');
+    writeFileSync(file, bytes);
+    for (const count of [1, 2, 3, 7]) {
+      const parts = await splitLines(file, bytes.length, count);
+      expect(parts).toHaveLength(count);
+      expect(parts[0]!.start).toBe(0);
+      expect(parts[count - 1]!.end).toBeNull();
+      for (const [i, part] of parts.entries()) {
+        const before = await linesBefore(file, part.start);
+        if (i > 0) {
+          expect(bytes[part.start - 1]).toBe(0x0a);
+          expect(parts[i - 1]!.end).toBe(part.start);
+          expect(before).toBeGreaterThan(0);
+        }
+        const window = { start: part.start, read: 0 };
+        const read: string[] = [];
+        for await (const batch of lineBatches(file, () => {}, window)) read.push(...batch);
+        expect(read).toEqual(all.slice(before));
+        expect(window.read).toBe(bytes.length);
+      }
+    }
+  });
+
+  it('give fewer parts than asked when the file has too few lines', async () => {
+    tmp = tempDir('mss-parts-');
+    const file = path.join(tmp.dir, 'short.txt');
+    writeFileSync(file, 'header\nonly line\n');
+    const parts = await splitLines(file, 17, 8);
+    expect(parts.length).toBeLessThanOrEqual(2);
+    expect(parts.map((p) => p.start)).toEqual(parts.length === 2 ? [0, 7] : [0]);
+    expect(await splitLines(file, 17, 1)).toEqual([{ start: 0, end: null }]);
   });
 });

@@ -372,6 +372,64 @@ describe.each(ENGINES)('directory import (%s)', (engine) => {
     expect((await dir.searchOrganisations('ch bug', 10)).map((o) => o.idNatStruct)).toEqual(['1010000032']);
   });
 
+  it('parses a re-imported file in parts on several threads with the same outcome as on one: lines, bad rows, duplicates, diff, digest', async () => {
+    const second = await openTestStore(engine);
+    try {
+      const dirs = [dir, openDirectoryStore(second.store)];
+      for (const format of ['ps', 'mss'] as const) {
+        const generate = format === 'ps' ? writePsFile : writeMssFile;
+        const clean = file(`${format}-parts.txt`);
+        await generate(clean, 900, { seed: 11 });
+        // Bad rows spread over the whole file (in every part), and a duplicate of an early line near the end.
+        const body = lines(clean);
+        const out = [body[0]!];
+        body.slice(1).forEach((row, i) => {
+          out.push(row);
+          if (i % 97 === 50) out.push(row.split('|').slice(0, 9).join('|'));
+        });
+        out.splice(out.length - 5, 0, body[2]!);
+        const dirty = file(`${format}-parts-dirty.txt`);
+        writeFileSync(dirty, out.join('\n') + '\n');
+        // Rows changed, added and removed in every part: the second pass reads the changed lines again.
+        const changed = file(`${format}-parts-changed.txt`);
+        await generate(changed, 950, { seed: 11, rename: (r) => r % 7 === 3, skip: (r) => r % 50 === 10 });
+
+        const reports = [];
+        for (const [i, threads] of [1, 3].entries()) {
+          const options = { parsingThreads: threads, bytesPerParsingThread: 1, batchSize: 40, maxReportedBadRows: 6 };
+          await importDirectoryFile(dirs[i]!, clean, options);
+          reports.push([await importDirectoryFile(dirs[i]!, dirty, options), await importDirectoryFile(dirs[i]!, changed, options)]);
+        }
+        const comparable = ({ rows, badRowCount, badRows, diff, initial, snapshot }: Awaited<ReturnType<typeof importDirectoryFile>>) => ({
+          rows,
+          badRowCount,
+          badRows,
+          diff,
+          initial,
+          sha256: snapshot.sourceSha256,
+        });
+        const [one, three] = reports;
+        // Nine short lines; in the MSSanté file the repeated address too.
+        expect(one![0]!.badRowCount).toBe(format === 'mss' ? 10 : 9);
+        expect(one![0]!.badRows).toHaveLength(6);
+        expect(three!.map(comparable)).toEqual(one!.map(comparable));
+        expect(Object.values(one![1]!.diff).some((d) => d.changed > 0 && d.added > 0 && d.removed > 0)).toBe(true);
+        expect(await dirs[1]!.countRows()).toEqual(await dirs[0]!.countRows());
+      }
+      // The same records, field by field.
+      for (const id of lines(file('ps-parts-changed.txt')).slice(1, 400).map((l) => l.split('|')[2]!)) {
+        const [a, b] = await Promise.all(dirs.map((d) => d.getPractitioner(id)));
+        expect(b).toEqual(a);
+        expect(await dirs[1]!.activitiesOf(id)).toEqual(await dirs[0]!.activitiesOf(id));
+      }
+      for (const address of lines(file('mss-parts-changed.txt')).slice(1, 400).map((l) => l.split('|')[1]!)) {
+        expect(await dirs[1]!.getMailbox(address)).toEqual(await dirs[0]!.getMailbox(address));
+      }
+    } finally {
+      await second.dispose();
+    }
+  });
+
   it('keeps the first of repeated practitioners and structures and counts activities per practitioner', async () => {
     const ps = file('PS_generated.txt');
     await writePsFile(ps, 500);
