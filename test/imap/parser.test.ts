@@ -229,4 +229,37 @@ describe('sequence sets', () => {
     expect(resolveUids(parseSequenceSet('4,6:8'), uids)).toEqual([]);
     expect(resolveUids(parseSequenceSet('1:*'), [])).toEqual([]);
   });
+
+  it('resolves overlapping, reversed and repeated ranges in any order to each index once, ascending', () => {
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const uids: number[] = [];
+    for (let u = 1; uids.length < 300; u += 1 + random(4)) uids.push(u);
+    const max = uids[uids.length - 1]!;
+    for (let round = 0; round < 200; round++) {
+      const parts: string[] = [];
+      for (let k = 1 + random(5); k > 0; k--) {
+        const end = () => (random(8) === 0 ? '*' : String(1 + random(max + 20)));
+        parts.push(random(3) === 0 ? end() : `${end()}:${end()}`);
+      }
+      const set = parseSequenceSet(parts.join(','));
+      // What the ranges select, index by index.
+      const inRange = (value: number, star: number) =>
+        set.some(({ from, to }) => {
+          const a = from === '*' ? star : from;
+          const b = to === '*' ? star : to;
+          return value >= Math.min(a, b) && value <= Math.max(a, b);
+        });
+      const starred = set.some((r) => r.from === '*' || r.to === '*');
+      const expectedUids = uids.flatMap((uid, i) => (inRange(uid, max) || (starred && i === uids.length - 1) ? [i] : []));
+      expect(resolveUids(set, uids), parts.join(',')).toEqual(expectedUids);
+      const count = 250;
+      const fits = set.every(({ from, to }) => (from === '*' || from <= count) && (to === '*' || to <= count));
+      const expectedSeq = fits ? Array.from({ length: count }, (_, i) => i).filter((i) => inRange(i + 1, count)) : null;
+      expect(resolveSequenceNumbers(set, count), parts.join(',')).toEqual(expectedSeq);
+    }
+  });
 });
