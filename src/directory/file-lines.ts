@@ -12,10 +12,10 @@ function checkLength(carry: Buffer | null): void {
   if (carry && carry.length > MAX_LINE_CHARS) throw new DirectoryFileError(`a line is longer than ${MAX_LINE_CHARS} characters: not a directory extraction`);
 }
 
-/** A byte range of a file: from `start` (a line's first byte) to `end` (excluded; null: the end of the file). */
-export interface ByteRange {
+/** A part of a file: it starts at byte `start`, a line's first, after `lines` lines. */
+export interface FilePart {
   start: number;
-  end: number | null;
+  lines: number;
 }
 
 /** Where `lineBatches` starts reading (a line's first byte), and how far it has read (whole chunks, as shown to `onChunk`). */
@@ -60,22 +60,11 @@ export async function* lineBatches(file: string, onChunk: (chunk: Buffer) => voi
   if (carry) yield [carry.toString('utf8')];
 }
 
-/** How many LF bytes the file holds before `offset`: the number of lines before a part that starts there. */
-export async function linesBefore(file: string, offset: number): Promise<number> {
-  let count = 0;
-  if (offset <= 0) return 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20, start: 0, end: offset - 1 })) {
-    const buffer = chunk as Buffer;
-    for (let at = buffer.indexOf(LF); at !== -1; at = buffer.indexOf(LF, at + 1)) count++;
-  }
-  return count;
-}
-
 /**
  * Cuts a file of `size` bytes into at most `count` parts of about the same size, each starting at a line's first
- * byte (after a LF); fewer when the file has too few lines.
+ * byte (after a LF); fewer when the file has too few lines. The lines before each part are counted in one pass.
  */
-export async function splitLines(file: string, size: number, count: number): Promise<ByteRange[]> {
+export async function splitLines(file: string, size: number, count: number): Promise<FilePart[]> {
   const starts = [0];
   const handle = await open(file, 'r');
   try {
@@ -96,7 +85,20 @@ export async function splitLines(file: string, size: number, count: number): Pro
   } finally {
     await handle.close();
   }
-  return starts.map((start, i) => ({ start, end: starts[i + 1] ?? null }));
+  const parts = [{ start: 0, lines: 0 }];
+  if (starts.length === 1) return parts;
+  let lines = 0;
+  let offset = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20, end: starts[starts.length - 1]! - 1 })) {
+    const buffer = chunk as Buffer;
+    // The LF ending the line before a part is its first byte's predecessor: count up to each start in turn.
+    for (let at = buffer.indexOf(LF); at !== -1; at = buffer.indexOf(LF, at + 1)) {
+      lines++;
+      if (offset + at + 1 === starts[parts.length]) parts.push({ start: starts[parts.length]!, lines });
+    }
+    offset += buffer.length;
+  }
+  return parts;
 }
 
 /** A line without the CR of a CRLF ending. */

@@ -12,7 +12,7 @@ import {
   type EntityRecords,
   type SnapshotKind,
 } from '../store/directory-types.js';
-import { lineBatches, linesBefore, splitLines, withoutCr } from './file-lines.js';
+import { lineBatches, splitLines, withoutCr } from './file-lines.js';
 import type { BadRow, FirstPassJob, StagedBatch } from './first-pass.js';
 import { DirectoryFileError, LineFields, type Layout } from './formats.js';
 import { ParsingThreads } from './parse-thread.js';
@@ -135,12 +135,11 @@ export async function importDirectoryFile(directory: DirectoryStore, file: strin
         // large file. Staging full records (a first load) keeps it busy: another thread would compete with it
         // for the two cores (a first import of a million mailboxes took 20 % longer with it).
         const threads = begin.stagesAll.length > 0 ? 1 : Math.min(options.parsingThreads ?? DEFAULT_PARSING_THREADS, Math.floor(bytesTotal / (options.bytesPerParsingThread ?? BYTES_PER_THREAD)));
-        const parts = threads > 1 ? await splitLines(file, bytesTotal, threads) : [];
-        const before = await Promise.all(parts.map((p) => linesBefore(file, p.start)));
-        parser.send(0, parts.length > 1 ? { ...begin, lastLine: before[1]! } : begin);
-        parts.forEach(({ start }, i) => {
-          if (i > 0) parser.add({ ...job, part: { start, lines: before[i]!, layout: l, begin: { ...begin, ...(i + 1 < parts.length ? { lastLine: before[i + 1]! } : {}) } } });
-        });
+        const parts = threads > 1 ? await splitLines(file, bytesTotal, threads) : [{ start: 0, lines: 0 }];
+        // Each part's thread stops at the line before the next part.
+        const beginPart = (i: number) => (i + 1 < parts.length ? { ...begin, lastLine: parts[i + 1]!.lines } : begin);
+        parser.send(0, beginPart(0));
+        for (let i = 1; i < parts.length; i++) parser.add({ ...job, part: { ...parts[i]!, layout: l, begin: beginPart(i) } });
       } else if (m.type === 'batch' && session !== null) {
         await stageBatch(session, m.staged);
         parser.send(part, { type: 'ack' });

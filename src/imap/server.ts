@@ -93,11 +93,14 @@ export class ImapServer {
     const socket = kind === 'tls' ? this.#secure(raw) : raw;
     socket.on('error', () => {});
     socket.end(status(null, 'BYE', REFUSALS[refusal]));
-    // A second for the BYE to leave once it can (after the handshake on the TLS port), and no longer in any case
-    // than a session has to log in.
+    // A second for the BYE to leave once it can: on the TLS port after the handshake, which gets no longer than a
+    // session has to log in.
     const linger = () => setTimeout(() => socket.destroy(), 1000).unref();
-    if (kind === 'tls') socket.once('secure', linger);
-    else linger();
+    if (kind === 'plain') {
+      linger();
+      return;
+    }
+    socket.once('secure', linger);
     setTimeout(() => socket.destroy(), this.#deps.limits.preauthTimeoutMs).unref();
   }
 

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { lineBatches, linesBefore, MAX_LINE_CHARS, splitLines } from '../../src/directory/file-lines.js';
+import { lineBatches, MAX_LINE_CHARS, splitLines } from '../../src/directory/file-lines.js';
 import { DirectoryFileError } from '../../src/directory/formats.js';
 import { tempDir } from '../helpers/engines.js';
 
@@ -54,8 +54,8 @@ describe('lineBatches', () => {
   });
 });
 
-describe('splitLines and linesBefore', () => {
-  it('cut a file into parts at line starts, and count the lines before each', async () => {
+describe('splitLines', () => {
+  it('cuts a file into parts at line starts, and counts the lines before each', async () => {
     tmp = tempDir('mss-parts-');
     const file = path.join(tmp.dir, 'extraction.txt');
     const all: string[] = [];
@@ -66,31 +66,30 @@ describe('splitLines and linesBefore', () => {
     for (const count of [1, 2, 3, 7]) {
       const parts = await splitLines(file, bytes.length, count);
       expect(parts).toHaveLength(count);
-      expect(parts[0]!.start).toBe(0);
-      expect(parts[count - 1]!.end).toBeNull();
+      expect(parts[0]).toEqual({ start: 0, lines: 0 });
       for (const [i, part] of parts.entries()) {
-        const before = await linesBefore(file, part.start);
         if (i > 0) {
           expect(bytes[part.start - 1]).toBe(0x0a);
-          expect(parts[i - 1]!.end).toBe(part.start);
-          expect(before).toBeGreaterThan(0);
+          expect(part.start).toBeGreaterThan(parts[i - 1]!.start);
+          // The lines before the part, counted apart.
+          expect(bytes.subarray(0, part.start).toString('utf8').split('\n').length - 1).toBe(part.lines);
         }
         const window = { start: part.start, read: 0 };
         const read: string[] = [];
         for await (const batch of lineBatches(file, () => {}, window)) read.push(...batch);
-        expect(read).toEqual(all.slice(before));
+        expect(read).toEqual(all.slice(part.lines));
         expect(window.read).toBe(bytes.length);
       }
     }
   });
 
-  it('give fewer parts than asked when the file has too few lines', async () => {
+  it('gives fewer parts than asked when the file has too few lines', async () => {
     tmp = tempDir('mss-parts-');
     const file = path.join(tmp.dir, 'short.txt');
     writeFileSync(file, 'header\nonly line\n');
     const parts = await splitLines(file, 17, 8);
     expect(parts.length).toBeLessThanOrEqual(2);
-    expect(parts.map((p) => p.start)).toEqual(parts.length === 2 ? [0, 7] : [0]);
-    expect(await splitLines(file, 17, 1)).toEqual([{ start: 0, end: null }]);
+    expect(parts).toEqual(parts.length === 2 ? [{ start: 0, lines: 0 }, { start: 7, lines: 1 }] : [{ start: 0, lines: 0 }]);
+    expect(await splitLines(file, 17, 1)).toEqual([{ start: 0, lines: 0 }]);
   });
 });

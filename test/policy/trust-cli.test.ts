@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -9,6 +9,7 @@ import { importTrustList, TrustSpace } from '../../src/policy/trust-store.js';
 import { openTrustStore } from '../../src/store/trust.js';
 import { ENGINES, openTestStore, tempDir, type TestStore } from '../helpers/engines.js';
 import { makeCa, makeServerLeaf, type MadeCert } from './certs.js';
+import { buildIfNeeded } from '../helpers/build.js';
 
 const FIXTURE = 'test/fixtures/whitelist/listeblanchemssante_excerpt_domaines-001-020.xml';
 const repo = path.resolve(__dirname, '../..');
@@ -133,7 +134,7 @@ describe('mss trust through the built CLI, between two operators', () => {
   const cli = path.join(repo, 'dist/src/cli.js');
 
   beforeAll(() => {
-    execFileSync(process.execPath, [path.join(repo, 'scripts/build-if-needed.mjs')], { stdio: 'inherit' });
+    buildIfNeeded();
   }, 300_000);
 
   function mss(cwd: string, args: string[]): Promise<{ code: number; out: string; err: string }> {

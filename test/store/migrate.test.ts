@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import { copyStore, openDumpSource, openDumpTarget, parseStoreLocation, verifyCo
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import { createTestDatabase, tempDir } from '../helpers/engines.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
+import { buildIfNeeded } from '../helpers/build.js';
 
 const repo = path.resolve(__dirname, '../..');
 const cli = path.join(repo, 'dist/src/cli.js');
@@ -83,7 +84,7 @@ describe('mss store migrate (sqlite → postgres, built CLI)', () => {
   const users = [DEMO.jean, DEMO.claire];
 
   beforeAll(async () => {
-    execFileSync(process.execPath, [path.join(repo, 'scripts/build-if-needed.mjs')], { stdio: 'inherit' });
+    buildIfNeeded();
     op = await startOperator();
     db = await createTestDatabase();
 
