@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { QuotaLimits } from '../accounts/quota.js';
 import { appendAudit, audit, type AuditEvent } from '../audit/journal.js';
@@ -25,6 +24,7 @@ import type { XdmCdaSummary } from '../mime/xdm/headers.js';
 import { closesThread } from '../policy/patient-threads.js';
 import { PROFESSIONAL_TYPES, type Patients } from '../policy/patients.js';
 import type { Accepted, LocalRoute, RecipientRoute, RemoteRoute, Submission } from './types.js';
+import { randomId } from '../random-id.js';
 
 export interface PipelineDeps {
   mail: SealedMail;
@@ -54,7 +54,7 @@ export interface PipelineDeps {
 
 /** A short, unique, non-guessable transaction id, shown in Received and in the 250 reply. */
 export function newQueueId(): string {
-  return randomBytes(9).toString('base64url');
+  return randomId(9);
 }
 
 /**

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { aad, type Keyring } from '../crypto/seal.js';
 import type { NewQueueItem, QueueItem } from '../store/types.js';
+import { randomId } from '../random-id.js';
 
 /**
  * What a queued message carries besides its bytes, sealed with the master key like the message itself
@@ -37,7 +37,7 @@ const label = (id: string, part: 'envelope' | 'message') => `${aad.queueItem(id)
 
 /** A fresh item id: the idempotency key of every attempt (ADR 0008), unguessable, header-safe. */
 export function newQueueItemId(): string {
-  return randomBytes(15).toString('base64url');
+  return randomId(15);
 }
 
 export class QueueSealer {

@@ -422,17 +422,21 @@ describe('two operators exchanging mail through the trust space (issue 7)', () =
 
   it('B down: A keeps the message and retries; B up again: delivered exactly once', async () => {
     await B.stop();
-    const { raw } = message({ from: jean(A_DOMAIN), to: claire(B_DOMAIN), subject: 'Resultats biologiques', body: 'Bilan normal. TWO-OP-RETRY' });
-    const info = await submit(A, jean(A_DOMAIN), claire(B_DOMAIN), raw);
-    expect(info.response).toMatch(/^250 /);
-    const [item] = await queued(A, B_DOMAIN);
-    expect(item).toBeDefined();
-    await expect.poll(async () => (await withOperatorStore(A, (s) => s.getQueueItem(item!.id)))?.attempts ?? 0, { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(3);
-    const shown = (await mss(A, 'queue', 'show', item!.id)).out.join('\n');
-    expect(shown).toMatch(new RegExp(`last error: +\\S+ 127\\.0\\.0\\.1:${B.ports.relay}: .*ECONNREFUSED`));
-    expect(shown).toContain('protection:    signed+encrypted');
-
-    await B.restart();
+    let item: Awaited<ReturnType<typeof queued>>[number] | undefined;
+    // B comes back even when an assertion fails here, so that the cases after this one still have their peer.
+    try {
+      const { raw } = message({ from: jean(A_DOMAIN), to: claire(B_DOMAIN), subject: 'Resultats biologiques', body: 'Bilan normal. TWO-OP-RETRY' });
+      const info = await submit(A, jean(A_DOMAIN), claire(B_DOMAIN), raw);
+      expect(info.response).toMatch(/^250 /);
+      [item] = await queued(A, B_DOMAIN);
+      expect(item).toBeDefined();
+      await expect.poll(async () => (await withOperatorStore(A, (s) => s.getQueueItem(item!.id)))?.attempts ?? 0, { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(3);
+      const shown = (await mss(A, 'queue', 'show', item!.id)).out.join('\n');
+      expect(shown).toMatch(new RegExp(`last error: +\\S+ 127\\.0\\.0\\.1:${B.ports.relay}: .*ECONNREFUSED`));
+      expect(shown).toContain('protection:    signed+encrypted');
+    } finally {
+      await B.restart();
+    }
     await expect.poll(() => withOperatorStore(A, (s) => s.getQueueItem(item!.id)), { timeout: 30_000, interval: 50 }).toBeNull();
     expect(await withMark(B, claire(B_DOMAIN), 'TWO-OP-RETRY')).toHaveLength(1);
     const accepted = (await auditRows(B)).filter((r) => r.action === 'relay-accept' && JSON.parse(r.detail).idempotencyKey === item!.id);
