@@ -1,13 +1,14 @@
 /**
  * Directory import and lookup (docs/decisions/0007-directory.md): generates N rows of each public extraction
  * format (test/helpers/directory-files.ts: accents, empty fields, valid identifiers), then, for each engine,
- * in a fresh database and in a child process of its own (so that its peak RSS is the import's alone), running the
- * built code as `mss directory import` does (bench/_directory-import-child.mjs: plain Node, without the TypeScript
- * loader, which added 25–40 MB to the peak when the import ran from the sources):
- *   - imports the file (first import), then imports the same file again (re-import, unchanged);
- *   - prints rows/s of both, the CPU seconds of the importing process (user + system: on a shared machine a
- *     steadier figure than rows/s; PostgreSQL's own work is not in it), the child's peak RSS
- *     (process.resourceUsage().maxRSS) and the load average when it ended;
+ * in a fresh database, running the built code as `mss directory import` does (bench/_directory-import-child.mjs:
+ * plain Node, without the TypeScript loader, which added 25–40 MB to the peak when the import ran from the sources):
+ *   - imports the file (first import), then imports the same file again (re-import, unchanged), each in a child
+ *     process of its own as the command runs, so that its peak RSS is that import's alone (both in one process, the
+ *     re-import's peak was 50–70 MB higher: glibc kept the first import's freed blocks in its arenas);
+ *   - prints rows/s of both, the CPU seconds of each importing process (user + system: on a shared machine a
+ *     steadier figure than rows/s; PostgreSQL's own work is not in it), the peak RSS (process.resourceUsage()
+ *     .maxRSS) of each (`first_rss_mb`, `reimport_rss_mb`) and the larger (`rss_mb`), and the load average;
  * then measures lookups by address (DirectoryStore.getMailbox) of random existing mailboxes, in a child too.
  *
  *   npm run bench -- directory-import [--rows=1000000] [--lookups=100000] [--engines=sqlite,postgres] [--files=<dir>]
@@ -167,12 +168,10 @@ async function main(): Promise<void> {
       await (await open(target)).close();
       for (const format of ['mss', 'ps'] as const) {
         t = Date.now();
-        const r = runChild(['import', engine, target.location, files[format]]) as {
-          first: { rows: number; bad: number; ms: number; rowsPerS: number; cpuS: number };
-          again: { ms: number; rowsPerS: number; cpuS: number; diff: Record<string, { added: number; removed: number; changed: number }> };
-          rssMb: number;
-          load: number;
-        };
+        // The first import and the re-import, each in a process of its own, as `mss directory import` runs.
+        type Imported = { rows: number; bad: number; ms: number; rowsPerS: number; cpuS: number; diff: Record<string, { added: number; removed: number; changed: number }>; rssMb: number; load: number };
+        const first = runChild(['import', engine, target.location, files[format]]) as Imported;
+        const again = runChild(['import', engine, target.location, files[format]]) as Imported;
         // SQLite's own share, measured apart in a fresh database (bench/_directory-floor-child.mjs).
         let floor = '';
         if (engine === 'sqlite') {
@@ -182,12 +181,13 @@ async function main(): Promise<void> {
           floor = ` floor_rows_per_s=${f.rowsPerS} floor_seconds=${(f.ms / 1000).toFixed(1)}`;
           rmSync(floorDb, { force: true });
         }
-        const unchanged = Object.values(r.again.diff).every((d) => d.added === 0 && d.removed === 0 && d.changed === 0);
+        const unchanged = Object.values(again.diff).every((d) => d.added === 0 && d.removed === 0 && d.changed === 0);
         const line =
-          `RESULT directory-import-${format} engine=${engine} rows=${r.first.rows} bad=${r.first.bad} rows_per_s=${r.first.rowsPerS} ` +
-          `seconds=${(r.first.ms / 1000).toFixed(1)} reimport_rows_per_s=${r.again.rowsPerS} reimport_seconds=${(r.again.ms / 1000).toFixed(1)} ` +
-          `reimport_speedup=${(r.first.ms / r.again.ms).toFixed(2)} reimport_unchanged=${unchanged} rss_mb=${r.rssMb.toFixed(0)} ` +
-          `cpu_s=${r.first.cpuS.toFixed(1)} reimport_cpu_s=${r.again.cpuS.toFixed(1)}${floor} load1=${r.load.toFixed(1)}`;
+          `RESULT directory-import-${format} engine=${engine} rows=${first.rows} bad=${first.bad} rows_per_s=${first.rowsPerS} ` +
+          `seconds=${(first.ms / 1000).toFixed(1)} reimport_rows_per_s=${again.rowsPerS} reimport_seconds=${(again.ms / 1000).toFixed(1)} ` +
+          `reimport_speedup=${(first.ms / again.ms).toFixed(2)} reimport_unchanged=${unchanged} rss_mb=${Math.max(first.rssMb, again.rssMb).toFixed(0)} ` +
+          `first_rss_mb=${first.rssMb.toFixed(0)} reimport_rss_mb=${again.rssMb.toFixed(0)} ` +
+          `cpu_s=${first.cpuS.toFixed(1)} reimport_cpu_s=${again.cpuS.toFixed(1)}${floor} load1=${again.load.toFixed(1)}`;
         console.log(line);
         lines.push(line);
       }
