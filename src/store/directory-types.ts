@@ -148,6 +148,11 @@ export interface EntitySpec<E extends DirectoryEntity> {
    * lets a re-import compare the file's keys and hashes with the directory in key order, reading no table row.
    */
   indexes: readonly (readonly string[])[];
+  /**
+   * Its key comes on many lines of a file (a practitioner on each of their activities, a structure on each
+   * activity there): a first load counts its keys at once rather than trying a unique index first.
+   */
+  keyRepeats?: true;
 }
 
 /**
@@ -198,6 +203,7 @@ export const ENTITY_SPECS: { [E in DirectoryEntity]: EntitySpec<E> } = {
       { column: 'hash', field: 'hash', kind: 'int' },
     ],
     indexes: [['name_key'], ['alt_key'], ['id_nat_ps', 'hash', 'active']],
+    keyRepeats: true,
   },
   activity: {
     table: 'dir_activities',
@@ -237,6 +243,7 @@ export const ENTITY_SPECS: { [E in DirectoryEntity]: EntitySpec<E> } = {
       { column: 'hash', field: 'hash', kind: 'int' },
     ],
     indexes: [['name_key'], ['id_nat_struct', 'hash', 'active']],
+    keyRepeats: true,
   },
 };
 

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -444,5 +445,99 @@ describe.each(ENGINES)('directory import (%s)', (engine) => {
     expect(report.diff.activity?.added).toBe(new Set(rows).size);
     expect(PS_HEADER.length).toBe(56);
     expect(MSS_HEADER.length).toBe(31);
+  });
+});
+
+/**
+ * SQLite loads an empty table into a table of its own (`dir_load_<entity>`), builds its indexes there, and renames
+ * it in at commit (docs/decisions/0007-directory.md): what it leaves behind on every path.
+ */
+describe('a first load on SQLite', () => {
+  let t: TestStore;
+  let dir: DirectoryStore;
+  let raw: Database.Database;
+  const file = (name: string) => path.join(t.dir, name);
+  const schema = () =>
+    raw
+      .prepare("SELECT type, name, tbl_name AS tbl FROM sqlite_master WHERE name LIKE 'dir\\_load\\_%' ESCAPE '\\' OR tbl_name LIKE 'dir\\_load\\_%' ESCAPE '\\' OR tbl_name = 'dir_mailboxes' ORDER BY type, name")
+      .all();
+  const MAILBOX_SCHEMA = [
+    { type: 'index', name: 'dir_mailboxes_address_hash_active', tbl: 'dir_mailboxes' },
+    { type: 'index', name: 'dir_mailboxes_alt_key', tbl: 'dir_mailboxes' },
+    { type: 'index', name: 'dir_mailboxes_key', tbl: 'dir_mailboxes' },
+    { type: 'index', name: 'dir_mailboxes_name_key', tbl: 'dir_mailboxes' },
+    { type: 'index', name: 'dir_mailboxes_owner_id', tbl: 'dir_mailboxes' },
+    { type: 'index', name: 'dir_mailboxes_structure_id', tbl: 'dir_mailboxes' },
+    { type: 'table', name: 'dir_mailboxes', tbl: 'dir_mailboxes' },
+  ];
+  const tableSql = () => raw.prepare("SELECT sql FROM sqlite_master WHERE name = 'dir_mailboxes'").pluck().get();
+
+  beforeEach(async () => {
+    t = await openTestStore('sqlite');
+    dir = openDirectoryStore(t.store);
+    raw = new Database(path.join(t.dir, 'mss.sqlite'));
+  });
+  afterEach(() => {
+    raw.close();
+    t.dispose();
+  });
+
+  it('keeps the first line of a repeated address, reports the later ones, and leaves the table as its migrations made it', async () => {
+    const sql = tableSql();
+    const rows = [...mssRows(300)];
+    const again = (i: number) => rows[i]!.replace(/\|[^|]*\|[^|]*\|C\|/, '|AUTRE-NOM|Autre|C|');
+    expect(again(3)).not.toBe(rows[3]);
+    const repeated = file('mss-repeated.txt');
+    await writeLines(repeated, MSS_HEADER, [...rows, again(3), again(120)], false);
+    const report = await importDirectoryFile(dir, repeated, { batchSize: 64 });
+    expect(report.badRows).toEqual([
+      { line: 302, reason: 'duplicate Adresse BAL (first at line 5): ignored' },
+      { line: 303, reason: 'duplicate Adresse BAL (first at line 122): ignored' },
+    ]);
+    expect(report.diff.mailbox).toEqual({ added: 300, removed: 0, changed: 0, unchanged: 0 });
+    const first = rows[3]!.split('|');
+    expect(await dir.getMailbox(first[1]!)).toMatchObject({ address: first[1], lastName: first[9], firstName: first[10], active: true });
+    expect(schema()).toEqual(MAILBOX_SCHEMA);
+    // The same definition (SQLite quotes a renamed table's name).
+    expect(tableSql()).toBe(sql.replace('CREATE TABLE dir_mailboxes', 'CREATE TABLE "dir_mailboxes"'));
+    // A re-import compares with it as with any other: unchanged.
+    const next = await importDirectoryFile(dir, repeated);
+    expect(next.diff.mailbox).toEqual({ added: 0, removed: 0, changed: 0, unchanged: 300 });
+    // Rows added later take ids after the first load's.
+    await writeLines(repeated, MSS_HEADER, [...rows, ...[...mssRows(310)].slice(300)], false);
+    expect((await importDirectoryFile(dir, repeated)).diff.mailbox).toEqual({ added: 10, removed: 0, changed: 0, unchanged: 300 });
+    expect(raw.prepare('SELECT count(*) AS n, count(DISTINCT id) AS ids FROM dir_mailboxes').get()).toEqual({ n: 310, ids: 310 });
+  });
+
+  it('a first load that fails, before or after the counting of its keys, leaves the table empty, indexed, alone', async () => {
+    const good = file('mss-good.txt');
+    await writeMssFile(good, 400);
+    let batches = 0;
+    const interrupted = importDirectoryFile(dir, good, { batchSize: 50, onProgress: () => { if (++batches === 3) throw new Error('interrupted'); } });
+    await expect(interrupted).rejects.toThrow('interrupted');
+    expect(schema()).toEqual(MAILBOX_SCHEMA);
+    expect((await dir.countRows()).mailbox).toEqual({ active: 0, inactive: 0 });
+
+    // Refused once its keys were counted (which builds the load table's unique index): mostly repeats.
+    const rows = [...mssRows(10)];
+    const repeats = file('mss-repeats.txt');
+    await writeLines(repeats, MSS_HEADER, [...rows, ...rows, ...rows], false);
+    await expect(importDirectoryFile(dir, repeats)).rejects.toThrow(/20 of 30 rows are bad/);
+    expect(schema()).toEqual(MAILBOX_SCHEMA);
+    expect((await dir.countRows()).mailbox).toEqual({ active: 0, inactive: 0 });
+    expect((await dir.listSnapshots(2)).map((s) => s.status)).toEqual(['failed', 'failed']);
+
+    expect((await importDirectoryFile(dir, good)).diff.mailbox?.added).toBe(400);
+    expect(schema()).toEqual(MAILBOX_SCHEMA);
+  });
+
+  it('an import after one that stopped half-way (its load table left, indexes dropped) cleans up and loads', async () => {
+    raw.exec("CREATE TABLE dir_load_mailbox (id INTEGER PRIMARY KEY, address TEXT); INSERT INTO dir_load_mailbox VALUES (1, 'x@y.test')");
+    raw.exec('DROP INDEX dir_mailboxes_name_key; DROP INDEX dir_mailboxes_key');
+    const good = file('mss-good.txt');
+    await writeMssFile(good, 100);
+    expect((await importDirectoryFile(dir, good)).diff.mailbox?.added).toBe(100);
+    expect(schema()).toEqual(MAILBOX_SCHEMA);
+    expect((await dir.searchMailboxes('', 'x@y', { limit: 5, includeListeRouge: true }))).toEqual([]);
   });
 });

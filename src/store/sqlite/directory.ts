@@ -32,7 +32,8 @@ type Statement = Database.Statement;
 
 export interface SqliteDirectoryAccess {
   reader: Db;
-  withWriter<T>(work: (writer: Db) => Promise<T>): Promise<T>;
+  /** Runs `work` on the writer; what it committed is on disk when it resolves, unless `durable` is false. */
+  withWriter<T>(work: (writer: Db) => Promise<T>, options?: { durable?: boolean }): Promise<T>;
 }
 
 const { toEntity, toSnapshot, toChange, toCertificate } = directoryRowReaders({ int: readInt, bool: (row, c) => readInt(row, c) !== 0 });
@@ -53,7 +54,29 @@ function spec(entity: DirectoryEntity): EntitySpec<DirectoryEntity> {
 
 const keysTable = (e: DirectoryEntity) => `dir_stage_keys_${e}`;
 const stageTable = (e: DirectoryEntity) => `dir_stage_${e}`;
+/** A first load's table in the main database, shaped like the entity's, which it replaces at commit. */
+const loadTable = (e: DirectoryEntity) => `dir_load_${e}`;
 const indexName = (table: string, columns: readonly string[]) => `${table}_${columns.join('_')}`;
+const keyIndex = (table: string) => `${table}_key`;
+
+/** Every index of an entity's table, by name: the unique key index, then the secondary ones of its spec. */
+function indexesOf(e: DirectoryEntity, on = spec(e).table): { name: string; sql: string }[] {
+  const s = spec(e);
+  const table = s.table;
+  return [
+    { name: keyIndex(table), sql: `CREATE UNIQUE INDEX ${keyIndex(table)} ON ${on} (${keyColumn(e)})` },
+    ...s.indexes.map((cols) => ({ name: indexName(table, cols), sql: `CREATE INDEX ${indexName(table, cols)} ON ${on} (${cols.join(', ')})` })),
+  ];
+}
+
+/** Gives the entity's table back any index it lacks (an import that stopped after dropping them, on no rows). */
+function restoreIndexes(db: Db, e: DirectoryEntity): void {
+  for (const { sql } of indexesOf(e)) db.exec(sql.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS '));
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Error && (err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
 /** The (key, hash, active) index of an entity (the last of its spec): the comparison reads it alone. */
 const diffIndex = (e: DirectoryEntity) => {
   const s = spec(e);
@@ -242,18 +265,33 @@ export class SqliteDirectoryStore implements DirectoryStore {
           throw err;
         }
       });
-      await this.#withWriter(async (db) => {
+      const empty = await this.#withWriter(async (db) => {
+        // What an import that stopped half-way left: its load tables, and the indexes it had dropped.
+        for (const e of entities) {
+          db.exec(`DROP TABLE IF EXISTS main.${loadTable(e)}`);
+          restoreIndexes(db, e);
+        }
+        const empty = new Set(entities.filter((e) => !db.prepare(`SELECT 1 FROM ${spec(e).table} LIMIT 1`).get()));
         // Staging tables are written in order and read once: a small page cache is enough (bounded memory).
         db.pragma(`temp.cache_size = ${-TEMP_CACHE_KIB}`);
         db.exec('DROP TABLE IF EXISTS temp.dir_stage_needed; CREATE TEMP TABLE dir_stage_needed (line INTEGER NOT NULL, entity TEXT NOT NULL)');
         for (const e of entities) {
           const s = spec(e);
           db.exec(`DROP TABLE IF EXISTS temp.${keysTable(e)}; DROP TABLE IF EXISTS temp.${stageTable(e)};`);
-          db.exec(`CREATE TEMP TABLE ${keysTable(e)} (key TEXT NOT NULL, line INTEGER NOT NULL, hash INTEGER NOT NULL)`);
-          db.exec(`CREATE TEMP TABLE ${stageTable(e)} (line INTEGER NOT NULL, ${s.columns.map((c) => c.column).join(', ')})`);
+          if (empty.has(e)) {
+            // The entity's own table, as its migrations left it, under another name and without its indexes.
+            const row = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?").get(s.table) as Raw | undefined;
+            const sql = typeof row?.sql === 'string' ? row.sql : '';
+            const renamed = sql.replace(new RegExp(`^CREATE TABLE "?${s.table}"?`), `CREATE TABLE main.${loadTable(e)}`);
+            if (renamed === sql) throw new Error(`directory ${e}: unexpected table definition ${JSON.stringify(sql.slice(0, 80))}`);
+            db.exec(renamed);
+          } else {
+            db.exec(`CREATE TEMP TABLE ${keysTable(e)} (key TEXT NOT NULL, line INTEGER NOT NULL, hash INTEGER NOT NULL)`);
+            db.exec(`CREATE TEMP TABLE ${stageTable(e)} (line INTEGER NOT NULL, ${s.columns.map((c) => c.column).join(', ')})`);
+          }
         }
+        return empty;
       });
-      const empty = new Set(entities.filter((e) => !this.#reader.prepare(`SELECT 1 FROM ${spec(e).table} LIMIT 1`).get()));
       return new SqliteImportSession(this, input.kind, snapshotId, baseId, entities, empty);
     } catch (err) {
       this.#importing = false;
@@ -284,6 +322,9 @@ const RECORD_WIDTH = Object.fromEntries(
 /** Fills the bound values of staged row `row` at `offset` of `out`. */
 type FillRow = (out: unknown[], offset: number, row: number) => void;
 
+/** A table rows are staged into: the head of its multi-row INSERT, one row's values, and its transaction. */
+type StageTarget = { name: string; head: string; one: string; width: number; begin: 'BEGIN' | 'BEGIN IMMEDIATE' };
+
 class SqliteImportSession implements DirectoryImportSession {
   readonly #inserts = new Map<string, { statement: Statement; params: unknown[] }>();
   #done = false;
@@ -308,35 +349,52 @@ class SqliteImportSession implements DirectoryImportSession {
   }
 
   /**
-   * A multi-row INSERT of `rows` rows (ROWS_PER_INSERT or 1) of `width` values into a temp table, prepared once,
-   * with the array its values are bound from (reused: refilled for every run).
+   * Where a batch of an entity's rows goes, as the head of a multi-row INSERT and the values of one row (`width`
+   * bound values each). Keys and, on a re-import, changed records go to temp tables; a first load's records go
+   * to its load table, as the rows they will be (their line as id: in file order, so the first line of a key has
+   * the smallest), with the transaction it takes on the main database.
    */
-  #insert(db: Db, table: string, width: number, rows: number): { statement: Statement; params: unknown[] } {
-    const name = `${table}:${rows}`;
+  #target(table: 'keys' | 'records', e: DirectoryEntity): StageTarget {
+    const marks = (n: number) => Array(n).fill('?').join(', ');
+    if (table === 'keys') return { name: keysTable(e), head: `INSERT INTO temp.${keysTable(e)} VALUES `, one: `(${marks(KEY_WIDTH)})`, width: KEY_WIDTH, begin: 'BEGIN' };
+    const width = RECORD_WIDTH[e];
+    if (!this.empty.has(e)) return { name: stageTable(e), head: `INSERT INTO temp.${stageTable(e)} VALUES `, one: `(${marks(width)})`, width, begin: 'BEGIN' };
+    const columns = ['id', ...spec(e).columns.map((c) => c.column), 'active', 'added_snapshot', 'changed_snapshot'];
+    return {
+      name: loadTable(e),
+      head: `INSERT INTO main.${loadTable(e)} (${columns.join(', ')}) VALUES `,
+      one: `(${marks(width)}, 1, ${this.snapshotId}, ${this.snapshotId})`,
+      width,
+      begin: 'BEGIN IMMEDIATE',
+    };
+  }
+
+  /** The multi-row INSERT of `rows` rows (ROWS_PER_INSERT or 1) into a target, prepared once, with the array its values are bound from (reused). */
+  #insert(db: Db, target: StageTarget, rows: number): { statement: Statement; params: unknown[] } {
+    const name = `${target.name}:${rows}`;
     let s = this.#inserts.get(name);
     if (!s) {
-      const one = `(${Array(width).fill('?').join(', ')})`;
-      s = { statement: db.prepare(`INSERT INTO temp.${table} VALUES ${Array(rows).fill(one).join(', ')}`), params: new Array(width * rows) };
+      s = { statement: db.prepare(target.head + Array(rows).fill(target.one).join(', ')), params: new Array(target.width * rows) };
       this.#inserts.set(name, s);
     }
     return s;
   }
 
-  /** Inserts `total` rows of `width` values, each filled by `fill`, in one transaction of the temporary database. */
-  #insertAll(db: Db, table: string, width: number, total: number, fill: FillRow): void {
-    db.exec('BEGIN');
+  /** Inserts `total` rows, each filled by `fill`, in one transaction. */
+  #insertAll(db: Db, target: StageTarget, total: number, fill: FillRow): void {
+    db.exec(target.begin);
     try {
       let row = 0;
       if (total >= ROWS_PER_INSERT) {
-        const { statement, params } = this.#insert(db, table, width, ROWS_PER_INSERT);
+        const { statement, params } = this.#insert(db, target, ROWS_PER_INSERT);
         for (; row + ROWS_PER_INSERT <= total; row += ROWS_PER_INSERT) {
-          for (let i = 0; i < ROWS_PER_INSERT; i++) fill(params, i * width, row + i);
+          for (let i = 0; i < ROWS_PER_INSERT; i++) fill(params, i * target.width, row + i);
           statement.run(params);
         }
       }
       // The remainder row by row: a statement per remainder size would pile up prepared statements.
       if (row < total) {
-        const { statement, params } = this.#insert(db, table, width, 1);
+        const { statement, params } = this.#insert(db, target, 1);
         for (; row < total; row++) {
           fill(params, 0, row);
           statement.run(params);
@@ -350,49 +408,66 @@ class SqliteImportSession implements DirectoryImportSession {
   }
 
   readonly stagingFormat = 'values';
+  /** Records written to each load table. */
+  readonly #loaded = new Map<DirectoryEntity, number>();
 
-  /** Inserts a batch of `StagedRows` (`values`: bound as they are) into a temp table. */
-  async #stage(table: string, rows: StagedRows, width: number): Promise<void> {
+  /**
+   * Inserts a batch of `StagedRows` (`values`: bound as they are). Staged rows count only once the import
+   * commits, which syncs: their own commits need not wait for the disk.
+   */
+  async #stage(table: 'keys' | 'records', entity: DirectoryEntity, rows: StagedRows): Promise<void> {
     if (rows.count === 0) return;
     if (rows.format !== 'values') throw new Error(`staged rows: ${rows.format} instead of values`);
+    const target = this.#target(table, entity);
+    const { width } = target;
     const { values } = rows;
     if (values.length !== rows.count * width) throw new Error(`staged rows: ${values.length} values for ${rows.count} rows of ${width}`);
-    await this.dir.withWriter(async (db) =>
-      this.#insertAll(db, table, width, rows.count, (out, o, i) => {
-        for (let c = 0, from = i * width; c < width; c++) out[o + c] = values[from + c];
-      }),
+    await this.dir.withWriter(
+      async (db) =>
+        this.#insertAll(db, target, rows.count, (out, o, i) => {
+          for (let c = 0, from = i * width; c < width; c++) out[o + c] = values[from + c];
+        }),
+      { durable: false },
     );
+    if (target.name === loadTable(entity)) this.#loaded.set(entity, (this.#loaded.get(entity) ?? 0) + rows.count);
   }
 
   async stageKeys(entity: DirectoryEntity, rows: StagedRows): Promise<void> {
     this.#check(entity);
-    await this.#stage(keysTable(entity), rows, KEY_WIDTH);
+    if (this.empty.has(entity)) throw new Error(`a first load of ${entity} stages whole records, not keys`);
+    await this.#stage('keys', entity, rows);
   }
 
   async stageRecords(entity: DirectoryEntity, rows: StagedRows): Promise<void> {
     this.#check(entity);
-    await this.#stage(stageTable(entity), rows, RECORD_WIDTH[entity]);
+    await this.#stage('records', entity, rows);
   }
 
   /**
-   * Where an entity's staged keys are: the full records themselves when every record is staged (a first load:
-   * no separate key table), else the key table.
+   * Where an entity's staged keys are, with the line each comes from: a first load's records themselves (their id
+   * is their line), else the key table.
    */
-  #keys(entity: DirectoryEntity): { table: string; key: string } {
-    return this.empty.has(entity) ? { table: `temp.${stageTable(entity)}`, key: keyColumn(entity) } : { table: `temp.${keysTable(entity)}`, key: 'key' };
+  #keys(entity: DirectoryEntity): { table: string; key: string; line: string } {
+    return this.empty.has(entity)
+      ? { table: `main.${loadTable(entity)}`, key: keyColumn(entity), line: 'id' }
+      : { table: `temp.${keysTable(entity)}`, key: 'key', line: 'line' };
+  }
+
+  /** The later lines of keys that come more than once, with the first line of each: `limit` of them, in line order. */
+  #repeats(db: Db, entity: DirectoryEntity, limit: number): { line: number; firstLine: number }[] {
+    const { table, key, line } = this.#keys(entity);
+    const groups = `(SELECT ${key} AS key, min(${line}) AS first FROM ${table} GROUP BY ${key} HAVING count(*) > 1)`;
+    const rows = db
+      .prepare(`SELECT k.${line} AS line, d.first AS first FROM ${table} k JOIN ${groups} d ON d.key = k.${key} AND k.${line} > d.first ORDER BY k.${line} LIMIT ?`)
+      .all(limit) as Raw[];
+    return rows.map((r) => ({ line: readInt(r, 'line'), firstLine: readInt(r, 'first') }));
   }
 
   async duplicates(entity: DirectoryEntity, limit: number): Promise<{ total: number; sample: { line: number; firstLine: number }[] }> {
     this.#check(entity);
     return this.dir.withWriter(async (db) => {
       const total = this.#keyStats(db, entity).duplicates;
-      if (total === 0) return { total, sample: [] };
-      const { table, key } = this.#keys(entity);
-      const groups = `(SELECT ${key} AS key, min(line) AS first FROM ${table} GROUP BY ${key} HAVING count(*) > 1)`;
-      const rows = db
-        .prepare(`SELECT k.line AS line, d.first AS first FROM ${table} k JOIN ${groups} d ON d.key = k.${key} AND k.line > d.first ORDER BY k.line LIMIT ?`)
-        .all(limit) as Raw[];
-      return { total, sample: rows.map((r) => ({ line: readInt(r, 'line'), firstLine: readInt(r, 'first') })) };
+      return { total, sample: total === 0 ? [] : this.#repeats(db, entity, limit) };
     });
   }
 
@@ -455,43 +530,97 @@ class SqliteImportSession implements DirectoryImportSession {
 
   readonly #stats = new Map<DirectoryEntity, { keys: number; duplicates: number }>();
 
-  /** Distinct staged keys and repeated lines, counted once (one pass over the keys in key order). */
+  /**
+   * Distinct staged keys and repeated lines, counted once. A first load's keys are counted by building the
+   * unique key index its table needs anyway, when the key is not expected to repeat (the index build fails at a
+   * repeat; only then are they grouped and counted); other keys by one pass over them in key order.
+   */
   #keyStats(db: Db, entity: DirectoryEntity): { keys: number; duplicates: number } {
     let stats = this.#stats.get(entity);
+    if (!stats && this.empty.has(entity) && !spec(entity).keyRepeats) {
+      this.#dropIndexes(db, entity);
+      try {
+        db.exec(indexesOf(entity, loadTable(entity))[0]!.sql);
+        stats = { keys: this.#loaded.get(entity) ?? 0, duplicates: 0 };
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+      }
+    }
     if (!stats) {
       this.#indexKeys(db, entity);
       const { table, key } = this.#keys(entity);
       const row = db.prepare(`SELECT count(*) AS keys, coalesce(sum(n - 1), 0) AS duplicates FROM (SELECT count(*) AS n FROM ${table} GROUP BY ${key})`).get() as Raw;
       stats = { keys: readInt(row, 'keys'), duplicates: readInt(row, 'duplicates') };
-      this.#stats.set(entity, stats);
     }
+    this.#stats.set(entity, stats);
     return stats;
   }
 
   /** Keeps, per key, only the record of its first line (a later duplicate may have been staged as changed). */
   #dropLaterDuplicates(db: Db, entity: DirectoryEntity): void {
     if (this.#keyStats(db, entity).duplicates === 0) return;
-    const { table, key } = this.#keys(entity);
+    const { table, key, line } = this.#keys(entity);
+    const records = this.empty.has(entity) ? table : `temp.${stageTable(entity)}`;
+    const recordLine = this.empty.has(entity) ? 'id' : 'line';
     db.exec(
-      `DELETE FROM temp.${stageTable(entity)} WHERE line IN (
-         SELECT k.line FROM ${table} k
-           JOIN (SELECT ${key} AS key, min(line) AS first FROM ${table} GROUP BY ${key} HAVING count(*) > 1) d ON d.key = k.${key} AND k.line > d.first)`,
+      `DELETE FROM ${records} WHERE ${recordLine} IN (
+         SELECT k.${line} FROM ${table} k
+           JOIN (SELECT ${key} AS key, min(${line}) AS first FROM ${table} GROUP BY ${key} HAVING count(*) > 1) d ON d.key = k.${key} AND k.${line} > d.first)`,
     );
+  }
+
+  /**
+   * The entity table's own indexes, dropped while it is empty and a first load builds the same ones, under the
+   * same names, on the table that replaces it. Given back by `restoreIndexes` if the import stops.
+   */
+  #dropIndexes(db: Db, entity: DirectoryEntity): void {
+    if (this.#indexesDropped.has(entity)) return;
+    if (db.prepare(`SELECT 1 FROM ${spec(entity).table} LIMIT 1`).get()) {
+      throw new ImportConflictError(`the directory's ${entity} rows changed while this import ran: nothing was changed, import again`);
+    }
+    for (const { name } of indexesOf(entity)) db.exec(`DROP INDEX IF EXISTS ${name}`);
+    this.#indexesDropped.add(entity);
+  }
+
+  readonly #indexesDropped = new Set<DirectoryEntity>();
+
+  /**
+   * A first load's table, ready to take the entity table's place: later duplicates deleted, then each index
+   * built, every step its own transaction, so that the server's writers wait for one index at most.
+   */
+  #prepareLoad(db: Db, entity: DirectoryEntity): void {
+    const load = loadTable(entity);
+    const stats = this.#keyStats(db, entity);
+    this.#dropIndexes(db, entity);
+    const [key, ...secondary] = indexesOf(entity, load);
+    const has = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ? AND tbl_name = ?").get(name, load) !== undefined;
+    if (stats.duplicates > 0) {
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        this.#dropLaterDuplicates(db, entity);
+        db.exec('COMMIT');
+      } catch (err) {
+        if (db.inTransaction) db.exec('ROLLBACK');
+        throw err;
+      }
+    }
+    for (const index of [key!, ...secondary]) if (!has(index.name)) db.exec(index.sql);
   }
 
   async commit(info: ImportCommitInfo): Promise<ImportOutcome> {
     if (this.#done) throw new Error('import session is over');
     try {
       const outcome = await this.dir.withWriter(async (db) => {
-        // Temp-only work first, before the write lock on the directory is taken.
+        // Before the one transaction that changes the directory: temp-only work, and a first load's index builds.
         db.exec('BEGIN');
         try {
-          for (const e of this.entities) this.#dropLaterDuplicates(db, e);
+          for (const e of this.entities) if (!this.empty.has(e)) this.#dropLaterDuplicates(db, e);
           db.exec('COMMIT');
         } catch (err) {
           if (db.inTransaction) db.exec('ROLLBACK');
           throw err;
         }
+        for (const e of this.entities) if (this.empty.has(e)) this.#prepareLoad(db, e);
         db.exec('BEGIN IMMEDIATE');
         try {
           const result = this.#apply(db, info);
@@ -535,8 +664,14 @@ class SqliteImportSession implements DirectoryImportSession {
       if (this.empty.has(e) && total > 0) {
         throw new ImportConflictError(`the directory's ${e} rows changed while this import ran: nothing was changed, import again`);
       }
-      // A first load stages one record per line (later duplicates were deleted): as many as keys.
-      const staged = this.empty.has(e) ? stats.keys : count(`SELECT count(*) AS n FROM ${stage}`);
+      if (this.empty.has(e)) {
+        // A first load's table, its later duplicates deleted and its indexes built, takes the empty one's place.
+        db.exec(`DROP TABLE ${table}`);
+        db.exec(`ALTER TABLE ${loadTable(e)} RENAME TO ${table}`);
+        diff[e] = { added: stats.keys, removed: 0, changed: 0, unchanged: 0 };
+        continue;
+      }
+      const staged = count(`SELECT count(*) AS n FROM ${stage}`);
       let added = staged;
       let removed = 0;
       let changed = 0;
@@ -611,6 +746,11 @@ class SqliteImportSession implements DirectoryImportSession {
     try {
       await this.dir.withWriter(async (db) => {
         for (const e of this.entities) db.exec(`DROP TABLE IF EXISTS temp.${keysTable(e)}; DROP TABLE IF EXISTS temp.${stageTable(e)};`);
+        // A first load that did not commit: its table goes, and the empty table gets back the indexes it gave up.
+        for (const e of this.empty) {
+          db.exec(`DROP TABLE IF EXISTS main.${loadTable(e)}`);
+          restoreIndexes(db, e);
+        }
         db.exec('DROP TABLE IF EXISTS temp.dir_stage_needed');
         if (failure !== null) {
           db.prepare("UPDATE dir_snapshots SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'").run(

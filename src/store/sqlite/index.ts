@@ -648,10 +648,10 @@ export class SqliteStore extends SqliteReads implements Store {
    * The connections, for the directory store (src/store/sqlite/directory.ts), which shares them: the reader, and
    * the writer only inside `withWriter`, under the unit-of-work lock.
    */
-  directoryAccess(): { reader: Db; withWriter<T>(work: (writer: Db) => Promise<T>): Promise<T> } {
+  directoryAccess(): { reader: Db; withWriter<T>(work: (writer: Db) => Promise<T>, options?: { durable?: boolean }): Promise<T> } {
     return {
       reader: super.db,
-      withWriter: async <T>(work: (writer: Db) => Promise<T>): Promise<T> => {
+      withWriter: async <T>(work: (writer: Db) => Promise<T>, options?: { durable?: boolean }): Promise<T> => {
         const release = await this.#holdWriter();
         let result: T;
         try {
@@ -660,8 +660,10 @@ export class SqliteStore extends SqliteReads implements Store {
         } finally {
           release();
         }
-        // Whatever the work committed (on its own terms: one transaction or several) is on disk before it resolves.
-        await this.#walSync.durable(this.#walSync.committed());
+        // Whatever the work committed (on its own terms: one transaction or several) is on disk before it resolves,
+        // unless it says its commits need not be (rows a later commit makes count, or drops).
+        const ticket = this.#walSync.committed();
+        if (options?.durable !== false) await this.#walSync.durable(ticket);
         return result;
       },
     };
