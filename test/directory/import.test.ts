@@ -470,7 +470,7 @@ describe('a first load on SQLite', () => {
     { type: 'index', name: 'dir_mailboxes_structure_id', tbl: 'dir_mailboxes' },
     { type: 'table', name: 'dir_mailboxes', tbl: 'dir_mailboxes' },
   ];
-  const tableSql = () => raw.prepare("SELECT sql FROM sqlite_master WHERE name = 'dir_mailboxes'").pluck().get();
+  const tableSql = () => String(raw.prepare("SELECT sql FROM sqlite_master WHERE name = 'dir_mailboxes'").pluck().get());
 
   beforeEach(async () => {
     t = await openTestStore('sqlite');

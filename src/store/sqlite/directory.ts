@@ -592,7 +592,6 @@ class SqliteImportSession implements DirectoryImportSession {
     const load = loadTable(entity);
     const stats = this.#keyStats(db, entity);
     this.#dropIndexes(db, entity);
-    const [key, ...secondary] = indexesOf(entity, load);
     const has = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ? AND tbl_name = ?").get(name, load) !== undefined;
     if (stats.duplicates > 0) {
       db.exec('BEGIN IMMEDIATE');
@@ -604,7 +603,8 @@ class SqliteImportSession implements DirectoryImportSession {
         throw err;
       }
     }
-    for (const index of [key!, ...secondary]) if (!has(index.name)) db.exec(index.sql);
+    // The unique key index may be there already: counting the keys built it.
+    for (const index of indexesOf(entity, load)) if (!has(index.name)) db.exec(index.sql);
   }
 
   async commit(info: ImportCommitInfo): Promise<ImportOutcome> {
