@@ -50,6 +50,8 @@ function ratio(value: string): number {
  * Progress of an import on a stream: a redrawn bar with rows/s on a terminal (cli-progress), a plain line at
  * each tenth of the file otherwise (logs stay readable).
  */
+const STEPS: Partial<Record<ImportProgress['phase'], string>> = { compare: 'comparing with the directory...', write: 'writing the directory...' };
+
 class ImportProgressView {
   #bar: cliProgress.SingleBar | null = null;
   #phase: ImportProgress['phase'] | null = null;
@@ -58,6 +60,15 @@ class ImportProgressView {
   constructor(private readonly stream: NodeJS.WritableStream) {}
 
   update(p: ImportProgress): void {
+    // Steps without a measure: one line each (a first load of a million rows builds its indexes for seconds).
+    const step = STEPS[p.phase];
+    if (step !== undefined) {
+      if (p.phase === this.#phase) return;
+      this.finish();
+      this.#phase = p.phase;
+      this.stream.write(`${step}\n`);
+      return;
+    }
     const label = p.phase === 'read' ? 'reading' : 'changed rows';
     const rate = Math.round((p.rows * 1000) / Math.max(1, p.elapsedMs));
     if (p.phase !== this.#phase) {

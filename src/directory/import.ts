@@ -41,8 +41,11 @@ export { DirectoryFileError } from './formats.js';
 export type { BadRow } from './first-pass.js';
 
 export interface ImportProgress {
-  /** `read`: the first pass over the file; `changes`: reading again the lines that changed. */
-  phase: 'read' | 'changes';
+  /**
+   * `read`: the first pass over the file; `compare`: the store compares what was read with the directory (once);
+   * `changes`: reading again the lines that changed; `write`: the store writes the directory (once).
+   */
+  phase: 'read' | 'compare' | 'changes' | 'write';
   bytesRead: number;
   bytesTotal: number;
   rows: number;
@@ -173,12 +176,14 @@ export async function importDirectoryFile(directory: DirectoryStore, file: strin
     }
 
     // Second pass, only if something changed: the full records of the lines the directory lacks.
+    progress('compare', bytesTotal);
     const needed = await s.neededLines(0, NEEDED_PAGE);
     if (needed.length > 0) {
       const again = await stageChangedLines(s, file, l, { needed, batchSize }, (bytesRead) => progress('changes', bytesRead));
       if (again !== sourceSha256) throw new DirectoryFileError('the file changed while it was being imported: nothing changed');
     }
 
+    progress('write', bytesTotal);
     const outcome = await s.commit({ rowsTotal: rows, rowsBad: badRowCount, sourceSha256 });
     badRows.sort((a, b) => a.line - b.line);
     badRows.length = Math.min(badRows.length, maxReported);

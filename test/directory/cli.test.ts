@@ -47,7 +47,7 @@ describe.each(ENGINES)('mss directory commands (%s)', (engine) => {
     expect(ps.exitCode).toBe(0);
     expect(ps.out[0]).toMatch(/^imported PS_LibreAcces_Personne_activite_small_rows01-14\.txt \(PS_LibreAcces_Personne_activite\) as snapshot 1 \(first of its kind\): 14 rows, 0 bad, /);
     expect(ps.out).toContain('  practitioner  +14 added  -0 removed  ~0 changed  0 unchanged');
-    expect(progress).toMatch(/reading: 100% \(14 rows, \d+ rows\/s, 0 bad\)/);
+    expect(progress).toMatch(/reading: 100% \(14 rows, \d+ rows\/s, 0 bad\)\ncomparing with the directory\.\.\.\nwriting the directory\.\.\.\n$/);
     await mss('import', MSS_FIXTURE);
     const journal = await t.store.readAudit(0, 100);
     expect(journal.filter((r) => r.action === 'directory-import').map((r) => [r.object, r.outcome])).toEqual([
@@ -97,12 +97,14 @@ describe.each(ENGINES)('mss directory commands (%s)', (engine) => {
     rows[3] = rows[3]!.replace('|0012600631|', '|810100271384|');
     rows.splice(6, 1);
     const file = path.join(t.dir, 'PS_changed.txt');
-    writeFileSync(file, rows.join('\n'));
+    writeFileSync(file, rows.join('\n').replace('Xavier', 'Xavière'));
     const again = await mss('import', file);
     expect(again.exitCode).toBe(0);
     expect(again.out).toContain('bad rows (ignored; the first 1 of 1):');
     expect(again.out).toContain('  line 4: invalid Identification nationale PP "810100271384"');
-    expect(again.out).toContain('  practitioner  +0 added  -2 removed  ~0 changed  12 unchanged');
+    expect(again.out).toContain('  practitioner  +0 added  -2 removed  ~1 changed  11 unchanged');
+    // Each step of a re-import, in order: the changed line is read again.
+    expect(progress).toMatch(/^reading: 100% .*\ncomparing with the directory\.\.\.\n(changed rows: \d+% .*\n)*changed rows: 100% .*\nwriting the directory\.\.\.\n$/);
     const changes = await mss('changes', '2');
     expect(changes.out.slice(1)).toEqual(
       expect.arrayContaining(['  removed  practitioner  0012600631', '  removed  practitioner  0013102413']),
