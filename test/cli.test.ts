@@ -5,7 +5,6 @@ import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, tempDir } from './helpers/engines.js';
-import { buildIfNeeded } from './helpers/build.js';
 
 const repo = path.resolve(__dirname, '..');
 const cli = path.join(repo, 'dist/src/cli.js');
@@ -25,7 +24,6 @@ describe('the mss command (built CLI, in a temp dir)', () => {
   let accounts: Map<string, string>;
 
   beforeAll(() => {
-    buildIfNeeded();
     const any = { host: '127.0.0.1', port: 0 };
     writeFileSync(path.join(tmp.dir, 'config.json'), JSON.stringify({ smtp: { submission: any, submissionTls: any }, relay: { listener: any }, imap: { plain: any, tls: any }, http: { listener: any } }));
   });
@@ -154,7 +152,6 @@ describe('the mss command on PostgreSQL (built CLI)', () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
 
   beforeAll(async () => {
-    buildIfNeeded();
     db = await createTestDatabase();
     writeFileSync(path.join(tmp.dir, 'config.json'), JSON.stringify({ store: { engine: 'postgres', url: db.url } }));
   });

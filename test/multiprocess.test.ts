@@ -9,7 +9,6 @@ import { initOperator } from '../src/init.js';
 import { openStore } from '../src/store/open.js';
 import { listenerPort, printedPasswords, submitReport, until } from './helpers/cli-output.js';
 import { createTestDatabase, tempDir } from './helpers/engines.js';
-import { buildIfNeeded } from './helpers/build.js';
 
 /**
  * Two real `mss start` processes (the built CLI) on one PostgreSQL database, as an operator scales out behind a
@@ -94,7 +93,6 @@ describe('two mss processes on one PostgreSQL database (built CLI)', () => {
   }
 
   beforeAll(async () => {
-    buildIfNeeded();
     db = await createTestDatabase();
     const any = { host: '127.0.0.1', port: 0 };
     const config = (level: string) => ({

@@ -8,7 +8,6 @@ import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listenerPort, printedPasswords, submitReport, until } from './helpers/cli-output.js';
 import { tempDir } from './helpers/engines.js';
-import { buildIfNeeded } from './helpers/build.js';
 
 /**
  * `mss start` with `processes: 2` on SQLite (the built CLI): a primary process and two server processes sharing
@@ -78,7 +77,6 @@ describe('mss start with two server processes on SQLite (built CLI)', () => {
   };
 
   beforeAll(async () => {
-    buildIfNeeded();
     const any = { host: '127.0.0.1', port: 0 };
     const config = {
       dataDir: 'data',

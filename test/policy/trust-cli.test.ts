@@ -9,7 +9,6 @@ import { importTrustList, TrustSpace } from '../../src/policy/trust-store.js';
 import { openTrustStore } from '../../src/store/trust.js';
 import { ENGINES, openTestStore, tempDir, type TestStore } from '../helpers/engines.js';
 import { makeCa, makeServerLeaf, type MadeCert } from './certs.js';
-import { buildIfNeeded } from '../helpers/build.js';
 
 const FIXTURE = 'test/fixtures/whitelist/listeblanchemssante_excerpt_domaines-001-020.xml';
 const repo = path.resolve(__dirname, '../..');
@@ -132,10 +131,6 @@ describe.each(ENGINES)('mss trust commands (%s)', (engine) => {
 
 describe('mss trust through the built CLI, between two operators', () => {
   const cli = path.join(repo, 'dist/src/cli.js');
-
-  beforeAll(() => {
-    buildIfNeeded();
-  }, 300_000);
 
   function mss(cwd: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
     return new Promise((resolve) => {

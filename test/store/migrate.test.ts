@@ -16,7 +16,6 @@ import { copyStore, openDumpSource, openDumpTarget, parseStoreLocation, verifyCo
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import { createTestDatabase, tempDir } from '../helpers/engines.js';
 import { DEMO, passwordOf, startOperator, type TestOperator } from '../helpers/operator.js';
-import { buildIfNeeded } from '../helpers/build.js';
 
 const repo = path.resolve(__dirname, '../..');
 const cli = path.join(repo, 'dist/src/cli.js');
@@ -84,7 +83,6 @@ describe('mss store migrate (sqlite → postgres, built CLI)', () => {
   const users = [DEMO.jean, DEMO.claire];
 
   beforeAll(async () => {
-    buildIfNeeded();
     op = await startOperator();
     db = await createTestDatabase();
 

@@ -6,7 +6,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/types.js';
 import { tempDir } from '../helpers/engines.js';
-import { buildIfNeeded } from '../helpers/build.js';
 
 const execFileAsync = promisify(execFile);
 const repo = path.resolve(__dirname, '../..');
@@ -43,7 +42,6 @@ describe('SQLite write lock held by another connection', () => {
   });
 
   it('applies each migration once when several processes open a new database at the same time', async () => {
-    buildIfNeeded();
     const file = path.join(tmp.dir, 'mss.sqlite');
     const module = path.join(repo, 'dist/src/store/sqlite/index.js');
     const script = `import(${JSON.stringify(module)}).then((m) => m.openSqliteStore(${JSON.stringify(file)})).then((s) => s.close())`;
