@@ -46,12 +46,13 @@ function ratio(value: string): number {
   return n;
 }
 
+/** What the progress view says of the import's steps that have no measure. */
+const STEPS: Partial<Record<ImportProgress['phase'], string>> = { compare: 'comparing with the directory...', write: 'writing the directory...' };
+
 /**
  * Progress of an import on a stream: a redrawn bar with rows/s on a terminal (cli-progress), a plain line at
  * each tenth of the file otherwise (logs stay readable).
  */
-const STEPS: Partial<Record<ImportProgress['phase'], string>> = { compare: 'comparing with the directory...', write: 'writing the directory...' };
-
 class ImportProgressView {
   #bar: cliProgress.SingleBar | null = null;
   #phase: ImportProgress['phase'] | null = null;

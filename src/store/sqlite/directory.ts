@@ -661,69 +661,54 @@ class SqliteImportSession implements DirectoryImportSession {
       const sizes = db.prepare(`SELECT count(*) AS total, coalesce(sum(active), 0) AS active FROM ${table}`).get() as Raw;
       const total = readInt(sizes, 'total');
       const activeBefore = readInt(sizes, 'active');
-      if (this.empty.has(e) && total > 0) {
-        throw new ImportConflictError(`the directory's ${e} rows changed while this import ran: nothing was changed, import again`);
-      }
       if (this.empty.has(e)) {
+        if (total > 0) throw new ImportConflictError(`the directory's ${e} rows changed while this import ran: nothing was changed, import again`);
         // A first load's table, its later duplicates deleted and its indexes built, takes the empty one's place.
         db.exec(`DROP TABLE ${table}`);
         db.exec(`ALTER TABLE ${loadTable(e)} RENAME TO ${table}`);
         diff[e] = { added: stats.keys, removed: 0, changed: 0, unchanged: 0 };
         continue;
       }
+      // A table that held rows when the import began still does (rows are deactivated, never deleted).
       const staged = count(`SELECT count(*) AS n FROM ${stage}`);
-      let added = staged;
-      let removed = 0;
-      let changed = 0;
-      let unchanged = 0;
-      if (total > 0) {
-        // Staged records are new or changed; every other key of the file is held unchanged. The rows the file
-        // no longer has are counted without a scan, and looked for only when there are some.
-        changed = count(`SELECT count(*) AS n FROM ${stage} s WHERE EXISTS (SELECT 1 FROM ${table} m WHERE m.${key} = s.${key} AND m.active = 1)`);
-        added = staged - changed;
-        unchanged = stats.keys - staged;
-        removed = activeBefore - unchanged - changed;
-        const notInFile = `active = 1 AND NOT EXISTS (SELECT 1 FROM ${keys} k WHERE k.key = ${table}.${key})`;
-        if (!initial) {
+      // Staged records are new or changed; every other key of the file is held unchanged. The rows the file
+      // no longer has are counted without a scan, and looked for only when there are some.
+      const changed = count(`SELECT count(*) AS n FROM ${stage} s WHERE EXISTS (SELECT 1 FROM ${table} m WHERE m.${key} = s.${key} AND m.active = 1)`);
+      const added = staged - changed;
+      const unchanged = stats.keys - staged;
+      const removed = activeBefore - unchanged - changed;
+      const notInFile = `active = 1 AND NOT EXISTS (SELECT 1 FROM ${keys} k WHERE k.key = ${table}.${key})`;
+      if (!initial) {
+        db.prepare(
+          `INSERT INTO dir_changes (snapshot_id, entity, key, change)
+           SELECT ?, ?, s.${key}, CASE WHEN EXISTS (SELECT 1 FROM ${table} m WHERE m.${key} = s.${key} AND m.active = 1) THEN 'changed' ELSE 'added' END
+             FROM ${stage} s`,
+        ).run(snap, e);
+      }
+      if (removed > 0) {
+        let found: number;
+        if (initial) {
+          found = db.prepare(`UPDATE ${table} SET active = 0, removed_snapshot = ? WHERE ${notInFile}`).run(snap).changes;
+        } else {
+          found = db.prepare(`INSERT INTO dir_changes (snapshot_id, entity, key, change) SELECT ?, ?, ${key}, 'removed' FROM ${table} WHERE ${notInFile}`).run(snap, e).changes;
           db.prepare(
-            `INSERT INTO dir_changes (snapshot_id, entity, key, change)
-             SELECT ?, ?, s.${key}, CASE WHEN EXISTS (SELECT 1 FROM ${table} m WHERE m.${key} = s.${key} AND m.active = 1) THEN 'changed' ELSE 'added' END
-               FROM ${stage} s`,
-          ).run(snap, e);
+            `UPDATE ${table} SET active = 0, removed_snapshot = ?
+              WHERE ${key} IN (SELECT key FROM dir_changes WHERE snapshot_id = ? AND entity = ? AND change = 'removed')`,
+          ).run(snap, snap, e);
         }
-        if (removed > 0) {
-          let found: number;
-          if (initial) {
-            found = db.prepare(`UPDATE ${table} SET active = 0, removed_snapshot = ? WHERE ${notInFile}`).run(snap).changes;
-          } else {
-            found = db.prepare(`INSERT INTO dir_changes (snapshot_id, entity, key, change) SELECT ?, ?, ${key}, 'removed' FROM ${table} WHERE ${notInFile}`).run(snap, e).changes;
-            db.prepare(
-              `UPDATE ${table} SET active = 0, removed_snapshot = ?
-                WHERE ${key} IN (SELECT key FROM dir_changes WHERE snapshot_id = ? AND entity = ? AND change = 'removed')`,
-            ).run(snap, snap, e);
-          }
-          if (found !== removed) throw new Error(`directory ${e}: ${found} rows left the file, ${removed} expected`);
-        }
+        if (found !== removed) throw new Error(`directory ${e}: ${found} rows left the file, ${removed} expected`);
       }
 
       const bulk = staged >= BULK_ROWS && staged >= BULK_SHARE * total;
-      const empty = total === 0;
       if (bulk) for (const cols of s.indexes) db.exec(`DROP INDEX IF EXISTS ${indexName(table, cols)}`);
-      if (empty) db.exec(`DROP INDEX IF EXISTS ${table}_key`);
       const columns = s.columns.map((c) => c.column);
-      const insert = `INSERT INTO ${table} (${columns.join(', ')}, active, added_snapshot, changed_snapshot, removed_snapshot)
-                      SELECT ${columns.join(', ')}, 1, ${snap}, ${snap}, NULL FROM ${stage} WHERE true`;
-      if (empty) {
-        db.exec(insert);
-        db.exec(`CREATE UNIQUE INDEX ${table}_key ON ${table} (${key})`);
-      } else {
-        db.exec(
-          `${insert}
-           ON CONFLICT (${key}) DO UPDATE SET ${columns.map((c) => `${c} = excluded.${c}`).join(', ')},
-             added_snapshot = CASE WHEN ${table}.active = 1 THEN ${table}.added_snapshot ELSE excluded.added_snapshot END,
-             active = 1, changed_snapshot = excluded.changed_snapshot, removed_snapshot = NULL`,
-        );
-      }
+      db.exec(
+        `INSERT INTO ${table} (${columns.join(', ')}, active, added_snapshot, changed_snapshot, removed_snapshot)
+         SELECT ${columns.join(', ')}, 1, ${snap}, ${snap}, NULL FROM ${stage} WHERE true
+         ON CONFLICT (${key}) DO UPDATE SET ${columns.map((c) => `${c} = excluded.${c}`).join(', ')},
+           added_snapshot = CASE WHEN ${table}.active = 1 THEN ${table}.added_snapshot ELSE excluded.added_snapshot END,
+           active = 1, changed_snapshot = excluded.changed_snapshot, removed_snapshot = NULL`,
+      );
       if (bulk) for (const cols of s.indexes) db.exec(`CREATE INDEX ${indexName(table, cols)} ON ${table} (${cols.join(', ')})`);
       diff[e] = { added, removed, changed, unchanged };
     }
