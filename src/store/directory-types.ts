@@ -149,8 +149,9 @@ export interface EntitySpec<E extends DirectoryEntity> {
    */
   indexes: readonly (readonly string[])[];
   /**
-   * Its key comes on many lines of a file (a practitioner on each of their activities, a structure on each
-   * activity there): a first load counts its keys at once rather than trying a unique index first.
+   * Its key may come on more than one line of a file (a practitioner on each of their activities, a structure on
+   * each activity there, an activity listed twice): a first load counts its keys in key order from its
+   * (key, hash, active) index rather than trying the unique index first, which would fail at the first repeat.
    */
   keyRepeats?: true;
 }
@@ -227,6 +228,7 @@ export const ENTITY_SPECS: { [E in DirectoryEntity]: EntitySpec<E> } = {
       { column: 'hash', field: 'hash', kind: 'int' },
     ],
     indexes: [['id_nat_ps'], ['structure_id'], ['activity_key', 'hash', 'active']],
+    keyRepeats: true,
   },
   organisation: {
     table: 'dir_organisations',

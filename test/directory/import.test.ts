@@ -509,6 +509,32 @@ describe('a first load on SQLite', () => {
     expect(raw.prepare('SELECT count(*) AS n, count(DISTINCT id) AS ids FROM dir_mailboxes').get()).toEqual({ n: 310, ids: 310 });
   });
 
+  it('a PS first load keeps one activity of a repeated line and gives every table its migrations\' indexes', async () => {
+    const indexes = () =>
+      raw
+        .prepare("SELECT name, tbl_name AS tbl FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ('dir_practitioners', 'dir_activities', 'dir_organisations') ORDER BY name")
+        .all();
+    const before = indexes();
+    expect(before.length).toBe(11);
+    const rows = [...psRows(200)];
+    const ps = file('ps-repeated.txt');
+    // Rows 10 and 150 twice, row 10 a third time at the end: the same activity each time.
+    await writeLines(ps, PS_HEADER, [...rows.slice(0, 100), rows[10]!, ...rows.slice(100), rows[150]!, rows[10]!], true);
+    const report = await importDirectoryFile(dir, ps, { batchSize: 32 });
+    expect(report.rows).toBe(203);
+    expect(report.diff.activity?.added).toBe(new Set(rows).size);
+    expect(report.diff.practitioner?.added).toBe(new Set(rows.map((r) => r.split('|')[2])).size);
+    expect(indexes()).toEqual(before);
+    expect(raw.prepare("SELECT count(*) FROM sqlite_master WHERE name LIKE 'dir\\_load\\_%' ESCAPE '\\'").pluck().get()).toBe(0);
+    // The activity of line 12 (row 10) is kept under the id of its first line.
+    const id = rows[10]!.split('|')[2]!;
+    const kept = raw.prepare('SELECT id FROM dir_activities WHERE id_nat_ps = ? ORDER BY id').pluck().all(id);
+    expect(kept).toContain(12);
+    expect(kept).not.toContain(102);
+    expect(kept).not.toContain(204);
+    expect((await importDirectoryFile(dir, ps)).diff.activity).toEqual({ added: 0, removed: 0, changed: 0, unchanged: new Set(rows).size });
+  });
+
   it('a first load that fails, before or after the counting of its keys, leaves the table empty, indexed, alone', async () => {
     const good = file('mss-good.txt');
     await writeMssFile(good, 400);

@@ -531,19 +531,26 @@ class SqliteImportSession implements DirectoryImportSession {
   readonly #stats = new Map<DirectoryEntity, { keys: number; duplicates: number }>();
 
   /**
-   * Distinct staged keys and repeated lines, counted once. A first load's keys are counted by building the
-   * unique key index its table needs anyway, when the key is not expected to repeat (the index build fails at a
-   * repeat; only then are they grouped and counted); other keys by one pass over them in key order.
+   * Distinct staged keys and repeated lines, counted once. A first load's keys are counted by building an index
+   * its table needs anyway: the unique key index when the key is not expected to repeat (the build fails at a
+   * repeat; only then are they grouped and counted), else the (key, hash, active) index first, which the count
+   * and the deletion of later duplicates then read in key order instead of sorting the table. Other keys by one
+   * pass over them in key order.
    */
   #keyStats(db: Db, entity: DirectoryEntity): { keys: number; duplicates: number } {
     let stats = this.#stats.get(entity);
-    if (!stats && this.empty.has(entity) && !spec(entity).keyRepeats) {
+    if (!stats && this.empty.has(entity)) {
       this.#dropIndexes(db, entity);
-      try {
-        db.exec(indexesOf(entity, loadTable(entity))[0]!.sql);
-        stats = { keys: this.#loaded.get(entity) ?? 0, duplicates: 0 };
-      } catch (err) {
-        if (!isUniqueViolation(err)) throw err;
+      const indexes = indexesOf(entity, loadTable(entity));
+      if (spec(entity).keyRepeats) {
+        db.exec(indexes[indexes.length - 1]!.sql);
+      } else {
+        try {
+          db.exec(indexes[0]!.sql);
+          stats = { keys: this.#loaded.get(entity) ?? 0, duplicates: 0 };
+        } catch (err) {
+          if (!isUniqueViolation(err)) throw err;
+        }
       }
     }
     if (!stats) {
