@@ -35,6 +35,18 @@ describe('lineBatches', () => {
     expect(lines).toEqual(expected);
   });
 
+  it('gives whole a line longer than the pieces a chunk is decoded in (48 KB), and empty lines around it', async () => {
+    tmp = tempDir('mss-lines-');
+    const expected: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      expected.push(`${i}|Éloïse|${'x'.repeat(i % 50)}`);
+      if (i % 500 === 7) expected.push('', `${'é'.repeat(40_000)}|${'y'.repeat(30_000 + i)}`, '');
+    }
+    const { lines, chunks } = await linesOf(Buffer.from(expected.join('\n') + '\n'));
+    expect(chunks).toBeGreaterThan(1);
+    expect(lines).toEqual(expected);
+  });
+
   it('keeps a last line without its LF, and a CR for the caller to strip', async () => {
     tmp = tempDir('mss-lines-');
     expect((await linesOf(Buffer.from('a|b\r\nc|d'))).lines).toEqual(['a|b\r', 'c|d']);
