@@ -4,13 +4,15 @@
 // first line of each key) inserted by multi-row INSERTs of 200 rows, the indexes created again, the commit. Only
 // those calls are timed: reading and parsing the file are not (they run before each batch, untimed), nor is any
 // staging. No import can be faster than this on the same machine; the import's rows/s divided by the floor's says
-// how much of the time the rest takes. Prints one JSON line.
-//   node bench/_directory-floor-child.mjs <database file with the schema> <extraction file>
+// how much of the time the rest takes. With `required`, only the indexes the directory's lookups need are built
+// again (by address, national identifier, name, structure): not the first-name-first search keys (`alt_key`) nor
+// the (key, hash, active) index a re-import's comparison reads. Prints one JSON line.
+//   node bench/_directory-floor-child.mjs <database file with the schema> <extraction file> [required]
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 
-const [location, file] = process.argv.slice(2);
+const [location, file, indexSet = 'all'] = process.argv.slice(2);
 const dist = new URL('../dist/src/', import.meta.url);
 const { ENTITY_SPECS, ENTITIES_OF_KIND } = await import(new URL('store/directory-types.js', dist).href);
 const { detectLayout, LineFields } = await import(new URL('directory/formats.js', dist).href);
@@ -52,8 +54,10 @@ for await (const line of createInterface({ input: createReadStream(file), crlfDe
       const spec = ENTITY_SPECS[entity];
       const names = [...spec.columns.map((c) => c.column), 'active', 'added_snapshot', 'changed_snapshot'];
       const prepare = (n) => db.prepare(`INSERT INTO ${spec.table} (${names.join(', ')}) VALUES ${Array(n).fill(`(${names.map(() => '?').join(', ')})`).join(', ')}`);
-      const indexes = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL").all(spec.table).map((r) => r.sql);
-      for (const sql of indexes) db.exec(`DROP INDEX ${/INDEX (\w+)/.exec(sql)[1]}`);
+      const existing = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL").all(spec.table);
+      for (const { name } of existing) db.exec(`DROP INDEX ${name}`);
+      const notRequired = new Set([`${spec.table}_alt_key`, `${spec.table}_${spec.indexes[spec.indexes.length - 1].join('_')}`]);
+      const indexes = existing.filter((r) => indexSet !== 'required' || !notRequired.has(r.name)).map((r) => r.sql);
       tables[entity] = { spec, indexes, prepare, insertFull: prepare(ROWS_PER_INSERT), pending: [], seen: new Set() };
     }
     continue;
@@ -80,4 +84,4 @@ for (const entity of Object.keys(tables)) {
 timed('commit', () => db.exec('COMMIT'));
 db.close();
 const ms = elapsed.insert + elapsed.index + elapsed.commit;
-console.log(JSON.stringify({ rows: lines, ms, insertMs: elapsed.insert, indexMs: elapsed.index, commitMs: elapsed.commit, rowsPerS: Math.round((lines * 1000) / ms) }));
+console.log(JSON.stringify({ rows: lines, indexes: Object.values(tables).reduce((n, t) => n + t.indexes.length, 0), ms, insertMs: elapsed.insert, indexMs: elapsed.index, commitMs: elapsed.commit, rowsPerS: Math.round((lines * 1000) / ms) }));
