@@ -543,7 +543,7 @@ class SqliteImportSession implements DirectoryImportSession {
       this.#dropIndexes(db, entity);
       const indexes = indexesOf(entity, loadTable(entity));
       if (spec(entity).keyRepeats) {
-        db.exec(indexes[indexes.length - 1]!.sql);
+        db.exec(indexes.find((i) => i.name === diffIndex(entity))!.sql);
       } else {
         try {
           db.exec(indexes[0]!.sql);
