@@ -453,13 +453,16 @@ class SqliteImportSession implements DirectoryImportSession {
       : { table: `temp.${keysTable(entity)}`, key: 'key', line: 'line' };
   }
 
-  /** The later lines of keys that come more than once, with the first line of each: `limit` of them, in line order. */
-  #repeats(db: Db, entity: DirectoryEntity, limit: number): { line: number; firstLine: number }[] {
+  /** A query of the later lines (`line`) of keys that come more than once, each with its key's first (`first`). */
+  #laterLines(entity: DirectoryEntity): string {
     const { table, key, line } = this.#keys(entity);
     const groups = `(SELECT ${key} AS key, min(${line}) AS first FROM ${table} GROUP BY ${key} HAVING count(*) > 1)`;
-    const rows = db
-      .prepare(`SELECT k.${line} AS line, d.first AS first FROM ${table} k JOIN ${groups} d ON d.key = k.${key} AND k.${line} > d.first ORDER BY k.${line} LIMIT ?`)
-      .all(limit) as Raw[];
+    return `SELECT k.${line} AS line, d.first AS first FROM ${table} k JOIN ${groups} d ON d.key = k.${key} AND k.${line} > d.first`;
+  }
+
+  /** The later lines of keys that come more than once, with the first line of each: `limit` of them, in line order. */
+  #repeats(db: Db, entity: DirectoryEntity, limit: number): { line: number; firstLine: number }[] {
+    const rows = db.prepare(`${this.#laterLines(entity)} ORDER BY line LIMIT ?`).all(limit) as Raw[];
     return rows.map((r) => ({ line: readInt(r, 'line'), firstLine: readInt(r, 'first') }));
   }
 
@@ -566,14 +569,9 @@ class SqliteImportSession implements DirectoryImportSession {
   /** Keeps, per key, only the record of its first line (a later duplicate may have been staged as changed). */
   #dropLaterDuplicates(db: Db, entity: DirectoryEntity): void {
     if (this.#keyStats(db, entity).duplicates === 0) return;
-    const { table, key, line } = this.#keys(entity);
-    const records = this.empty.has(entity) ? table : `temp.${stageTable(entity)}`;
-    const recordLine = this.empty.has(entity) ? 'id' : 'line';
-    db.exec(
-      `DELETE FROM ${records} WHERE ${recordLine} IN (
-         SELECT k.${line} FROM ${table} k
-           JOIN (SELECT ${key} AS key, min(${line}) AS first FROM ${table} GROUP BY ${key} HAVING count(*) > 1) d ON d.key = k.${key} AND k.${line} > d.first)`,
-    );
+    // A first load's records are its keys (their id is their line); otherwise the changed records are staged apart.
+    const records = this.empty.has(entity) ? { table: this.#keys(entity).table, line: 'id' } : { table: `temp.${stageTable(entity)}`, line: 'line' };
+    db.exec(`DELETE FROM ${records.table} WHERE ${records.line} IN (SELECT line FROM (${this.#laterLines(entity)}))`);
   }
 
   /**
